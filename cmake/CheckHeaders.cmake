@@ -1,0 +1,20 @@
+# shapex_check_headers(<target> <include_dir>)
+# Compiles every header under <include_dir> in its own translation unit (twice, to exercise the
+# include guard), so a public header that is not self-contained breaks the build.
+function(shapex_check_headers target include_dir)
+  file(GLOB_RECURSE headers CONFIGURE_DEPENDS ${include_dir}/*.h)
+  set(sources)
+  foreach(header IN LISTS headers)
+    file(RELATIVE_PATH relative ${include_dir} ${header})
+    string(MAKE_C_IDENTIFIER ${relative} id)
+    set(source ${CMAKE_CURRENT_BINARY_DIR}/header_check/${id}.cc)
+    file(CONFIGURE OUTPUT ${source}
+         CONTENT "#include \"${relative}\"\n#include \"${relative}\"\n")
+    list(APPEND sources ${source})
+  endforeach()
+  if(sources)
+    add_library(${target}_header_check OBJECT ${sources})
+    target_link_libraries(${target}_header_check PRIVATE ${target})
+    shapex_set_warnings(${target}_header_check)
+  endif()
+endfunction()

@@ -1,0 +1,41 @@
+# Third-party dependencies, all exposed as imported targets.
+#
+# Required: fmt::fmt, CLI11::CLI11, GTest::gtest / GTest::gmock / GTest::gtest_main, Threads::Threads.
+# Optional (used by later modules; check the SHAPEX_HAVE_* variables or `if(TARGET ...)`):
+#   benchmark::benchmark, msgpackc-cxx, OpenSSL::Crypto, Boost::boost, PkgConfig::XXHASH,
+#   PkgConfig::SECCOMP.
+
+find_package(Threads REQUIRED)
+find_package(fmt REQUIRED CONFIG)
+# Debian's libcli11-dev installs its config in /usr/share/cmake/CLI11.
+find_package(CLI11 REQUIRED CONFIG)
+find_package(GTest REQUIRED CONFIG)
+
+find_package(benchmark CONFIG QUIET)
+set(SHAPEX_HAVE_BENCHMARK ${benchmark_FOUND})
+
+# Debian ships msgpack-cxx's config as cmake/msgpackc-cxx/msgpack-config.cmake.
+find_package(msgpackc-cxx CONFIG QUIET NAMES msgpackc-cxx msgpack-cxx msgpack)
+set(SHAPEX_HAVE_MSGPACK ${msgpackc-cxx_FOUND})
+
+find_package(OpenSSL QUIET COMPONENTS Crypto)
+set(SHAPEX_HAVE_OPENSSL ${OpenSSL_FOUND})
+
+find_package(Boost QUIET)
+if(Boost_FOUND AND NOT TARGET Boost::boost)
+  add_library(Boost::boost INTERFACE IMPORTED)
+  target_include_directories(Boost::boost INTERFACE ${Boost_INCLUDE_DIRS})
+endif()
+set(SHAPEX_HAVE_BOOST ${Boost_FOUND})
+
+find_package(PkgConfig QUIET)
+if(PkgConfig_FOUND)
+  pkg_check_modules(XXHASH QUIET IMPORTED_TARGET libxxhash)
+  pkg_check_modules(SECCOMP QUIET IMPORTED_TARGET libseccomp)
+endif()
+set(SHAPEX_HAVE_XXHASH ${XXHASH_FOUND})
+set(SHAPEX_HAVE_SECCOMP ${SECCOMP_FOUND})
+
+message(STATUS "shapex deps: benchmark=${SHAPEX_HAVE_BENCHMARK} msgpack=${SHAPEX_HAVE_MSGPACK} "
+               "openssl=${SHAPEX_HAVE_OPENSSL} boost=${SHAPEX_HAVE_BOOST} "
+               "xxhash=${SHAPEX_HAVE_XXHASH} seccomp=${SHAPEX_HAVE_SECCOMP}")

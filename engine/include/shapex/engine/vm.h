@@ -1,0 +1,135 @@
+// Vm: runs a verified Program with limits (fuel, heap bytes, stack depth) and reports failures
+// as typed Status values plus a Shape stack trace.
+//
+// Usage:
+//   ASSIGN_OR_RETURN(auto program, Compile(source, "prog.shape"));
+//   Vm vm(*program, Limits{.fuel = 1'000'000});
+//   Status s = vm.RunMain({"arg1"});          // top-level code, then main(args)
+//   if (!s.ok()) print(s, vm.trace());
+//
+// A Vm owns its heap, globals and register stack; it is single-threaded. The Program must
+// outlive the Vm. The same Vm can run several calls (globals persist between them).
+//
+// The second half of this header is the API that natives (natives.h) use: allocation,
+// errors, re-entrant calls, and GC rooting. Rules for natives:
+//   * Return false after calling one of the Fail*() functions; return true with *out set.
+//   * The garbage collector runs only at VM safe points, never inside a native, EXCEPT while
+//     the native is inside Vm::Call(). Values a native created and still needs after a Call()
+//     must be protected with a RootScope. Arguments are rooted by the caller.
+//   * `args` points into the register stack; it stays valid for the whole native call.
+//   * Before allocating a buffer whose size comes from the program (Vec::f64(n), repeat(n)),
+//     call CheckAlloc(bytes) so an absurd size fails with ResourceExhausted instead of
+//     exhausting the process.
+#ifndef SHAPEX_ENGINE_VM_H_
+#define SHAPEX_ENGINE_VM_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "shapex/core/status.h"
+#include "shapex/engine/program.h"
+#include "shapex/engine/value.h"
+
+namespace shapex::engine {
+
+struct Limits {
+  uint64_t fuel = 0;                // instructions; 0 = unlimited
+  size_t memory = size_t{1} << 30;  // heap bytes
+  uint32_t stack = 10000;           // call frames
+};
+
+struct TraceFrame {
+  std::string function;
+  std::string file;
+  uint32_t line = 0;
+};
+
+class Heap;
+struct Frame;
+
+class Vm {
+ public:
+  Vm(const Program& program, Limits limits);
+  ~Vm();
+  Vm(const Vm&) = delete;
+  Vm& operator=(const Vm&) = delete;
+
+  // Runs the top-level statements, then main(args) if the program declares main.
+  Status RunMain(const std::vector<std::string>& args);
+  // Runs the top-level statements once (idempotent), then calls the named top-level function.
+  Status CallByName(const std::string& name, const std::vector<Value>& args, Value* result);
+  // Trace of the last failure, innermost frame first.
+  const std::vector<TraceFrame>& trace() const { return trace_; }
+  // Where print() writes. Default: stdout.
+  void SetOutput(std::function<void(std::string_view)> sink) { output_ = std::move(sink); }
+  const Program& program() const { return program_; }
+  uint64_t instructions_executed() const;
+
+  // ---------------- API for natives ----------------
+  Value NewString(std::string s);
+  Value NewArray(std::vector<Value> items = {});
+  Value NewMap();
+  Value NewSome(Value v);
+  Value NewOk(Value v);
+  Value NewErr(Value v);
+  Value NewEnum(const EnumType* type, uint32_t variant, std::vector<Value> payload);
+  Value NewRange(int64_t start, int64_t end, int64_t step, bool inclusive);
+  // Fail with ResourceExhausted (and return false) when the buffer would exceed the limit.
+  bool NewTypedArray(ElemKind kind, size_t length, Value* out);
+  bool NewMatrix(size_t rows, size_t cols, Value* out);
+  Value NewNative(const struct NativeDef* def);
+  // A container's owned buffers changed size: update the heap's byte count.
+  void Recharge(Obj* o);
+  bool CheckAlloc(size_t bytes);
+
+  // Call any callable value (function, closure, native) with arguments; re-entrant.
+  bool Call(const Value& callee, const Value* args, int argc, Value* result);
+
+  bool Fail(std::string message);  // RuntimeError
+  bool FailKind(ErrorKind kind, std::string message);
+  void Print(std::string_view text) { output_(text); }
+
+  // Keeps values alive across Call() inside a native.
+  class RootScope {
+   public:
+    explicit RootScope(Vm& vm) : vm_(vm), mark_(vm.temp_roots_.size()) {}
+    ~RootScope() { vm_.temp_roots_.resize(mark_); }
+    void Add(const Value& v) { vm_.temp_roots_.push_back(v); }
+
+   private:
+    Vm& vm_;
+    size_t mark_;
+  };
+
+  // ---------------- internals (interpreter.cc, vm.cc, gc.cc) ----------------
+ private:
+  struct Impl;
+  bool EnsureScriptRan();
+  // Pushes a frame for the function in slot[0] with arguments slot[1..argc] (checks arity,
+  // annotations, stack depth).
+  bool PushCall(Value* slot, int argc);
+  // Runs frames until the frame count drops back to `stop_depth`.
+  bool RunFrameLoop(size_t stop_depth);
+  bool InvokeMethod(Value* slot, int argc, uint32_t symbol, bool* pushed);
+  void CollectGarbage();
+  bool CollectIfNeeded();
+  void BuildTrace();
+  Value FunctionValue(uint32_t proto_index);
+
+  const Program& program_;
+  Limits limits_;
+  std::unique_ptr<Impl> impl_;
+  std::vector<Value> temp_roots_;
+  std::vector<TraceFrame> trace_;
+  Status error_;
+  std::function<void(std::string_view)> output_;
+  bool script_ran_ = false;
+};
+
+}  // namespace shapex::engine
+
+#endif  // SHAPEX_ENGINE_VM_H_

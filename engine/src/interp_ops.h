@@ -1,0 +1,26 @@
+// Slow paths of the interpreter's instructions: everything beyond the Int/Number fast paths
+// that interpreter.cc inlines. Each returns false with the VM's error set.
+#ifndef SHAPEX_ENGINE_INTERP_OPS_H_
+#define SHAPEX_ENGINE_INTERP_OPS_H_
+
+#include "shapex/engine/program.h"
+#include "shapex/engine/value.h"
+#include "shapex/engine/vm.h"
+
+namespace shapex::engine {
+
+// op: + - * / % and 'p' (**), '&', '|', '^', 'l' (<<), 'r' (>>).
+bool ArithSlow(Vm& vm, char op, const Value& a, const Value& b, Value* out);
+bool CompareOrFail(Vm& vm, const Value& a, const Value& b, int* cmp);
+bool IndexGet(Vm& vm, const Value& container, const Value& index, Value* out);
+bool IndexSet(Vm& vm, const Value& container, const Value& index, const Value& v);
+bool IndexGet2(Vm& vm, const Value& container, const Value& i, const Value& j, Value* out);
+bool IndexSet2(Vm& vm, const Value& container, const Value& i, const Value& j, const Value& v);
+// r[0] = iterable, r[1] = Int state, r[2] receives the element. *done when exhausted.
+bool IterNext(Vm& vm, Value* r, bool* done);
+// 0xFFFF = Option, 0xFFFE = Result, else program.enums[id] (verified in range).
+const EnumType* EnumTypeFor(const Program& p, uint32_t id);
+
+}  // namespace shapex::engine
+
+#endif  // SHAPEX_ENGINE_INTERP_OPS_H_

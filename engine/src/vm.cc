@@ -1,0 +1,449 @@
+// Vm: construction, the public API, allocation, type checks and the garbage collector. The
+// dispatch loop is in interpreter.cc.
+#include "shapex/engine/vm.h"
+
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <cstdio>
+
+#include <fmt/format.h>
+
+#include "vm_internal.h"
+
+namespace shapex::engine {
+
+namespace {
+constexpr size_t kMaxStackBytes = size_t{256} << 20;  // virtual reservation cap
+constexpr int kMaxNativeDepth = 200;                  // nested native -> VM calls
+const NativeDef kNoMethod{"<none>", nullptr, 0, 0, true};
+}  // namespace
+
+const NativeDef* NoMethodSentinel() { return &kNoMethod; }
+
+// ---------------- heap ----------------
+
+size_t Heap::ObjectBytes(const Obj* o) {
+  switch (o->type) {
+    case Type::kString: return sizeof(ObjString) + static_cast<const ObjString*>(o)->str.capacity();
+    case Type::kArray:
+      return sizeof(ObjArray) + static_cast<const ObjArray*>(o)->items.capacity() * sizeof(Value);
+    case Type::kMap: {
+      auto* m = static_cast<const ObjMap*>(o);
+      return sizeof(ObjMap) + m->entries.capacity() * sizeof(ObjMap::Entry) +
+             m->index.capacity() * sizeof(int32_t);
+    }
+    case Type::kStruct:
+      return sizeof(ObjStruct) + static_cast<const ObjStruct*>(o)->fields.capacity() * sizeof(Value);
+    case Type::kEnum:
+      return sizeof(ObjEnum) + static_cast<const ObjEnum*>(o)->payload.capacity() * sizeof(Value);
+    case Type::kRange: return sizeof(ObjRange);
+    case Type::kFunction: return sizeof(ObjFunction);
+    case Type::kClosure:
+      return sizeof(ObjClosure) + static_cast<const ObjClosure*>(o)->cells.capacity() * sizeof(void*);
+    case Type::kNative: return sizeof(ObjNative);
+    case Type::kTypedArray:
+      return sizeof(ObjTypedArray) + static_cast<const ObjTypedArray*>(o)->ByteSize();
+    case Type::kMatrix: {
+      auto* m = static_cast<const ObjMatrix*>(o);
+      return sizeof(ObjMatrix) + m->rows * m->cols * sizeof(double);
+    }
+    case Type::kCell: return sizeof(ObjCell);
+    default: return sizeof(Obj);
+  }
+}
+
+void Heap::Free(Obj* o) {
+  switch (o->type) {
+    case Type::kString: delete static_cast<ObjString*>(o); return;
+    case Type::kArray: delete static_cast<ObjArray*>(o); return;
+    case Type::kMap: delete static_cast<ObjMap*>(o); return;
+    case Type::kStruct: delete static_cast<ObjStruct*>(o); return;
+    case Type::kEnum: delete static_cast<ObjEnum*>(o); return;
+    case Type::kRange: delete static_cast<ObjRange*>(o); return;
+    case Type::kFunction: delete static_cast<ObjFunction*>(o); return;
+    case Type::kClosure: delete static_cast<ObjClosure*>(o); return;
+    case Type::kNative: delete static_cast<ObjNative*>(o); return;
+    case Type::kTypedArray: delete static_cast<ObjTypedArray*>(o); return;
+    case Type::kMatrix: delete static_cast<ObjMatrix*>(o); return;
+    case Type::kCell: delete static_cast<ObjCell*>(o); return;
+    default: return;
+  }
+}
+
+void Heap::FreeAll() {
+  while (objects != nullptr) {
+    Obj* next = objects->gc_next;
+    Free(objects);
+    objects = next;
+  }
+  bytes = 0;
+}
+
+// ---------------- construction ----------------
+
+Vm::Vm(const Program& program, Limits limits)
+    : program_(program), limits_(limits), impl_(std::make_unique<Impl>()) {
+  output_ = [](std::string_view text) { std::fwrite(text.data(), 1, text.size(), stdout); };
+  Impl& im = *impl_;
+  im.heap.limit = limits_.memory;
+  im.heap.next_gc = std::min<size_t>(size_t{1} << 20, limits_.memory);
+  size_t want = (static_cast<size_t>(limits_.stack) + 4) * 256 * sizeof(Value);
+  im.stack_bytes = std::min(want, kMaxStackBytes);
+  void* mem = mmap(nullptr, im.stack_bytes, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (mem == MAP_FAILED) {
+    im.setup_error = ResourceExhausted("cannot reserve the VM register stack");
+    im.stack_bytes = 0;
+  } else {
+    im.stack = static_cast<Value*>(mem);  // zero-filled pages are None values
+    im.stack_end = im.stack + im.stack_bytes / sizeof(Value);
+  }
+  im.high_water = im.stack;
+  im.frames.reserve(limits_.stack + 2);
+  im.globals.assign(program.global_names.size(), Value::None());
+  im.method_cache.resize(program.symbols.size());
+  for (auto& row : im.method_cache) row.fill(nullptr);
+  im.functions.resize(program.protos.size());
+  im.natives.resize(program.protos.size());
+  for (size_t i = 0; i < program.protos.size(); ++i) {
+    const Proto& p = *program.protos[i];
+    im.functions[i] = new ObjFunction(&p);
+    im.functions[i]->permanent = true;
+    for (const std::string& name : p.natives) {
+      const NativeDef* def = FindNative(name);
+      if (def == nullptr) {
+        if (im.setup_error.ok())
+          im.setup_error = MissingModuleFunctionError("this executor has no native '" + name + "'");
+        im.natives[i].push_back(Value::None());
+        continue;
+      }
+      im.natives[i].push_back(NewNative(def));
+    }
+  }
+  im.fuel_total = limits_.fuel == 0 ? UINT64_MAX : limits_.fuel;
+  im.fuel_left = im.fuel_total;
+}
+
+Vm::~Vm() {
+  impl_->heap.FreeAll();
+  for (ObjFunction* f : impl_->functions) delete f;
+  if (impl_->stack != nullptr) munmap(impl_->stack, impl_->stack_bytes);
+}
+
+uint64_t Vm::instructions_executed() const { return impl_->fuel_total - impl_->fuel_left; }
+
+Value Vm::FunctionValue(uint32_t proto_index) {
+  return Value::Object(impl_->functions[proto_index]);
+}
+
+// ---------------- allocation API ----------------
+
+Value Vm::NewString(std::string s) { return Value::Object(impl_->heap.New<ObjString>(std::move(s))); }
+
+Value Vm::NewArray(std::vector<Value> items) {
+  ObjArray* a = impl_->heap.New<ObjArray>();
+  a->items = std::move(items);
+  impl_->heap.Recharge(a);
+  return Value::Object(a);
+}
+
+Value Vm::NewMap() { return Value::Object(impl_->heap.New<ObjMap>()); }
+
+Value Vm::NewEnum(const EnumType* type, uint32_t variant, std::vector<Value> payload) {
+  ObjEnum* e = impl_->heap.New<ObjEnum>(type, variant, 0);
+  e->payload = std::move(payload);
+  impl_->heap.Recharge(e);
+  return Value::Object(e);
+}
+
+Value Vm::NewSome(Value v) { return NewEnum(OptionType(), kSomeVariant, {v}); }
+Value Vm::NewOk(Value v) { return NewEnum(ResultType(), kOkVariant, {v}); }
+Value Vm::NewErr(Value v) { return NewEnum(ResultType(), kErrVariant, {v}); }
+
+Value Vm::NewRange(int64_t start, int64_t end, int64_t step, bool inclusive) {
+  return Value::Object(impl_->heap.New<ObjRange>(start, end, step, inclusive));
+}
+
+bool Vm::CheckAlloc(size_t bytes) {
+  const Heap& h = impl_->heap;
+  if (bytes > h.limit || h.bytes > h.limit - bytes) {
+    // Garbage may still be counted; collecting here is unsafe (a native may hold unrooted
+    // values), so the check is against live + garbage, which the safe-point collector keeps
+    // below the limit.
+    return FailKind(ErrorKind::kResourceExhausted, "memory limit exceeded");
+  }
+  return true;
+}
+
+bool Vm::NewTypedArray(ElemKind kind, size_t length, Value* out) {
+  size_t es = ElemSize(kind);
+  if (length > (SIZE_MAX / 2) / es || !CheckAlloc(length * es + sizeof(ObjTypedArray)))
+    return FailKind(ErrorKind::kResourceExhausted, "memory limit exceeded");
+  *out = Value::Object(impl_->heap.New<ObjTypedArray>(kind, length));
+  return true;
+}
+
+bool Vm::NewMatrix(size_t rows, size_t cols, Value* out) {
+  if ((cols != 0 && rows > (SIZE_MAX / 16) / cols) ||
+      !CheckAlloc(rows * cols * sizeof(double) + sizeof(ObjMatrix)))
+    return FailKind(ErrorKind::kResourceExhausted, "memory limit exceeded");
+  *out = Value::Object(impl_->heap.New<ObjMatrix>(rows, cols));
+  return true;
+}
+
+Value Vm::NewNative(const NativeDef* def) {
+  for (auto& n : impl_->native_objects)
+    if (n->def == def) return Value::Object(n.get());
+  auto obj = std::make_unique<ObjNative>(def);
+  obj->permanent = true;
+  impl_->native_objects.push_back(std::move(obj));
+  return Value::Object(impl_->native_objects.back().get());
+}
+
+void Vm::Recharge(Obj* o) {
+  if (!o->permanent) impl_->heap.Recharge(o);
+}
+
+bool Vm::Fail(std::string message) { return FailKind(ErrorKind::kRuntimeError, std::move(message)); }
+
+bool Vm::FailKind(ErrorKind kind, std::string message) {
+  error_ = Status(kind, std::move(message));
+  return false;
+}
+
+// ---------------- calls ----------------
+
+bool Vm::Call(const Value& callee, const Value* args, int argc, Value* result) {
+  Impl& im = *impl_;
+  if (callee.type == Type::kNative) {
+    const NativeDef* def = AsNative(callee)->def;
+    if (argc < def->min_args + (def->method ? 1 : 0) ||
+        (def->max_args >= 0 && argc > def->max_args + (def->method ? 1 : 0)))
+      return FailKind(ErrorKind::kArgumentError,
+                      fmt::format("{}: wrong number of arguments ({})", def->name, argc));
+    // Copy args onto the stack so they stay rooted for the native.
+    Value* top = im.frames.empty() ? im.stack + 1
+                                   : im.frames.back().base + im.frames.back().proto->num_regs;
+    if (top + argc + 1 >= im.stack_end)
+      return FailKind(ErrorKind::kResourceExhausted, "stack depth exceeded");
+    std::copy(args, args + argc, top);
+    im.high_water = std::max(im.high_water, top + argc);
+    Value out;
+    if (!def->fn(*this, top, argc, &out)) return false;
+    *result = out;
+    return true;
+  }
+  if (callee.type != Type::kFunction && callee.type != Type::kClosure)
+    return Fail("value is not callable: " + TypeName(callee));
+  if (++im.native_depth > kMaxNativeDepth) {
+    --im.native_depth;
+    return FailKind(ErrorKind::kResourceExhausted, "stack depth exceeded");
+  }
+  Value* top = im.frames.empty() ? im.stack + 1
+                                 : im.frames.back().base + im.frames.back().proto->num_regs;
+  bool ok = false;
+  if (top + argc + 2 >= im.stack_end) {
+    FailKind(ErrorKind::kResourceExhausted, "stack depth exceeded");
+  } else {
+    top[0] = callee;
+    std::copy(args, args + argc, top + 1);
+    size_t depth = im.frames.size();
+    ok = PushCall(top, argc) && RunFrameLoop(depth);
+    if (ok) *result = top[0];
+  }
+  --im.native_depth;
+  return ok;
+}
+
+// ---------------- running ----------------
+
+bool Vm::EnsureScriptRan() {
+  if (script_ran_) return true;
+  script_ran_ = true;
+  Impl& im = *impl_;
+  if (!im.setup_error.ok()) {
+    error_ = im.setup_error;
+    return false;
+  }
+  Value* slot = im.stack;
+  slot[0] = FunctionValue(program_.script);
+  size_t depth = im.frames.size();
+  return PushCall(slot, 0) && RunFrameLoop(depth);
+}
+
+Status Vm::RunMain(const std::vector<std::string>& args) {
+  trace_.clear();
+  error_ = Status::Ok();
+  if (!EnsureScriptRan()) return error_;
+  if (program_.main < 0) return Status::Ok();
+  const Proto& main = *program_.protos[program_.main];
+  Value argv = NewArray();
+  RootScope roots(*this);
+  roots.Add(argv);
+  for (const std::string& a : args) {
+    Value s = NewString(a);
+    AsArray(argv)->items.push_back(s);
+  }
+  Recharge(argv.as.o);
+  Value result;
+  if (!Call(FunctionValue(program_.main), &argv, main.num_params == 0 ? 0 : 1, &result))
+    return error_;
+  return Status::Ok();
+}
+
+Status Vm::CallByName(const std::string& name, const std::vector<Value>& args, Value* result) {
+  trace_.clear();
+  error_ = Status::Ok();
+  int index = program_.FindFunction(name);
+  if (index < 0) return FunctionNotFoundError("no function named '" + name + "'");
+  if (!EnsureScriptRan()) return error_;
+  if (!Call(FunctionValue(index), args.data(), static_cast<int>(args.size()), result))
+    return error_;
+  return Status::Ok();
+}
+
+void Vm::BuildTrace() {
+  if (!trace_.empty()) return;
+  for (size_t i = impl_->frames.size(); i-- > 0;) {
+    const Frame& f = impl_->frames[i];
+    TraceFrame t;
+    t.function = f.proto->name;
+    t.file = program_.source_name;
+    size_t pc = f.ip - f.proto->code.data();
+    if (pc > 0) --pc;
+    t.line = pc < f.proto->lines.size() ? f.proto->lines[pc] : 0;
+    trace_.push_back(std::move(t));
+  }
+}
+
+// ---------------- type annotations ----------------
+
+bool MatchesType(Value* v, const TypeSpec& t, const Program& p) {
+  using K = TypeSpec::Kind;
+  switch (t.kind) {
+    case K::kAny: return true;
+    case K::kInt: return v->type == Type::kInt;
+    case K::kNumber:
+      if (v->type == Type::kInt) {
+        *v = Value::Number(static_cast<double>(v->as.i));
+        return true;
+      }
+      return v->type == Type::kNumber;
+    case K::kBool: return v->type == Type::kBool;
+    case K::kString: return v->type == Type::kString;
+    case K::kArray: return v->type == Type::kArray;
+    case K::kMap: return v->type == Type::kMap;
+    case K::kFunction: return IsCallable(*v);
+    case K::kMatrix: return v->type == Type::kMatrix;
+    case K::kRange: return v->type == Type::kRange;
+    case K::kNone: return v->type == Type::kNone;
+    case K::kVec: return v->type == Type::kTypedArray && AsTypedArray(*v)->kind == t.elem;
+    case K::kStruct:
+      return v->type == Type::kStruct && t.index < p.structs.size() &&
+             AsStruct(*v)->stype == p.structs[t.index].get();
+    case K::kEnum:
+      return v->type == Type::kEnum && t.index < p.enums.size() &&
+             AsEnum(*v)->etype == p.enums[t.index].get();
+    case K::kOption: {
+      if (v->type == Type::kNone) return true;
+      if (v->type != Type::kEnum || AsEnum(*v)->etype != OptionType()) return false;
+      Value inner = AsEnum(*v)->payload[0];
+      return t.args.empty() || MatchesType(&inner, t.args[0], p);
+    }
+    case K::kResult: {
+      if (v->type != Type::kEnum || AsEnum(*v)->etype != ResultType()) return false;
+      ObjEnum* e = AsEnum(*v);
+      Value inner = e->payload[0];
+      size_t which = e->variant == kOkVariant ? 0 : 1;
+      return t.args.size() < 2 || MatchesType(&inner, t.args[which], p);
+    }
+  }
+  return false;
+}
+
+// ---------------- garbage collector ----------------
+
+namespace {
+inline void MarkValue(const Value& v, std::vector<Obj*>* gray) {
+  if (!v.IsObject()) return;
+  Obj* o = v.as.o;
+  if (o->marked || o->permanent) return;
+  o->marked = true;
+  gray->push_back(o);
+}
+}  // namespace
+
+void Vm::CollectGarbage() {
+  Impl& im = *impl_;
+  std::vector<Obj*>& gray = im.gray;
+  gray.clear();
+  // Roots: live registers, globals, natives' temporaries, frames' closures.
+  Value* top = im.frames.empty() ? im.stack + 1
+                                 : im.frames.back().base + im.frames.back().proto->num_regs;
+  top = std::min(top, im.stack_end);
+  for (Value* v = im.stack; v < top; ++v) MarkValue(*v, &gray);
+  // Registers above the top are dead; clear them so a stale value never outlives its object.
+  for (Value* v = top; v < im.high_water && v < im.stack_end; ++v) *v = Value::None();
+  im.high_water = top;
+  for (const Value& v : im.globals) MarkValue(v, &gray);
+  for (const Value& v : temp_roots_) MarkValue(v, &gray);
+  for (const Frame& f : im.frames)
+    if (f.closure != nullptr) MarkValue(Value::Object(f.closure), &gray);
+  while (!gray.empty()) {
+    Obj* o = gray.back();
+    gray.pop_back();
+    switch (o->type) {
+      case Type::kArray:
+        for (const Value& v : static_cast<ObjArray*>(o)->items) MarkValue(v, &gray);
+        break;
+      case Type::kMap:
+        for (const auto& e : static_cast<ObjMap*>(o)->entries) {
+          MarkValue(e.key, &gray);
+          MarkValue(e.value, &gray);
+        }
+        break;
+      case Type::kStruct:
+        for (const Value& v : static_cast<ObjStruct*>(o)->fields) MarkValue(v, &gray);
+        break;
+      case Type::kEnum:
+        for (const Value& v : static_cast<ObjEnum*>(o)->payload) MarkValue(v, &gray);
+        break;
+      case Type::kClosure:
+        for (ObjCell* c : static_cast<ObjClosure*>(o)->cells)
+          if (c != nullptr) MarkValue(Value::Object(c), &gray);
+        break;
+      case Type::kCell: MarkValue(static_cast<ObjCell*>(o)->value, &gray); break;
+      default: break;
+    }
+  }
+  // Sweep.
+  Heap& h = im.heap;
+  Obj** link = &h.objects;
+  while (*link != nullptr) {
+    Obj* o = *link;
+    if (o->marked) {
+      o->marked = false;
+      link = &o->gc_next;
+    } else {
+      *link = o->gc_next;
+      h.bytes -= o->bytes;
+      Heap::Free(o);
+    }
+  }
+  ++h.collections;
+  size_t next = std::max<size_t>(h.bytes * 2, size_t{1} << 20);
+  h.next_gc = std::min(next, h.limit);
+}
+
+// Called at safe points (all live values are in registers): collect when due, then enforce
+// the memory limit.
+bool Vm::CollectIfNeeded() {
+  Heap& h = impl_->heap;
+  if (h.bytes <= h.next_gc) return true;
+  CollectGarbage();
+  if (h.bytes > h.limit) return FailKind(ErrorKind::kResourceExhausted, "memory limit exceeded");
+  return true;
+}
+
+}  // namespace shapex::engine

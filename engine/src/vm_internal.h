@@ -1,0 +1,87 @@
+// Internal VM state shared by vm.cc (API, heap, GC) and interpreter.cc (dispatch loop).
+#ifndef SHAPEX_ENGINE_VM_INTERNAL_H_
+#define SHAPEX_ENGINE_VM_INTERNAL_H_
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "shapex/engine/natives.h"
+#include "shapex/engine/program.h"
+#include "shapex/engine/value.h"
+#include "shapex/engine/vm.h"
+
+namespace shapex::engine {
+
+struct Frame {
+  const Proto* proto;
+  ObjClosure* closure;  // nullptr for plain functions and the script
+  const uint32_t* ip;   // saved instruction pointer (next instruction)
+  Value* base;          // register 0; base[-1] is the callee slot and receives the result
+  uint32_t argc;
+};
+
+// Heap accounting and the list of collectable objects. Permanent objects (function values,
+// natives, program constants) are not on the list.
+struct Heap {
+  Obj* objects = nullptr;
+  size_t bytes = 0;
+  size_t next_gc = size_t{1} << 20;
+  size_t limit = 0;
+  uint64_t collections = 0;
+
+  template <class T, class... Args>
+  T* New(Args&&... args) {
+    T* o = new T(std::forward<Args>(args)...);
+    o->bytes = ObjectBytes(o);
+    bytes += o->bytes;
+    o->gc_next = objects;
+    objects = o;
+    return o;
+  }
+  void Recharge(Obj* o) {
+    size_t nb = ObjectBytes(o);
+    bytes = bytes - o->bytes + nb;
+    o->bytes = nb;
+  }
+  static size_t ObjectBytes(const Obj* o);
+  static void Free(Obj* o);
+  void FreeAll();
+};
+
+// Method namespaces, in the order used by the per-symbol method cache.
+enum class MethodNs : uint8_t { kArray, kString, kMap, kOption, kResult, kRange, kVec, kMatrix,
+                                kOther, kCount };
+
+struct Vm::Impl {
+  Heap heap;
+  // Register stack: one reservation that never moves, so Value* into it stay valid.
+  Value* stack = nullptr;
+  Value* stack_end = nullptr;
+  size_t stack_bytes = 0;
+  Value* high_water = nullptr;  // highest register ever used (cleared by the collector)
+  std::vector<Frame> frames;
+  std::vector<Value> globals;
+  std::vector<ObjFunction*> functions;          // one permanent value per proto
+  std::vector<std::vector<Value>> natives;      // per proto: resolved natives[] as values
+  std::vector<std::unique_ptr<ObjNative>> native_objects;
+  // method_cache[symbol][ns]: nullptr = not looked up yet, kNoMethod = none.
+  std::vector<std::array<const NativeDef*, static_cast<int>(MethodNs::kCount)>> method_cache;
+  uint64_t fuel_left = 0;              // instructions not yet handed to the loop
+  uint64_t fuel_total = 0;
+  int native_depth = 0;                // nested Vm::Call from natives
+  std::vector<Obj*> gray;
+  Status setup_error;                  // e.g. a native this VM lacks
+};
+
+// Sentinel for "looked up, no such method".
+const NativeDef* NoMethodSentinel();
+
+// Checks `v` against an annotation; converts Int to Number for `number`. Returns false when it
+// does not match.
+bool MatchesType(Value* v, const TypeSpec& t, const Program& p);
+
+}  // namespace shapex::engine
+
+#endif  // SHAPEX_ENGINE_VM_INTERNAL_H_

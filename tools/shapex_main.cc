@@ -1,0 +1,404 @@
+// shapex: the command-line driver (LANGUAGE.md "Running" and "Errors").
+//
+//   shapex run FILE [--local] [limits] [-- ARGS...]     top-level code, then main(args)
+//   shapex call FILE FUNC [ARGS...] [--local] [limits]   one function; ARGS are Shape literals
+//   shapex check FILE                                    compile + verify only
+//   shapex disasm FILE [FUNC]                            bytecode listing
+//
+// Exit codes are a contract: 0 ok, 1 runtime-side error (any kind but CompileError), 2 usage or
+// I/O error, 65 compile error. Errors go to stderr as `error[Kind]: message`, after stdout has
+// been flushed so the two streams interleave the way the program produced them.
+//
+// There is no supervisor yet: every call runs in-process, so `--local` is accepted and is the
+// only mode.
+#include <cctype>
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "shapex/core/status.h"
+#include "shapex/engine/compiler.h"
+#include "shapex/engine/disasm.h"
+#include "shapex/engine/program.h"
+#include "shapex/engine/value.h"
+#include "shapex/engine/verifier.h"
+#include "shapex/engine/vm.h"
+
+namespace shapex {
+namespace {
+
+using engine::Program;
+
+constexpr int kExitOk = 0;
+constexpr int kExitRuntime = 1;
+constexpr int kExitUsage = 2;
+constexpr int kExitCompile = 65;
+
+// The generated entry point of `shapex call` (see RunCall).
+constexpr const char* kCallEntry = "__shapex_call_entry";
+
+void FlushStdout() {
+  std::cout.flush();
+  std::fflush(stdout);
+}
+
+void PrintError(std::string_view kind, std::string_view message) {
+  FlushStdout();
+  fmt::print(stderr, "error[{}]: {}\n", kind, message);
+}
+
+// Usage problems (exit 2) have no error kind of their own.
+void PrintUsageError(std::string_view message) {
+  FlushStdout();
+  fmt::print(stderr, "error: {}\n", message);
+}
+
+// Runtime failures: the kind, then the Shape frames innermost first.
+int ReportRuntimeError(const Status& status, const std::vector<engine::TraceFrame>& trace,
+                       const std::string& file) {
+  FlushStdout();
+  std::string out = fmt::format("error[{}]: {}\n", ErrorKindName(status.kind()), status.message());
+  for (const engine::TraceFrame& f : trace) {
+    if (f.function == kCallEntry) continue;
+    out += fmt::format("  at {} ({}:{})\n", f.function, f.file.empty() ? file : f.file, f.line);
+  }
+  std::fputs(out.c_str(), stderr);
+  return kExitRuntime;
+}
+
+bool ReadFile(const std::string& path, std::string* out) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    PrintError("IoError", fmt::format("cannot read {}: {}", path, std::strerror(errno)));
+    return false;
+  }
+  std::ostringstream buffer;
+  buffer << in.rdbuf();
+  if (in.bad()) {
+    PrintError("IoError", fmt::format("cannot read {}: read failed", path));
+    return false;
+  }
+  *out = buffer.str();
+  return true;
+}
+
+// Compiles and verifies; on failure prints the diagnostic and returns nullptr.
+std::unique_ptr<Program> CompileChecked(const std::string& source, const std::string& file) {
+  engine::Diagnostic diag;
+  Result<std::unique_ptr<Program>> program = engine::Compile(source, file, &diag);
+  if (!program.has_value()) {
+    PrintError("CompileError", diag.message.empty() ? program.error().message() : diag.message);
+    std::fputs(engine::FormatDiagnosticLocation(diag, source).c_str(), stderr);
+    return nullptr;
+  }
+  Status verified = engine::Verify(**program);
+  if (!verified.ok()) {
+    PrintError("CompileError", verified.message());
+    return nullptr;
+  }
+  return std::move(program).value();
+}
+
+// ---------------- `call` argument literals ----------------
+
+// Accepts exactly one Shape literal: numbers (optionally negative), strings, true/false/None,
+// arrays, maps, Some/Ok/Err of a literal. The text is then spliced into generated source, so
+// this check is what keeps an argument from being anything but a value.
+class LiteralChecker {
+ public:
+  explicit LiteralChecker(std::string_view text) : s_(text) {}
+
+  bool Check(std::string* error) {
+    Space();
+    if (!Literal(0)) {
+      *error = error_.empty() ? "not a literal" : error_;
+      return false;
+    }
+    Space();
+    if (pos_ != s_.size()) {
+      *error = fmt::format("unexpected '{}' after the value", s_.substr(pos_, 1));
+      return false;
+    }
+    return true;
+  }
+
+ private:
+  static constexpr int kMaxDepth = 100;
+
+  void Space() {
+    while (pos_ < s_.size() && (s_[pos_] == ' ' || s_[pos_] == '\t')) ++pos_;
+  }
+  bool Eat(char c) {
+    Space();
+    if (pos_ < s_.size() && s_[pos_] == c) {
+      ++pos_;
+      return true;
+    }
+    return false;
+  }
+  bool Fail(std::string message) {
+    if (error_.empty()) error_ = std::move(message);
+    return false;
+  }
+  static bool IsIdent(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }
+
+  bool Literal(int depth) {
+    if (depth > kMaxDepth) return Fail("value nested too deep");
+    Space();
+    if (pos_ >= s_.size()) return Fail("missing value");
+    char c = s_[pos_];
+    if (c == '-' || std::isdigit(static_cast<unsigned char>(c))) return Number();
+    if (c == '"') return String();
+    if (c == '[') return Sequence(']', false, depth);
+    if (c == '{') return Sequence('}', true, depth);
+    size_t start = pos_;
+    while (pos_ < s_.size() && IsIdent(s_[pos_])) ++pos_;
+    std::string_view word = s_.substr(start, pos_ - start);
+    if (word == "true" || word == "false" || word == "None") return true;
+    if (word == "Some" || word == "Ok" || word == "Err") {
+      if (!Eat('(')) return Fail(fmt::format("expected '(' after {}", word));
+      if (!Literal(depth + 1)) return false;
+      if (!Eat(')')) return Fail(fmt::format("expected ')' to close {}(", word));
+      return true;
+    }
+    return Fail(word.empty() ? fmt::format("unexpected '{}'", c)
+                             : fmt::format("'{}' is not a literal", word));
+  }
+
+  bool Digits(bool (*ok)(char)) {
+    size_t start = pos_;
+    while (pos_ < s_.size() && (ok(s_[pos_]) || s_[pos_] == '_')) ++pos_;
+    return pos_ > start;
+  }
+
+  bool Number() {
+    if (s_[pos_] == '-') ++pos_;
+    auto dec = [](char c) { return c >= '0' && c <= '9'; };
+    auto hex = [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; };
+    auto bin = [](char c) { return c == '0' || c == '1'; };
+    if (pos_ + 1 < s_.size() && s_[pos_] == '0' && (s_[pos_ + 1] == 'x' || s_[pos_ + 1] == 'b')) {
+      bool is_hex = s_[pos_ + 1] == 'x';
+      pos_ += 2;
+      if (!Digits(is_hex ? +hex : +bin)) return Fail("malformed number");
+    } else {
+      if (pos_ >= s_.size() || !dec(s_[pos_])) return Fail("malformed number");
+      Digits(+dec);
+      if (pos_ + 1 < s_.size() && s_[pos_] == '.' && dec(s_[pos_ + 1])) {
+        ++pos_;
+        Digits(+dec);
+      }
+      if (pos_ < s_.size() && (s_[pos_] == 'e' || s_[pos_] == 'E')) {
+        ++pos_;
+        if (pos_ < s_.size() && (s_[pos_] == '+' || s_[pos_] == '-')) ++pos_;
+        if (!Digits(+dec)) return Fail("malformed number");
+      }
+    }
+    if (pos_ < s_.size() && (IsIdent(s_[pos_]) || s_[pos_] == '.')) return Fail("malformed number");
+    return true;
+  }
+
+  bool String() {
+    ++pos_;  // opening quote
+    while (pos_ < s_.size()) {
+      char c = s_[pos_++];
+      if (c == '"') return true;
+      if (static_cast<unsigned char>(c) < 0x20) return Fail("control character in string");
+      if (c == '\\') {
+        if (pos_ >= s_.size()) break;
+        ++pos_;  // the escaped character; the compiler validates the escape itself
+      }
+    }
+    return Fail("unterminated string");
+  }
+
+  bool Sequence(char close, bool is_map, int depth) {
+    ++pos_;  // opening bracket
+    if (Eat(close)) return true;
+    while (true) {
+      if (!Literal(depth + 1)) return false;
+      if (is_map) {
+        if (!Eat(':')) return Fail("expected ':' in map");
+        if (!Literal(depth + 1)) return false;
+      }
+      if (Eat(close)) return true;
+      if (!Eat(',')) return Fail(fmt::format("expected ',' or '{}'", close));
+      if (Eat(close)) return true;  // trailing comma
+    }
+  }
+
+  std::string_view s_;
+  size_t pos_ = 0;
+  std::string error_;
+};
+
+// ---------------- commands ----------------
+
+struct RunOptions {
+  std::string file;
+  std::string function;
+  std::vector<std::string> args;
+  bool local = false;
+  uint64_t fuel = 0;
+  size_t memory = size_t{1} << 30;
+  double timeout = 0;  // accepted; nothing enforces it until executors exist (issue: supervisor)
+  uint32_t stack = 10000;
+
+  engine::Limits Limits() const { return engine::Limits{.fuel = fuel, .memory = memory, .stack = stack}; }
+};
+
+int RunRun(const RunOptions& o) {
+  std::string source;
+  if (!ReadFile(o.file, &source)) return kExitUsage;
+  std::unique_ptr<Program> program = CompileChecked(source, o.file);
+  if (!program) return kExitCompile;
+  engine::Vm vm(*program, o.Limits());
+  Status status = vm.RunMain(o.args);
+  FlushStdout();
+  if (!status.ok()) return ReportRuntimeError(status, vm.trace(), o.file);
+  return kExitOk;
+}
+
+// `call` compiles the file plus a generated entry function `__shapex_call_entry() { FUNC(ARGS) }`
+// so the argument literals become values inside the VM that runs FUNC. Top-level statements run
+// first, as they would for `run`.
+int RunCall(const RunOptions& o) {
+  std::string source;
+  if (!ReadFile(o.file, &source)) return kExitUsage;
+  std::unique_ptr<Program> program = CompileChecked(source, o.file);
+  if (!program) return kExitCompile;
+  if (program->FindFunction(o.function) < 0) {
+    PrintError("FunctionNotFound", fmt::format("no function named '{}'", o.function));
+    return kExitRuntime;
+  }
+  std::string call = o.function + "(";
+  for (size_t i = 0; i < o.args.size(); ++i) {
+    std::string error;
+    if (!LiteralChecker(o.args[i]).Check(&error)) {
+      PrintUsageError(fmt::format("argument {} ({}) is not a Shape literal: {}", i + 1,
+                                      o.args[i], error));
+      return kExitUsage;
+    }
+    call += (i ? ", " : "") + o.args[i];
+  }
+  call += ")";
+  std::string wrapped = source + fmt::format("\nfunction {}() {{ {} }}\n", kCallEntry, call);
+  engine::Diagnostic diag;
+  Result<std::unique_ptr<Program>> entry = engine::Compile(wrapped, o.file, &diag);
+  if (!entry.has_value()) {
+    PrintUsageError(fmt::format("invalid arguments for {}: {}", o.function, diag.message));
+    return kExitUsage;
+  }
+  Status verified = engine::Verify(**entry);
+  if (!verified.ok()) {
+    PrintError("CompileError", verified.message());
+    return kExitCompile;
+  }
+  engine::Vm vm(**entry, o.Limits());
+  engine::Value result;
+  Status status = vm.CallByName(kCallEntry, {}, &result);
+  if (!status.ok()) return ReportRuntimeError(status, vm.trace(), o.file);
+  std::string text = engine::ValueToString(result, /*quoted=*/true);
+  text += '\n';
+  std::fwrite(text.data(), 1, text.size(), stdout);
+  FlushStdout();
+  return kExitOk;
+}
+
+int RunCheck(const std::string& file) {
+  std::string source;
+  if (!ReadFile(file, &source)) return kExitUsage;
+  return CompileChecked(source, file) ? kExitOk : kExitCompile;
+}
+
+int RunDisasm(const std::string& file, const std::string& function) {
+  std::string source;
+  if (!ReadFile(file, &source)) return kExitUsage;
+  std::unique_ptr<Program> program = CompileChecked(source, file);
+  if (!program) return kExitCompile;
+  std::string out;
+  if (function.empty()) {
+    out = engine::DisassembleProgram(*program);
+  } else {
+    for (const auto& proto : program->protos) {
+      if (proto->name != function) continue;
+      if (!out.empty()) out += '\n';
+      out += engine::Disassemble(*program, *proto);
+    }
+    if (out.empty()) {
+      PrintError("FunctionNotFound", fmt::format("no function named '{}'", function));
+      return kExitRuntime;
+    }
+  }
+  std::fwrite(out.data(), 1, out.size(), stdout);
+  FlushStdout();
+  return kExitOk;
+}
+
+void AddLimitFlags(CLI::App* cmd, RunOptions* o) {
+  cmd->add_flag("--local", o->local, "Run @remote functions in-process (currently the only mode)");
+  cmd->add_option("--fuel", o->fuel, "Instruction budget (0 = unlimited)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--memory", o->memory, "VM heap limit in bytes")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--timeout", o->timeout, "Wall-clock limit in seconds (not enforced yet)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--stack", o->stack, "Maximum call depth in frames")
+      ->check(CLI::NonNegativeNumber);
+}
+
+int Main(int argc, char** argv) {
+  CLI::App app{"shapex: run Shape programs"};
+  app.set_version_flag("--version", "shapex 0.1.0");
+  app.require_subcommand(1);
+
+  RunOptions run_opts;
+  CLI::App* run = app.add_subcommand("run", "Run a program: top-level code, then main(args)");
+  run->add_option("file", run_opts.file, "Source file (.shape)")->required();
+  run->add_option("args", run_opts.args, "Arguments for main (after --)");
+  AddLimitFlags(run, &run_opts);
+
+  RunOptions call_opts;
+  CLI::App* call = app.add_subcommand("call", "Call one function with literal arguments");
+  call->add_option("file", call_opts.file, "Source file (.shape)")->required();
+  call->add_option("function", call_opts.function, "Top-level function to call")->required();
+  call->add_option("args", call_opts.args, "Arguments as Shape literals: 10 2.5 '\"hi\"' '[1, 2]'");
+  AddLimitFlags(call, &call_opts);
+
+  std::string check_file;
+  CLI::App* check = app.add_subcommand("check", "Compile and verify only");
+  check->add_option("file", check_file, "Source file (.shape)")->required();
+
+  std::string disasm_file, disasm_function;
+  CLI::App* disasm = app.add_subcommand("disasm", "Print the bytecode");
+  disasm->add_option("file", disasm_file, "Source file (.shape)")->required();
+  disasm->add_option("function", disasm_function, "Only this function");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    FlushStdout();
+    app.exit(e, std::cout, std::cerr);
+    return kExitUsage;
+  }
+  // --timeout is parsed but nothing enforces it until sandboxed executors exist.
+  if (run->parsed()) return RunRun(run_opts);
+  if (call->parsed()) return RunCall(call_opts);
+  if (check->parsed()) return RunCheck(check_file);
+  if (disasm->parsed()) return RunDisasm(disasm_file, disasm_function);
+  return kExitUsage;
+}
+
+}  // namespace
+}  // namespace shapex
+
+int main(int argc, char** argv) { return shapex::Main(argc, argv); }
