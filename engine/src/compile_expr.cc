@@ -145,7 +145,10 @@ void CodeGen::ExprTo(const Expr& e, int dst) {
             fs_->free_reg = saved;
             return;
           }
-        Fail("unknown constant 'math." + e.name + "'", e.pos);
+        const NativeDef* def = FindNative("math." + e.name);
+        if (def == nullptr) Fail("unknown name 'math." + e.name + "'", e.pos);
+        EmitABx(Op::kNATIVE, dst, NativeRef("math." + e.name, e.pos));
+        break;
       }
       int r = ExprAny(*e.a);
       SetLine(e.pos);

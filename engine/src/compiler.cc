@@ -572,7 +572,7 @@ void CodeGen::ForStmt(const struct Stmt& s) {
     int n = static_cast<int>(pat.subs.size());
     int first = AllocRegs(n, s.pos);
     int idx = AllocReg(s.pos);
-    EmitABC(Op::kMATCHARRAY, var_reg, n, 0);
+    EmitABC(Op::kMATCHARRAY, var_reg, n, 1);  // matches: jump over the error
     size_t ok = EmitJump();
     EmitABC(Op::kNOMATCH, var_reg, 0, 0);
     PatchJump(ok);

@@ -279,7 +279,7 @@ bool IterNext(Vm& vm, Value* r, bool* done) {
       return true;
     }
     default:
-      return vm.Fail("cannot iterate over " + TypeName(it));
+      return vm.Fail(TypeName(it) + " is not iterable");
   }
   *done = true;
   return true;

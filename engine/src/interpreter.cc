@@ -769,7 +769,7 @@ next:
       case Type::kTypedArray:
         break;
       default:
-        Fail("cannot iterate over " + TypeName(v));
+        Fail(TypeName(v) + " is not iterable");
         THROW();
     }
     RA = v;

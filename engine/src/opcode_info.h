@@ -2,7 +2,9 @@
 // SHAPEX_OPCODES table, for the verifier and the disassembler. Internal to the engine.
 //
 // The table's operand columns are single tokens (R K F N G J I U -); they are stringized and
-// mapped to OperandKind at compile time, so adding an opcode to the table is enough.
+// mapped to OperandKind at compile time, so adding an opcode to the table is enough. Careful:
+// the EXTRA column's `X` is the same token as SHAPEX_OPCODES's parameter, so it expands to the
+// name of the macro passed in; only "not -" is a reliable test for it.
 #ifndef SHAPEX_ENGINE_OPCODE_INFO_H_
 #define SHAPEX_ENGINE_OPCODE_INFO_H_
 
@@ -58,7 +60,7 @@ constexpr bool IsSkipDoc(const char* doc) {
 inline constexpr OpInfo kOpInfo[] = {
 #define SHAPEX_OP_INFO(name, fmt, a, b, c, x, doc)                                          \
   {#name,                  OpFormat::k##fmt,    OperandKindFromChar(#a[0]),                 \
-   OperandKindFromChar(#b[0]), OperandKindFromChar(#c[0]), #x[0] == 'X', IsSkipDoc(doc), doc},
+   OperandKindFromChar(#b[0]), OperandKindFromChar(#c[0]), #x[0] != '-', IsSkipDoc(doc), doc},
     SHAPEX_OPCODES(SHAPEX_OP_INFO)
 #undef SHAPEX_OP_INFO
 };

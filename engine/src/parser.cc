@@ -152,6 +152,10 @@ class Parser {
       t.name = "None";
       return t;
     }
+    if (Match(Tok::kFunction)) {
+      t.name = "function";
+      return t;
+    }
     t.name = Expect(Tok::kIdent, "type name").text;
     if (Match(Tok::kLt)) {
       DepthGuard guard(this);
