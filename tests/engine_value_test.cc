@@ -442,6 +442,14 @@ TEST(ObjStringTest, AsciiFlag) {
   EXPECT_TRUE(ObjString("plain text").ascii);
   EXPECT_TRUE(ObjString("").ascii);
   EXPECT_FALSE(ObjString("caf\xc3\xa9").ascii);
+  // Word-at-a-time scan: a high byte anywhere, including the tail after the last full word.
+  std::string long_ascii(37, 'a');
+  EXPECT_TRUE(ObjString(long_ascii).ascii);
+  for (size_t i : {0u, 7u, 8u, 20u, 31u, 32u, 36u}) {
+    std::string t = long_ascii;
+    t[i] = '\x80';
+    EXPECT_FALSE(ObjString(t).ascii) << i;
+  }
 }
 
 TEST(CompareTest, NumbersStringsAndNaN) {

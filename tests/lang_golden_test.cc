@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -119,7 +120,7 @@ Expectations ParseDirectives(const fs::path& file) {
 }
 
 // Runs argv[0] with stdin from /dev/null, capturing stdout and stderr. No shell is involved.
-RunResult Run(const std::vector<std::string>& argv) {
+RunResult RunProcess(const std::vector<std::string>& argv) {
   RunResult result;
   int out_pipe[2];
   int err_pipe[2];
@@ -259,7 +260,7 @@ TEST_P(LangGoldenTest, Run) {
     argv.push_back("--");
     argv.insert(argv.end(), e.args.begin(), e.args.end());
   }
-  const RunResult r = Run(argv);
+  const RunResult r = RunProcess(argv);
   ASSERT_TRUE(r.spawn_error.empty()) << r.spawn_error;
   const std::string context = "\n--- stdout ---\n" + r.out + "--- stderr ---\n" + r.err;
   ASSERT_FALSE(r.timed_out) << "timed out after " << kTimeout.count() << " s" << context;

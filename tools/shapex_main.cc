@@ -10,17 +10,23 @@
 // been flushed so the two streams interleave the way the program produced them.
 //
 // There is no supervisor yet: every call runs in-process, so `--local` is accepted and is the
-// only mode.
+// only mode, and `--timeout` is enforced by a watchdog thread that ends the process.
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <mutex>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -241,6 +247,44 @@ class LiteralChecker {
   std::string error_;
 };
 
+// Enforces --timeout while everything runs in-process: when the deadline passes first, the
+// watchdog flushes stdout, reports error[Timeout] and ends the process with exit code 1 (the VM
+// has no cancellation hook, and a stuck program must not outlive its limit). Executors will
+// enforce the limit themselves once the supervisor exists.
+class Watchdog {
+ public:
+  explicit Watchdog(double seconds) {
+    if (seconds <= 0) return;
+    thread_ = std::thread([this, seconds] {
+      std::unique_lock lock(mu_);
+      auto limit = std::chrono::duration<double>(seconds);
+      if (cv_.wait_for(lock, limit, [this] { return done_; })) return;
+      std::fflush(stdout);
+      std::string text = fmt::format("error[Timeout]: wall-clock limit of {}s exceeded\n", seconds);
+      std::fputs(text.c_str(), stderr);
+      std::fflush(stderr);
+      std::_Exit(kExitRuntime);
+    });
+  }
+  ~Watchdog() {
+    if (!thread_.joinable()) return;
+    {
+      std::lock_guard lock(mu_);
+      done_ = true;
+    }
+    cv_.notify_one();
+    thread_.join();
+  }
+  Watchdog(const Watchdog&) = delete;
+  Watchdog& operator=(const Watchdog&) = delete;
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::thread thread_;
+};
+
 // ---------------- commands ----------------
 
 struct RunOptions {
@@ -250,7 +294,7 @@ struct RunOptions {
   bool local = false;
   uint64_t fuel = 0;
   size_t memory = size_t{1} << 30;
-  double timeout = 0;  // accepted; nothing enforces it until executors exist (issue: supervisor)
+  double timeout = 0;  // seconds of wall clock; 0 = none (see Watchdog)
   uint32_t stack = 10000;
 
   engine::Limits Limits() const { return engine::Limits{.fuel = fuel, .memory = memory, .stack = stack}; }
@@ -261,6 +305,7 @@ int RunRun(const RunOptions& o) {
   if (!ReadFile(o.file, &source)) return kExitUsage;
   std::unique_ptr<Program> program = CompileChecked(source, o.file);
   if (!program) return kExitCompile;
+  Watchdog watchdog(o.timeout);
   engine::Vm vm(*program, o.Limits());
   Status status = vm.RunMain(o.args);
   FlushStdout();
@@ -303,6 +348,7 @@ int RunCall(const RunOptions& o) {
     PrintError("CompileError", verified.message());
     return kExitCompile;
   }
+  Watchdog watchdog(o.timeout);
   engine::Vm vm(**entry, o.Limits());
   engine::Value result;
   Status status = vm.CallByName(kCallEntry, {}, &result);
@@ -344,15 +390,29 @@ int RunDisasm(const std::string& file, const std::string& function) {
   return kExitOk;
 }
 
+// CLI11's NonNegativeNumber prints its whole double range on failure; these say what is wanted.
+const CLI::Validator kCount(
+    [](std::string& s) {
+      bool digits = !s.empty() && s.find_first_not_of("0123456789") == std::string::npos;
+      return digits && s.size() <= 19 ? std::string() : "must be a non-negative integer";
+    },
+    "COUNT");
+const CLI::Validator kSeconds(
+    [](std::string& s) {
+      char* end = nullptr;
+      double v = std::strtod(s.c_str(), &end);
+      bool ok = !s.empty() && end == s.c_str() + s.size() && v >= 0 && v < 1e9;
+      return ok ? std::string() : "must be a non-negative number of seconds";
+    },
+    "SECONDS");
+
 void AddLimitFlags(CLI::App* cmd, RunOptions* o) {
   cmd->add_flag("--local", o->local, "Run @remote functions in-process (currently the only mode)");
-  cmd->add_option("--fuel", o->fuel, "Instruction budget (0 = unlimited)")
-      ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--memory", o->memory, "VM heap limit in bytes")->check(CLI::NonNegativeNumber);
-  cmd->add_option("--timeout", o->timeout, "Wall-clock limit in seconds (not enforced yet)")
-      ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--stack", o->stack, "Maximum call depth in frames")
-      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--fuel", o->fuel, "Instruction budget (0 = unlimited)")->check(kCount);
+  cmd->add_option("--memory", o->memory, "VM heap limit in bytes")->check(kCount);
+  cmd->add_option("--timeout", o->timeout, "Wall-clock limit in seconds (0 = none)")
+      ->check(kSeconds);
+  cmd->add_option("--stack", o->stack, "Maximum call depth in frames")->check(kCount);
 }
 
 int Main(int argc, char** argv) {
@@ -362,15 +422,17 @@ int Main(int argc, char** argv) {
 
   RunOptions run_opts;
   CLI::App* run = app.add_subcommand("run", "Run a program: top-level code, then main(args)");
-  run->add_option("file", run_opts.file, "Source file (.shape)")->required();
-  run->add_option("args", run_opts.args, "Arguments for main (after --)");
+  run->add_option("file", run_opts.file, "Source file (.shape); main's arguments follow --")
+      ->required();
+
   AddLimitFlags(run, &run_opts);
 
   RunOptions call_opts;
   CLI::App* call = app.add_subcommand("call", "Call one function with literal arguments");
   call->add_option("file", call_opts.file, "Source file (.shape)")->required();
   call->add_option("function", call_opts.function, "Top-level function to call")->required();
-  call->add_option("args", call_opts.args, "Arguments as Shape literals: 10 2.5 '\"hi\"' '[1, 2]'");
+  // ARGS are taken from the unparsed extras: a vector option would split "[1, 2]" in two.
+  call->allow_extras();
   AddLimitFlags(call, &call_opts);
 
   std::string check_file;
@@ -382,17 +444,47 @@ int Main(int argc, char** argv) {
   disasm->add_option("file", disasm_file, "Source file (.shape)")->required();
   disasm->add_option("function", disasm_function, "Only this function");
 
+  // Everything after the first `--` is passed through untouched (CLI11 would split "[a,b]").
+  std::vector<std::string> options, trailing;
+  bool after_dashes = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (!after_dashes && arg == "--") {
+      after_dashes = true;
+      continue;
+    }
+    (after_dashes ? trailing : options).push_back(std::move(arg));
+  }
+  app.name(argc > 0 ? argv[0] : "shapex");
+  std::reverse(options.begin(), options.end());  // CLI11 wants the vector reversed
   try {
-    app.parse(argc, argv);
+    app.parse(options);
+    if (call->parsed()) {
+      for (const std::string& extra : call->remaining()) {
+        bool flag = extra.size() > 1 && extra[0] == '-' &&
+                    !std::isdigit(static_cast<unsigned char>(extra[1])) && extra[1] != '.';
+        if (flag) throw CLI::ExtrasError({extra});
+        call_opts.args.push_back(extra);
+      }
+    }
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
     FlushStdout();
     app.exit(e, std::cout, std::cerr);
     return kExitUsage;
   }
-  // --timeout is parsed but nothing enforces it until sandboxed executors exist.
-  if (run->parsed()) return RunRun(run_opts);
-  if (call->parsed()) return RunCall(call_opts);
+  if (run->parsed()) {
+    run_opts.args = std::move(trailing);
+    return RunRun(run_opts);
+  }
+  if (call->parsed()) {
+    call_opts.args.insert(call_opts.args.end(), trailing.begin(), trailing.end());
+    return RunCall(call_opts);
+  }
+  if (!trailing.empty()) {
+    PrintUsageError("arguments after -- are only accepted by run and call");
+    return kExitUsage;
+  }
   if (check->parsed()) return RunCheck(check_file);
   if (disasm->parsed()) return RunDisasm(disasm_file, disasm_function);
   return kExitUsage;

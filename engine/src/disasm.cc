@@ -97,7 +97,8 @@ class Lister {
     }
     if (info.extra) {
       if (have_extra) {
-        operands_.push_back(std::to_string(extra));
+        bool is_enum = op == Op::kNEWENUM || op == Op::kMATCHENUM;
+        operands_.push_back(is_enum ? fmt::format("0x{:08x}", extra) : std::to_string(extra));
         ExtraComment(op, extra);
       } else {
         operands_.push_back("<missing extra word>");

@@ -4,11 +4,13 @@
 // character.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <charconv>
 #include <string>
 #include <system_error>
 
 #include "natives_impl.h"
+#include "utf8.h"
 
 namespace shapex::engine {
 namespace {
@@ -21,39 +23,6 @@ std::string_view Trim(std::string_view s) {
   while (!s.empty() && IsSpace(s.front())) s.remove_prefix(1);
   while (!s.empty() && IsSpace(s.back())) s.remove_suffix(1);
   return s;
-}
-
-// Byte length of the UTF-8 sequence starting at s[i]; 1 for an invalid or truncated one.
-size_t CharLen(std::string_view s, size_t i) {
-  auto c = static_cast<unsigned char>(s[i]);
-  size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 1;
-  if (i + n > s.size()) return 1;
-  for (size_t k = 1; k < n; ++k)
-    if ((static_cast<unsigned char>(s[i + k]) & 0xc0) != 0x80) return 1;
-  return n;
-}
-
-size_t CharCount(const ObjString* s) {
-  if (s->ascii) return s->str.size();
-  size_t n = 0;
-  for (size_t i = 0; i < s->str.size(); i += CharLen(s->str, i)) ++n;
-  return n;
-}
-
-// Byte offset of character `index` (index <= CharCount).
-size_t ByteOffset(const ObjString* s, size_t index) {
-  if (s->ascii) return index;
-  size_t i = 0;
-  for (; index > 0 && i < s->str.size(); --index) i += CharLen(s->str, i);
-  return i;
-}
-
-// Character index of byte offset `byte` (a character boundary).
-size_t CharIndex(const ObjString* s, size_t byte) {
-  if (s->ascii) return byte;
-  size_t n = 0;
-  for (size_t i = 0; i < byte; i += CharLen(s->str, i)) ++n;
-  return n;
 }
 
 bool Receiver(Vm& vm, Value* args, const ObjString** s) { return ArgString(vm, args[0], s); }
@@ -71,10 +40,11 @@ bool NewStringArray(Vm& vm, std::vector<std::string_view> parts, Value* out) {
 
 bool ParseInt(std::string_view s, int64_t* out) {
   s = Trim(s);
-  if (!s.empty() && s[0] == '+') s.remove_prefix(1);
-  // from_chars accepts a leading '-' but no '+'; after stripping '+' there must be a digit.
-  if (s.empty() || (s[0] == '-' && s.size() == 1)) return false;
-  if (s[0] != '-' && (s[0] < '0' || s[0] > '9')) return false;
+  // from_chars accepts a leading '-' but no '+'. After the optional sign, a digit must follow
+  // (so "+-1" and "-+1" are rejected).
+  size_t digits = !s.empty() && (s[0] == '+' || s[0] == '-') ? 1 : 0;
+  if (s.size() <= digits || s[digits] < '0' || s[digits] > '9') return false;
+  if (s[0] == '+') s.remove_prefix(1);
   auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
   return ec == std::errc() && end == s.data() + s.size();
 }
@@ -103,7 +73,7 @@ bool StringChars(Vm& vm, Value* args, int /*argc*/, Value* out) {
   std::vector<std::string_view> parts;
   std::string_view str = s->str;
   for (size_t i = 0; i < str.size();) {
-    size_t n = CharLen(str, i);
+    size_t n = Utf8CharLen(str, i);
     parts.push_back(str.substr(i, n));
     i += n;
   }
@@ -201,7 +171,7 @@ bool StringReplace(Vm& vm, Value* args, int /*argc*/, Value* out) {
   // big buffer is built. An empty pattern matches at every character boundary (as in Rust).
   uint64_t matches = 0;
   if (pat.empty()) {
-    matches = CharCount(s) + 1;
+    matches = Utf8CharCount(s) + 1;
   } else {
     for (size_t p = str.find(pat); p != std::string_view::npos; p = str.find(pat, p + pat.size()))
       ++matches;
@@ -215,7 +185,7 @@ bool StringReplace(Vm& vm, Value* args, int /*argc*/, Value* out) {
   r.reserve(str.size() + matches * to->str.size());
   if (pat.empty()) {
     for (size_t i = 0; i < str.size();) {
-      size_t n = CharLen(str, i);
+      size_t n = Utf8CharLen(str, i);
       r.append(to->str);
       r.append(str.substr(i, n));
       i += n;
@@ -241,7 +211,7 @@ bool StringFind(Vm& vm, Value* args, int /*argc*/, Value* out) {
   if (pos == std::string::npos) {
     *out = Value::None();
   } else {
-    *out = vm.NewSome(Value::Int(static_cast<int64_t>(CharIndex(s, pos))));
+    *out = vm.NewSome(Value::Int(static_cast<int64_t>(Utf8CharIndex(s, pos))));
   }
   return true;
 }
@@ -250,10 +220,10 @@ bool StringSlice(Vm& vm, Value* args, int argc, Value* out) {
   const ObjString* s;
   if (!Receiver(vm, args, &s)) return false;
   size_t a, b;
-  if (!ResolveSlice(vm, args[1], argc > 2 ? &args[2] : nullptr, CharCount(s), &a, &b))
+  if (!ResolveSlice(vm, args[1], argc > 2 ? &args[2] : nullptr, Utf8CharCount(s), &a, &b))
     return false;
-  size_t begin = ByteOffset(s, a);
-  size_t end = ByteOffset(s, b);
+  size_t begin = Utf8ByteOffset(s, a);
+  size_t end = Utf8ByteOffset(s, b);
   *out = vm.NewString(s->str.substr(begin, end - begin));
   return true;
 }
@@ -264,9 +234,12 @@ bool StringRepeat(Vm& vm, Value* args, int /*argc*/, Value* out) {
   if (!Receiver(vm, args, &s) || !ArgInt(vm, args[1], &n)) return false;
   if (n < 0) return vm.Fail("negative count");
   if (!CheckAllocArray(vm, static_cast<uint64_t>(n), s->str.size())) return false;
+  // Doubling: O(log n) appends instead of n (repeat(4000) on a short string is common).
+  size_t total = s->str.size() * static_cast<size_t>(n);
   std::string r;
-  r.reserve(s->str.size() * static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) r.append(s->str);
+  r.reserve(total);
+  if (total > 0) r.append(s->str);
+  while (r.size() < total) r.append(r, 0, std::min(r.size(), total - r.size()));
   *out = vm.NewString(std::move(r));
   return true;
 }

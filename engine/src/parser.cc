@@ -72,7 +72,18 @@ class Parser {
     if (t.kind == Tok::kError) throw ParseFailure{{t.text, t.line, t.col}};
     throw ParseFailure{{std::move(msg), t.line, t.col}};
   }
-  [[noreturn]] void Fail(std::string msg) { FailAt(Cur(), std::move(msg)); }
+  // Errors at a token that starts a later line point just past the previous token, where the
+  // missing piece belongs (`add(1, 2` + newline reports the end of that line).
+  [[noreturn]] void Fail(std::string msg) {
+    const Token& t = Cur();
+    if (t.kind != Tok::kError && pos_ > 0) {
+      const Token& prev = toks_[pos_ - 1];
+      if (prev.line < t.line && prev.kind != Tok::kNewline)
+        throw ParseFailure{{std::move(msg), prev.line,
+                            prev.col + static_cast<int>(prev.lexeme.size())}};
+    }
+    FailAt(t, std::move(msg));
+  }
   const Token& Expect(Tok t, const std::string& what) {
     if (!Check(t)) Fail("expected " + what);
     return Advance();

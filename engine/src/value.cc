@@ -212,14 +212,27 @@ bool ElemKindFromName(std::string_view name, ElemKind* out) {
 
 // ---------------- objects ----------------
 
-ObjString::ObjString(std::string s) : Obj(Type::kString), str(std::move(s)) {
-  ascii = true;
-  for (unsigned char c : str) {
-    if (c >= 0x80) {
-      ascii = false;
-      break;
-    }
+namespace {
+
+// True when no byte has its high bit set. Every string the VM creates is scanned once, so this
+// works a word at a time (and stays fast in unoptimised builds too).
+bool IsAscii(std::string_view s) {
+  const char* p = s.data();
+  size_t n = s.size();
+  uint64_t high = 0;
+  for (; n >= 8; p += 8, n -= 8) {
+    uint64_t word;
+    std::memcpy(&word, p, 8);
+    high |= word;
   }
+  for (; n > 0; ++p, --n) high |= static_cast<unsigned char>(*p);
+  return (high & 0x8080808080808080ULL) == 0;
+}
+
+}  // namespace
+
+ObjString::ObjString(std::string s) : Obj(Type::kString), str(std::move(s)) {
+  ascii = IsAscii(str);
 }
 
 uint64_t ObjString::Hash() const {

@@ -170,7 +170,7 @@ class ProtoVerifier {
       return Error("{} parameter names for {} parameters", f.param_names.size(), f.num_params);
     std::string where = "in " + label_;
     for (const TypeSpec& t : f.param_types) RETURN_IF_ERROR(CheckTypeSpec(p_, t, 0, where));
-    if (f.has_return_type) RETURN_IF_ERROR(CheckTypeSpec(p_, f.return_type, 0, where));
+    RETURN_IF_ERROR(CheckTypeSpec(p_, f.return_type, 0, where));
     if (f.code.empty()) return Error("empty code");
     if (f.lines.size() != f.code.size())
       return Error("{} line entries for {} code words", f.lines.size(), f.code.size());

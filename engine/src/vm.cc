@@ -305,7 +305,17 @@ Status Vm::CallByName(const std::string& name, const std::vector<Value>& args, V
 
 void Vm::BuildTrace() {
   if (!trace_.empty()) return;
-  for (size_t i = impl_->frames.size(); i-- > 0;) {
+  // Deep recursion would print thousands of identical lines: keep the innermost 20 and the
+  // outermost 5 frames and say how many were left out (a frame with an empty file).
+  constexpr size_t kInner = 20, kOuter = 5;
+  size_t n = impl_->frames.size();
+  for (size_t i = n; i-- > 0;) {
+    if (n > kInner + kOuter + 1 && i == n - kInner - 1) {
+      size_t skipped = n - kInner - kOuter;
+      trace_.push_back(TraceFrame{fmt::format("... {} more frames", skipped), "", 0});
+      i = kOuter;
+      continue;
+    }
     const Frame& f = impl_->frames[i];
     TraceFrame t;
     t.function = f.proto->name;
