@@ -1,6 +1,4 @@
 // Tests for the disassembler: header line, operand layout and comments on real programs.
-#include "shapex/engine/disasm.h"
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -8,6 +6,7 @@
 #include <string>
 
 #include "shapex/engine/compiler.h"
+#include "shapex/engine/disasm.h"
 #include "shapex/engine/opcodes.h"
 #include "shapex/engine/program.h"
 

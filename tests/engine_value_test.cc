@@ -297,7 +297,7 @@ TEST(ObjMapTest, TenThousandKeysWithRebuilds) {
   constexpr int kN = 10000;
   for (int i = 0; i < kN; ++i) m.Set(o.Str("k" + std::to_string(i)), Value::Int(i));
   EXPECT_EQ(m.count, static_cast<size_t>(kN));
-  EXPECT_LE(m.entries.size() * 2, m.index.size());  // load factor <= 0.5
+  EXPECT_LE(m.entries.size() * 2, m.index.size());       // load factor <= 0.5
   EXPECT_EQ(m.index.size() & (m.index.size() - 1), 0u);  // power of two
   for (int i = 0; i < kN; ++i) {
     const Value* v = m.Find(o.Str("k" + std::to_string(i)));
@@ -363,8 +363,8 @@ TEST(EqualityTest, Structural) {
   Objects o;
   EXPECT_TRUE(ValuesEqual(o.Str("ab"), o.Str("ab")));
   EXPECT_FALSE(ValuesEqual(o.Str("ab"), o.Str("ac")));
-  EXPECT_TRUE(ValuesEqual(o.Array({Value::Int(1), o.Str("x")}),
-                          o.Array({Value::Number(1.0), o.Str("x")})));
+  EXPECT_TRUE(
+      ValuesEqual(o.Array({Value::Int(1), o.Str("x")}), o.Array({Value::Number(1.0), o.Str("x")})));
   EXPECT_FALSE(ValuesEqual(o.Array({Value::Int(1)}), o.Array({Value::Int(1), Value::Int(2)})));
 
   ObjMap* m1 = o.Make<ObjMap>();
@@ -407,10 +407,10 @@ TEST(EqualityTest, Structural) {
 TEST(EqualityTest, FunctionsByIdentity) {
   Objects o;
   Proto p, q;
-  EXPECT_TRUE(ValuesEqual(Value::Object(o.Make<ObjFunction>(&p)),
-                          Value::Object(o.Make<ObjFunction>(&p))));
-  EXPECT_FALSE(ValuesEqual(Value::Object(o.Make<ObjFunction>(&p)),
-                           Value::Object(o.Make<ObjFunction>(&q))));
+  EXPECT_TRUE(
+      ValuesEqual(Value::Object(o.Make<ObjFunction>(&p)), Value::Object(o.Make<ObjFunction>(&p))));
+  EXPECT_FALSE(
+      ValuesEqual(Value::Object(o.Make<ObjFunction>(&p)), Value::Object(o.Make<ObjFunction>(&q))));
   ObjClosure* c = o.Make<ObjClosure>(&p, 0);
   EXPECT_TRUE(ValuesEqual(Value::Object(c), Value::Object(c)));
   EXPECT_FALSE(ValuesEqual(Value::Object(c), Value::Object(o.Make<ObjClosure>(&p, 0))));
@@ -461,8 +461,8 @@ TEST(CompareTest, NumbersStringsAndNaN) {
   EXPECT_EQ(r, 1);
   ASSERT_TRUE(CompareValues(Value::Int(3), Value::Number(3.0), &r));
   EXPECT_EQ(r, 0);
-  ASSERT_TRUE(CompareValues(Value::Int((int64_t{1} << 53) + 1), Value::Number(9007199254740992.0),
-                            &r));
+  ASSERT_TRUE(
+      CompareValues(Value::Int((int64_t{1} << 53) + 1), Value::Number(9007199254740992.0), &r));
   EXPECT_EQ(r, 1);
   ASSERT_TRUE(CompareValues(o.Str("abc"), o.Str("abd"), &r));
   EXPECT_EQ(r, -1);

@@ -1,12 +1,9 @@
 // Tests for the bytecode verifier: every compiled program verifies; single corrupted fields are
 // rejected with a message naming the function and pc; and random single-word mutations either
 // fail verification or run without crashing.
-#include "shapex/engine/verifier.h"
-
+#include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-
-#include <fmt/format.h>
 
 #include <filesystem>
 #include <fstream>
@@ -19,6 +16,7 @@
 #include "shapex/engine/compiler.h"
 #include "shapex/engine/opcodes.h"
 #include "shapex/engine/program.h"
+#include "shapex/engine/verifier.h"
 #include "shapex/engine/vm.h"
 #include "testing/status_matchers.h"
 
@@ -124,8 +122,8 @@ function main(args) {
 std::unique_ptr<Program> MustCompile(const std::string& source) {
   Diagnostic diag;
   auto program = Compile(source, "test.shape", &diag);
-  EXPECT_TRUE(program.has_value()) << diag.message << " at " << diag.line << ":" << diag.col
-                                   << "\n" << source;
+  EXPECT_TRUE(program.has_value()) << diag.message << " at " << diag.line << ":" << diag.col << "\n"
+                                   << source;
   if (!program.has_value()) return nullptr;
   return std::move(program).value();
 }
@@ -157,8 +155,8 @@ TEST(VerifierTest, CompiledProgramsVerify) {
 TEST(VerifierTest, GoldenAndExampleProgramsVerify) {
   fs::path tests_dir = fs::path(__FILE__).parent_path();
   int compiled = 0;
-  for (fs::path dir : {tests_dir / "lang", tests_dir.parent_path() / "examples",
-                       tests_dir / "fuzz" / "compile"}) {
+  for (fs::path dir :
+       {tests_dir / "lang", tests_dir.parent_path() / "examples", tests_dir / "fuzz" / "compile"}) {
     if (!fs::exists(dir)) continue;
     for (const auto& entry : fs::recursive_directory_iterator(dir)) {
       if (entry.path().extension() != ".shape") continue;
@@ -216,8 +214,8 @@ TEST_F(CorruptionTest, ConstantIndexOutOfRange) {
   Proto& main = ProtoNamed(*program_, "main");
   size_t pc = FindOp(main, Op::kLOADK);
   main.code[pc] = code::ABx(Op::kLOADK, 1, static_cast<uint32_t>(main.constants.size()));
-  ExpectRejected(fmt::format("in main at pc {}: constant {} out of range", pc,
-                             main.constants.size()));
+  ExpectRejected(
+      fmt::format("in main at pc {}: constant {} out of range", pc, main.constants.size()));
 }
 
 TEST_F(CorruptionTest, JumpIntoExtraWord) {
@@ -300,7 +298,8 @@ TEST_F(CorruptionTest, UpvalueIndex) {
   size_t pc = FindOp(closure, Op::kGETUPVAL);
   uint32_t w = closure.code[pc];
   closure.code[pc] = code::ABC(Op::kGETUPVAL, code::GetA(w), 3, 0);
-  ExpectRejected(fmt::format("in <closure> at pc {}: captured cell 3 out of range (1 captures)", pc));
+  ExpectRejected(
+      fmt::format("in <closure> at pc {}: captured cell 3 out of range (1 captures)", pc));
   closure.code[pc] = w;
   ASSERT_OK(Check());
   // GETUPVAL in a plain function.
@@ -403,15 +402,23 @@ TEST(VerifierFuzzTest, RandomMutationsAreRejectedOrRunSafely) {
     uint32_t original = proto.code[pc];
     uint32_t word = original;
     switch (rng() % 5) {
-      case 0: word = static_cast<uint32_t>(rng()); break;
-      case 1: word ^= 1u << (rng() % 32); break;
-      case 2: word = (word & ~0xffu) | static_cast<uint32_t>(rng() % kNumOps); break;
+      case 0:
+        word = static_cast<uint32_t>(rng());
+        break;
+      case 1:
+        word ^= 1u << (rng() % 32);
+        break;
+      case 2:
+        word = (word & ~0xffu) | static_cast<uint32_t>(rng() % kNumOps);
+        break;
       case 3: {
         int shift = 8 * static_cast<int>(1 + rng() % 3);
         word = (word & ~(0xffu << shift)) | ((rng() & 0xffu) << shift);
         break;
       }
-      default: word = (word & 0xffffu) | (static_cast<uint32_t>(rng() % 64) << 16); break;
+      default:
+        word = (word & 0xffffu) | (static_cast<uint32_t>(rng() % 64) << 16);
+        break;
     }
     proto.code[pc] = word;
     Status verified = Verify(program);

@@ -11,13 +11,16 @@
 //
 // There is no supervisor yet: every call runs in-process, so `--local` is accepted and is the
 // only mode, and `--timeout` is enforced by a watchdog thread that ends the process.
+#include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
-#include <cstdint>
-#include <cstdio>
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -28,9 +31,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <CLI/CLI.hpp>
-#include <fmt/format.h>
 
 #include "shapex/core/status.h"
 #include "shapex/engine/compiler.h"
@@ -297,7 +297,9 @@ struct RunOptions {
   double timeout = 0;  // seconds of wall clock; 0 = none (see Watchdog)
   uint32_t stack = 10000;
 
-  engine::Limits Limits() const { return engine::Limits{.fuel = fuel, .memory = memory, .stack = stack}; }
+  engine::Limits Limits() const {
+    return engine::Limits{.fuel = fuel, .memory = memory, .stack = stack};
+  }
 };
 
 int RunRun(const RunOptions& o) {
@@ -329,8 +331,8 @@ int RunCall(const RunOptions& o) {
   for (size_t i = 0; i < o.args.size(); ++i) {
     std::string error;
     if (!LiteralChecker(o.args[i]).Check(&error)) {
-      PrintUsageError(fmt::format("argument {} ({}) is not a Shape literal: {}", i + 1,
-                                      o.args[i], error));
+      PrintUsageError(
+          fmt::format("argument {} ({}) is not a Shape literal: {}", i + 1, o.args[i], error));
       return kExitUsage;
     }
     call += (i ? ", " : "") + o.args[i];

@@ -2,12 +2,12 @@
 // the SHAPEX_OPCODES table, so a new opcode is listed correctly without touching this file.
 #include "shapex/engine/disasm.h"
 
+#include <fmt/format.h>
+
 #include <cstdint>
 #include <iterator>
 #include <string>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "opcode_info.h"
 #include "shapex/engine/opcodes.h"
@@ -25,11 +25,13 @@ std::string ConstantText(const Proto& proto, uint32_t k) {
     case Type::kNone:
     case Type::kBool:
     case Type::kInt:
-    case Type::kNumber: return ValueToString(v, /*quoted=*/true);
+    case Type::kNumber:
+      return ValueToString(v, /*quoted=*/true);
     case Type::kString:
       if (v.as.o != nullptr) return ValueToString(v, /*quoted=*/true);
       return "?";
-    default: return "?";
+    default:
+      return "?";
   }
 }
 
@@ -53,9 +55,8 @@ class Lister {
   Lister(const Program& program, const Proto& proto) : p_(program), proto_(proto) {}
 
   std::string Run() {
-    std::string out = fmt::format("function {} (params {}, regs {}, constants {})\n",
-                                  proto_.name, proto_.num_params, proto_.num_regs,
-                                  proto_.constants.size());
+    std::string out = fmt::format("function {} (params {}, regs {}, constants {})\n", proto_.name,
+                                  proto_.num_params, proto_.num_regs, proto_.constants.size());
     for (size_t pc = 0; pc < proto_.code.size();) pc = Line(pc, &out);
     return out;
   }
@@ -90,7 +91,9 @@ class Lister {
         Operand(info.b, code::GetB(word), code::GetSB(word), next, false);
         Operand(info.c, code::GetC(word), code::GetSC(word), next, false);
         break;
-      case OpFormat::kABx: Operand(info.b, code::GetBx(word), 0, next, false); break;
+      case OpFormat::kABx:
+        Operand(info.b, code::GetBx(word), 0, next, false);
+        break;
       case OpFormat::kAsBx:
         Operand(info.b, code::GetBx(word), code::GetSBx(word), next, false);
         break;
@@ -117,7 +120,8 @@ class Lister {
 
   void Operand(OperandKind kind, uint32_t value, int32_t signed_value, size_t next, bool is_a) {
     switch (kind) {
-      case OperandKind::kUnused: return;
+      case OperandKind::kUnused:
+        return;
       case OperandKind::kImmediate:
         operands_.push_back(std::to_string(is_a ? static_cast<int32_t>(value) : signed_value));
         return;
@@ -125,11 +129,14 @@ class Lister {
         operands_.push_back(std::to_string(signed_value));
         comments_.push_back(fmt::format("-> {}", static_cast<int64_t>(next) + signed_value));
         return;
-      default: break;
+      default:
+        break;
     }
     operands_.push_back(std::to_string(value));
     switch (kind) {
-      case OperandKind::kConstant: comments_.push_back(ConstantText(proto_, value)); break;
+      case OperandKind::kConstant:
+        comments_.push_back(ConstantText(proto_, value));
+        break;
       case OperandKind::kFnRef:
         comments_.push_back(value < proto_.fn_refs.size() ? ProtoName(p_, proto_.fn_refs[value])
                                                           : "?");
@@ -142,7 +149,8 @@ class Lister {
         comments_.push_back(value < p_.global_names.size() ? "global " + p_.global_names[value]
                                                            : "global ?");
         break;
-      default: break;
+      default:
+        break;
     }
   }
 
@@ -155,13 +163,15 @@ class Lister {
         break;
       case Op::kNEWSTRUCT:
       case Op::kMATCHSTRUCT:
-        comments_.push_back(extra < p_.structs.size() && p_.structs[extra]
-                                ? p_.structs[extra]->name
-                                : "?");
+        comments_.push_back(extra < p_.structs.size() && p_.structs[extra] ? p_.structs[extra]->name
+                                                                           : "?");
         break;
       case Op::kNEWENUM:
-      case Op::kMATCHENUM: comments_.push_back(EnumVariantText(p_, extra)); break;
-      default: break;
+      case Op::kMATCHENUM:
+        comments_.push_back(EnumVariantText(p_, extra));
+        break;
+      default:
+        break;
     }
   }
 

@@ -855,6 +855,13 @@ do_return:
   DISPATCH();
 
 refuel:
+  if (im.deadline != std::chrono::steady_clock::time_point::max() &&
+      std::chrono::steady_clock::now() >= im.deadline) {
+    slice = 0;
+    SAVE_IP();
+    FailKind(ErrorKind::kTimeout, fmt::format("timed out after {}s", limits_.timeout));
+    goto error;
+  }
   if (im.fuel_left == 0) {
     slice = 0;
     SAVE_IP();

@@ -53,19 +53,19 @@ bool KeyLess(SortClass cls, const Value& a, const Value& b) {
   bool a_nan = a.IsNumber() && std::isnan(a.as.n);
   bool b_nan = b.IsNumber() && std::isnan(b.as.n);
   if (a_nan || b_nan) return !a_nan;
-  int r;
+  int r{};
   CompareValues(a, b, &r);
   return r < 0;
 }
 
 bool MinMax(Vm& vm, Value* args, bool want_min, Value* out) {
-  ObjArray* a;
+  ObjArray* a = nullptr;
   if (!Receiver(vm, args, &a)) return false;
   if (a->items.empty()) return vm.Fail(want_min ? "min of empty array" : "max of empty array");
   Value best = a->items[0];
   for (size_t i = 1; i < a->items.size(); ++i) {
     const Value& x = a->items[i];
-    int r;
+    int r{};
     if (!CompareValues(x, best, &r)) return FailCompare(vm, best, x);
     if (r == (want_min ? -1 : 1)) best = x;  // kUnordered (NaN) never replaces
   }
@@ -83,14 +83,14 @@ bool NewPairs(Vm& vm, size_t n, Value* out) {
 }  // namespace
 
 bool ArrayLen(Vm& vm, Value* args, int /*argc*/, Value* out) {
-  ObjArray* a;
+  ObjArray* a = nullptr;
   if (!Receiver(vm, args, &a)) return false;
   *out = Value::Int(static_cast<int64_t>(a->items.size()));
   return true;
 }
 
 bool ArrayPush(Vm& vm, Value* args, int /*argc*/, Value* out) {
-  ObjArray* a;
+  ObjArray* a = nullptr;
   if (!Receiver(vm, args, &a)) return false;
   a->items.push_back(args[1]);
   vm.Recharge(a);
@@ -99,7 +99,7 @@ bool ArrayPush(Vm& vm, Value* args, int /*argc*/, Value* out) {
 }
 
 bool ArrayPop(Vm& vm, Value* args, int /*argc*/, Value* out) {
-  ObjArray* a;
+  ObjArray* a = nullptr;
   if (!Receiver(vm, args, &a)) return false;
   if (a->items.empty()) return vm.Fail("pop from empty array");
   *out = a->items.back();
@@ -109,8 +109,8 @@ bool ArrayPop(Vm& vm, Value* args, int /*argc*/, Value* out) {
 }
 
 bool ArrayInsert(Vm& vm, Value* args, int /*argc*/, Value* out) {
-  ObjArray* a;
-  int64_t i;
+  ObjArray* a = nullptr;
+  int64_t i{};
   if (!Receiver(vm, args, &a) || !ArgInt(vm, args[1], &i)) return false;
   auto n = static_cast<int64_t>(a->items.size());
   if (i < 0) i += n;
@@ -122,8 +122,8 @@ bool ArrayInsert(Vm& vm, Value* args, int /*argc*/, Value* out) {
 }
 
 bool ArrayRemove(Vm& vm, Value* args, int /*argc*/, Value* out) {
-  ObjArray* a;
-  size_t i;
+  ObjArray* a = nullptr;
+  size_t i{};
   if (!Receiver(vm, args, &a) || !ResolveIndex(vm, args[1], a->items.size(), &i)) return false;
   *out = a->items[i];
   a->items.erase(a->items.begin() + static_cast<ptrdiff_t>(i));
@@ -132,7 +132,7 @@ bool ArrayRemove(Vm& vm, Value* args, int /*argc*/, Value* out) {
 }
 
 bool ArrayContains(Vm& vm, Value* args, int /*argc*/, Value* out) {
-  ObjArray* a;
+  ObjArray* a = nullptr;
   if (!Receiver(vm, args, &a)) return false;
   bool found = std::any_of(a->items.begin(), a->items.end(),
                            [&](const Value& x) { return ValuesEqual(x, args[1]); });
@@ -141,7 +141,7 @@ bool ArrayContains(Vm& vm, Value* args, int /*argc*/, Value* out) {
 }
 
 bool ArrayIndexOf(Vm& vm, Value* args, int /*argc*/, Value* out) {
-  ObjArray* a;
+  ObjArray* a = nullptr;
   if (!Receiver(vm, args, &a)) return false;
   *out = Value::None();
   for (size_t i = 0; i < a->items.size(); ++i) {
@@ -154,7 +154,7 @@ bool ArrayIndexOf(Vm& vm, Value* args, int /*argc*/, Value* out) {
 }
 
 bool ArrayMap(Vm& vm, Value* args, int /*argc*/, Value* out) {
-  ObjArray* a;
+  ObjArray* a = nullptr;
   if (!Receiver(vm, args, &a) || !ArgCallable(vm, args[1])) return false;
   Value result = vm.NewArray();
   Vm::RootScope roots(vm);
@@ -172,7 +172,7 @@ bool ArrayMap(Vm& vm, Value* args, int /*argc*/, Value* out) {
 }
 
 bool ArrayFilter(Vm& vm, Value* args, int /*argc*/, Value* out) {
-  ObjArray* a;
+  ObjArray* a = nullptr;
   if (!Receiver(vm, args, &a) || !ArgCallable(vm, args[1])) return false;
   Value result = vm.NewArray();
   Vm::RootScope roots(vm);
@@ -180,7 +180,7 @@ bool ArrayFilter(Vm& vm, Value* args, int /*argc*/, Value* out) {
   ObjArray* r = AsArray(result);
   for (size_t i = 0; i < a->items.size(); ++i) {
     Value x = a->items[i];
-    bool keep;
+    bool keep{};
     if (!CallPredicate(vm, args[1], x, &keep)) return false;
     if (keep) {
       r->items.push_back(x);
@@ -192,7 +192,7 @@ bool ArrayFilter(Vm& vm, Value* args, int /*argc*/, Value* out) {
 }
 
 bool ArrayReduce(Vm& vm, Value* args, int argc, Value* out) {
-  ObjArray* a;
+  ObjArray* a = nullptr;
   if (!Receiver(vm, args, &a) || !ArgCallable(vm, args[1])) return false;
   size_t start = 0;
   Value acc;
@@ -218,8 +218,8 @@ bool ArrayReduce(Vm& vm, Value* args, int argc, Value* out) {
 }
 
 bool ArraySort(Vm& vm, Value* args, int /*argc*/, Value* out) {
-  ObjArray* a;
-  SortClass cls;
+  ObjArray* a = nullptr;
+  SortClass cls{};
   if (!Receiver(vm, args, &a) || !ClassifyKeys(vm, a->items, &cls)) return false;
   std::stable_sort(a->items.begin(), a->items.end(),
                    [cls](const Value& x, const Value& y) { return KeyLess(cls, x, y); });
@@ -228,7 +228,7 @@ bool ArraySort(Vm& vm, Value* args, int /*argc*/, Value* out) {
 }
 
 bool ArraySortBy(Vm& vm, Value* args, int /*argc*/, Value* out) {
-  ObjArray* a;
+  ObjArray* a = nullptr;
   if (!Receiver(vm, args, &a) || !ArgCallable(vm, args[1])) return false;
   // Phase 1: compute every key (callbacks run here, nowhere else), keeping them rooted.
   Value keys_value = vm.NewArray();
@@ -244,7 +244,7 @@ bool ArraySortBy(Vm& vm, Value* args, int /*argc*/, Value* out) {
   }
   if (keys.size() != a->items.size()) return vm.Fail("array modified during sort_by");
   // Phase 2: validate, then sort a permutation with a pure comparator.
-  SortClass cls;
+  SortClass cls{};
   if (!ClassifyKeys(vm, keys, &cls)) return false;
   std::vector<size_t> order(keys.size());
   std::iota(order.begin(), order.end(), size_t{0});
@@ -260,7 +260,7 @@ bool ArraySortBy(Vm& vm, Value* args, int /*argc*/, Value* out) {
 }
 
 bool ArrayReverse(Vm& vm, Value* args, int /*argc*/, Value* out) {
-  ObjArray* a;
+  ObjArray* a = nullptr;
   if (!Receiver(vm, args, &a)) return false;
   std::reverse(a->items.begin(), a->items.end());
   *out = args[0];
@@ -268,11 +268,11 @@ bool ArrayReverse(Vm& vm, Value* args, int /*argc*/, Value* out) {
 }
 
 bool ArrayJoin(Vm& vm, Value* args, int argc, Value* out) {
-  ObjArray* a;
+  ObjArray* a = nullptr;
   if (!Receiver(vm, args, &a)) return false;
-  std::string_view sep;
+  std::string_view sep{};
   if (argc > 1) {
-    const ObjString* s;
+    const ObjString* s = nullptr;
     if (!ArgString(vm, args[1], &s)) return false;
     sep = s->str;
   }
@@ -286,8 +286,8 @@ bool ArrayJoin(Vm& vm, Value* args, int argc, Value* out) {
 }
 
 bool ArraySlice(Vm& vm, Value* args, int argc, Value* out) {
-  ObjArray* a;
-  size_t lo, hi;
+  ObjArray* a = nullptr;
+  size_t lo{}, hi{};
   if (!Receiver(vm, args, &a) ||
       !ResolveSlice(vm, args[1], argc > 2 ? &args[2] : nullptr, a->items.size(), &lo, &hi))
     return false;
@@ -297,7 +297,7 @@ bool ArraySlice(Vm& vm, Value* args, int argc, Value* out) {
 }
 
 bool ArraySum(Vm& vm, Value* args, int /*argc*/, Value* out) {
-  ObjArray* a;
+  ObjArray* a = nullptr;
   if (!Receiver(vm, args, &a)) return false;
   int64_t isum = 0;
   double dsum = 0;
@@ -330,10 +330,10 @@ bool ArrayMax(Vm& vm, Value* args, int /*argc*/, Value* out) {
 }
 
 bool ArrayAny(Vm& vm, Value* args, int /*argc*/, Value* out) {
-  ObjArray* a;
+  ObjArray* a = nullptr;
   if (!Receiver(vm, args, &a) || !ArgCallable(vm, args[1])) return false;
   for (size_t i = 0; i < a->items.size(); ++i) {
-    bool hit;
+    bool hit{};
     if (!CallPredicate(vm, args[1], a->items[i], &hit)) return false;
     if (hit) {
       *out = Value::Bool(true);
@@ -345,10 +345,10 @@ bool ArrayAny(Vm& vm, Value* args, int /*argc*/, Value* out) {
 }
 
 bool ArrayAll(Vm& vm, Value* args, int /*argc*/, Value* out) {
-  ObjArray* a;
+  ObjArray* a = nullptr;
   if (!Receiver(vm, args, &a) || !ArgCallable(vm, args[1])) return false;
   for (size_t i = 0; i < a->items.size(); ++i) {
-    bool hit;
+    bool hit{};
     if (!CallPredicate(vm, args[1], a->items[i], &hit)) return false;
     if (!hit) {
       *out = Value::Bool(false);
@@ -360,7 +360,7 @@ bool ArrayAll(Vm& vm, Value* args, int /*argc*/, Value* out) {
 }
 
 bool ArrayEnumerate(Vm& vm, Value* args, int /*argc*/, Value* out) {
-  ObjArray* a;
+  ObjArray* a = nullptr;
   Value result;
   if (!Receiver(vm, args, &a) || !NewPairs(vm, a->items.size(), &result)) return false;
   ObjArray* r = AsArray(result);

@@ -48,12 +48,10 @@ bool ArgArray(Vm& vm, const Value& v, ObjArray** out) {
   return true;
 }
 
-bool ArgCallable(Vm& vm, const Value& v) {
-  return IsCallable(v) || FailType(vm, "function", v);
-}
+bool ArgCallable(Vm& vm, const Value& v) { return IsCallable(v) || FailType(vm, "function", v); }
 
 bool ResolveIndex(Vm& vm, const Value& index, size_t len, size_t* out) {
-  int64_t i;
+  int64_t i{};
   if (!ArgInt(vm, index, &i)) return false;
   auto n = static_cast<int64_t>(len);
   if (i < 0) i += n;
@@ -62,10 +60,9 @@ bool ResolveIndex(Vm& vm, const Value& index, size_t len, size_t* out) {
   return true;
 }
 
-bool ResolveSlice(Vm& vm, const Value& start, const Value* end, size_t len, size_t* a,
-                  size_t* b) {
+bool ResolveSlice(Vm& vm, const Value& start, const Value* end, size_t len, size_t* a, size_t* b) {
   auto n = static_cast<int64_t>(len);
-  int64_t lo;
+  int64_t lo{};
   int64_t hi = n;
   if (!ArgInt(vm, start, &lo)) return false;
   if (end != nullptr && !ArgInt(vm, *end, &hi)) return false;
@@ -81,7 +78,7 @@ bool CheckAllocArray(Vm& vm, uint64_t count, size_t elem_size) {
   // Saturate instead of overflowing; half of the address space is beyond any memory limit
   // and still leaves the VM room to add its current heap size without wrapping.
   constexpr uint64_t kCap = std::numeric_limits<size_t>::max() / 2;
-  uint64_t bytes;
+  uint64_t bytes{};
   if (__builtin_mul_overflow(count, static_cast<uint64_t>(elem_size), &bytes) || bytes > kCap)
     bytes = kCap;
   return vm.CheckAlloc(static_cast<size_t>(bytes));
@@ -121,7 +118,7 @@ bool NativePrint(Vm& vm, Value* args, int argc, Value* out) {
 }
 
 bool NativeAssert(Vm& vm, Value* args, int argc, Value* out) {
-  bool ok;
+  bool ok{};
   if (!ArgBool(vm, args[0], &ok)) return false;
   if (!ok) {
     if (argc < 2) return vm.Fail("assertion failed");
@@ -135,9 +132,7 @@ bool NativePanic(Vm& vm, Value* args, int /*argc*/, Value* /*out*/) {
   return vm.Fail(ValueToString(args[0]));
 }
 
-bool NativeStr(Vm& vm, Value* args, int /*argc*/, Value* out) {
-  return StrValue(vm, args[0], out);
-}
+bool NativeStr(Vm& vm, Value* args, int /*argc*/, Value* out) { return StrValue(vm, args[0], out); }
 
 bool NativeInt(Vm& vm, Value* args, int /*argc*/, Value* out) {
   const Value& x = args[0];
@@ -157,7 +152,7 @@ bool NativeInt(Vm& vm, Value* args, int /*argc*/, Value* out) {
       return true;
     }
     case Type::kString: {
-      int64_t i;
+      int64_t i{};
       const std::string& s = AsString(x)->str;
       if (!ParseInt(s, &i)) return vm.Fail(fmt::format("cannot parse '{}' as int", s));
       *out = Value::Int(i);
@@ -181,7 +176,7 @@ bool NativeNumber(Vm& vm, Value* args, int /*argc*/, Value* out) {
       *out = Value::Number(x.as.b ? 1.0 : 0.0);
       return true;
     case Type::kString: {
-      double d;
+      double d{};
       const std::string& s = AsString(x)->str;
       if (!ParseNumber(s, &d)) return vm.Fail(fmt::format("cannot parse '{}' as number", s));
       *out = Value::Number(d);
@@ -198,7 +193,7 @@ bool NativeTypeOf(Vm& vm, Value* args, int /*argc*/, Value* out) {
 }
 
 bool NativeRange(Vm& vm, Value* args, int /*argc*/, Value* out) {
-  int64_t a, b;
+  int64_t a{}, b{};
   if (!ArgInt(vm, args[0], &a) || !ArgInt(vm, args[1], &b)) return false;
   *out = vm.NewRange(a, b, 1, /*inclusive=*/false);
   return true;
@@ -257,8 +252,8 @@ bool RangeReceiver(Vm& vm, Value* args, ObjRange** r) {
 }  // namespace
 
 bool RangeStep(Vm& vm, Value* args, int /*argc*/, Value* out) {
-  ObjRange* r;
-  int64_t step;
+  ObjRange* r = nullptr;
+  int64_t step{};
   if (!RangeReceiver(vm, args, &r) || !ArgInt(vm, args[1], &step)) return false;
   if (step <= 0) return vm.Fail("invalid step");
   *out = vm.NewRange(r->start, r->end, step, r->inclusive);
@@ -266,19 +261,19 @@ bool RangeStep(Vm& vm, Value* args, int /*argc*/, Value* out) {
 }
 
 bool RangeLen(Vm& vm, Value* args, int /*argc*/, Value* out) {
-  ObjRange* r;
+  ObjRange* r = nullptr;
   if (!RangeReceiver(vm, args, &r)) return false;
   *out = Value::Int(r->Length());
   return true;
 }
 
 bool RangeContains(Vm& vm, Value* args, int /*argc*/, Value* out) {
-  ObjRange* r;
+  ObjRange* r = nullptr;
   if (!RangeReceiver(vm, args, &r)) return false;
   const Value& x = args[1];
   if (!x.IsNumeric()) return FailType(vm, "int", x);
   // An integral Number counts (1.0 == 1); any other Number is never in an Int range.
-  int64_t v;
+  int64_t v{};
   if (x.IsInt()) {
     v = x.as.i;
   } else if (std::trunc(x.as.n) == x.as.n && x.as.n >= -9223372036854775808.0 &&
@@ -297,7 +292,7 @@ bool RangeContains(Vm& vm, Value* args, int /*argc*/, Value* out) {
 }
 
 bool RangeToArray(Vm& vm, Value* args, int /*argc*/, Value* out) {
-  ObjRange* r;
+  ObjRange* r = nullptr;
   if (!RangeReceiver(vm, args, &r)) return false;
   int64_t n = r->Length();
   if (!CheckAllocArray(vm, static_cast<uint64_t>(n), sizeof(Value))) return false;

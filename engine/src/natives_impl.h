@@ -38,8 +38,7 @@ bool ArgCallable(Vm& vm, const Value& v);
 bool ResolveIndex(Vm& vm, const Value& index, size_t len, size_t* out);
 // Slice bounds [start, end) for slice(a, b?): negative values count from the end, a missing
 // end means len; anything outside 0 <= a <= b <= len is "index out of range".
-bool ResolveSlice(Vm& vm, const Value& start, const Value* end, size_t len, size_t* a,
-                  size_t* b);
+bool ResolveSlice(Vm& vm, const Value& start, const Value* end, size_t len, size_t* a, size_t* b);
 // Checks that `count` elements of `elem_size` bytes fit the VM's memory limit (ResourceExhausted
 // otherwise), without overflowing the multiplication. Use before building big results.
 bool CheckAllocArray(Vm& vm, uint64_t count, size_t elem_size);

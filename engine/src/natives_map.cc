@@ -33,14 +33,14 @@ bool CheckMapKey(Vm& vm, const Value& key) {
 }
 
 bool MapLen(Vm& vm, Value* args, int /*argc*/, Value* out) {
-  ObjMap* m;
+  ObjMap* m = nullptr;
   if (!Receiver(vm, args, &m)) return false;
   *out = Value::Int(static_cast<int64_t>(m->count));
   return true;
 }
 
 bool MapGet(Vm& vm, Value* args, int /*argc*/, Value* out) {
-  ObjMap* m;
+  ObjMap* m = nullptr;
   if (!Receiver(vm, args, &m) || !CheckMapKey(vm, args[1])) return false;
   const Value* v = m->Find(args[1]);
   *out = v == nullptr ? Value::None() : vm.NewSome(*v);
@@ -48,14 +48,14 @@ bool MapGet(Vm& vm, Value* args, int /*argc*/, Value* out) {
 }
 
 bool MapHas(Vm& vm, Value* args, int /*argc*/, Value* out) {
-  ObjMap* m;
+  ObjMap* m = nullptr;
   if (!Receiver(vm, args, &m) || !CheckMapKey(vm, args[1])) return false;
   *out = Value::Bool(m->Find(args[1]) != nullptr);
   return true;
 }
 
 bool MapSet(Vm& vm, Value* args, int /*argc*/, Value* out) {
-  ObjMap* m;
+  ObjMap* m = nullptr;
   if (!Receiver(vm, args, &m) || !CheckMapKey(vm, args[1])) return false;
   m->Set(args[1], args[2]);
   vm.Recharge(m);
@@ -64,7 +64,7 @@ bool MapSet(Vm& vm, Value* args, int /*argc*/, Value* out) {
 }
 
 bool MapRemove(Vm& vm, Value* args, int /*argc*/, Value* out) {
-  ObjMap* m;
+  ObjMap* m = nullptr;
   if (!Receiver(vm, args, &m) || !CheckMapKey(vm, args[1])) return false;
   Value old;
   if (m->Remove(args[1], &old)) {
@@ -77,26 +77,29 @@ bool MapRemove(Vm& vm, Value* args, int /*argc*/, Value* out) {
 }
 
 bool MapKeys(Vm& vm, Value* args, int /*argc*/, Value* out) {
-  ObjMap* m;
+  ObjMap* m = nullptr;
   if (!Receiver(vm, args, &m)) return false;
   return CollectEntries(
       vm, m, sizeof(Value), [](const Value& k, const Value&) { return k; }, out);
 }
 
 bool MapValues(Vm& vm, Value* args, int /*argc*/, Value* out) {
-  ObjMap* m;
+  ObjMap* m = nullptr;
   if (!Receiver(vm, args, &m)) return false;
   return CollectEntries(
       vm, m, sizeof(Value), [](const Value&, const Value& v) { return v; }, out);
 }
 
 bool MapItems(Vm& vm, Value* args, int /*argc*/, Value* out) {
-  ObjMap* m;
+  ObjMap* m = nullptr;
   if (!Receiver(vm, args, &m)) return false;
   // No GC can run inside a native outside Vm::Call, so the fresh pair arrays need no rooting.
   return CollectEntries(
       vm, m, sizeof(ObjArray) + 3 * sizeof(Value),
-      [&vm](const Value& k, const Value& v) { return vm.NewArray({k, v}); }, out);
+      [&vm](const Value& k, const Value& v) {
+        return vm.NewArray({k, v});
+      },
+      out);
 }
 
 }  // namespace shapex::engine

@@ -11,7 +11,7 @@ namespace {
 
 // f(x) for one numeric argument, always a Number (sqrt(-1) is nan, as IEEE says).
 bool Unary(Vm& vm, const Value* args, double (*f)(double), Value* out) {
-  double x;
+  double x{};
   if (!ArgNumber(vm, args[0], &x)) return false;
   *out = Value::Number(f(x));
   return true;
@@ -19,7 +19,7 @@ bool Unary(Vm& vm, const Value* args, double (*f)(double), Value* out) {
 
 // min/max of two numbers: Int when both are Int, else Number.
 bool Pick(Vm& vm, const Value* args, bool want_min, Value* out) {
-  double x, y;
+  double x{}, y{};
   if (!ArgNumber(vm, args[0], &x) || !ArgNumber(vm, args[1], &y)) return false;
   if (args[0].IsInt() && args[1].IsInt()) {
     int64_t a = args[0].as.i, b = args[1].as.i;
@@ -38,36 +38,45 @@ bool Pick(Vm& vm, const Value* args, bool want_min, Value* out) {
 }  // namespace
 
 bool MathSqrt(Vm& vm, Value* args, int, Value* out) {
-  return Unary(vm, args, [](double x) { return std::sqrt(x); }, out);
+  return Unary(
+      vm, args, [](double x) { return std::sqrt(x); }, out);
 }
 bool MathSin(Vm& vm, Value* args, int, Value* out) {
-  return Unary(vm, args, [](double x) { return std::sin(x); }, out);
+  return Unary(
+      vm, args, [](double x) { return std::sin(x); }, out);
 }
 bool MathCos(Vm& vm, Value* args, int, Value* out) {
-  return Unary(vm, args, [](double x) { return std::cos(x); }, out);
+  return Unary(
+      vm, args, [](double x) { return std::cos(x); }, out);
 }
 bool MathTan(Vm& vm, Value* args, int, Value* out) {
-  return Unary(vm, args, [](double x) { return std::tan(x); }, out);
+  return Unary(
+      vm, args, [](double x) { return std::tan(x); }, out);
 }
 bool MathExp(Vm& vm, Value* args, int, Value* out) {
-  return Unary(vm, args, [](double x) { return std::exp(x); }, out);
+  return Unary(
+      vm, args, [](double x) { return std::exp(x); }, out);
 }
 bool MathLog(Vm& vm, Value* args, int, Value* out) {
-  return Unary(vm, args, [](double x) { return std::log(x); }, out);
+  return Unary(
+      vm, args, [](double x) { return std::log(x); }, out);
 }
 bool MathFloor(Vm& vm, Value* args, int, Value* out) {
-  return Unary(vm, args, [](double x) { return std::floor(x); }, out);
+  return Unary(
+      vm, args, [](double x) { return std::floor(x); }, out);
 }
 bool MathCeil(Vm& vm, Value* args, int, Value* out) {
-  return Unary(vm, args, [](double x) { return std::ceil(x); }, out);
+  return Unary(
+      vm, args, [](double x) { return std::ceil(x); }, out);
 }
 bool MathRound(Vm& vm, Value* args, int, Value* out) {
   // std::round rounds half away from zero: round(2.5) == 3.0, round(-2.5) == -3.0.
-  return Unary(vm, args, [](double x) { return std::round(x); }, out);
+  return Unary(
+      vm, args, [](double x) { return std::round(x); }, out);
 }
 
 bool MathPow(Vm& vm, Value* args, int, Value* out) {
-  double x, y;
+  double x{}, y{};
   if (!ArgNumber(vm, args[0], &x) || !ArgNumber(vm, args[1], &y)) return false;
   *out = Value::Number(std::pow(x, y));
   return true;
@@ -80,7 +89,8 @@ bool MathAbs(Vm& vm, Value* args, int, Value* out) {
     *out = Value::Int(x.as.i < 0 ? -x.as.i : x.as.i);
     return true;
   }
-  return Unary(vm, args, [](double v) { return std::fabs(v); }, out);
+  return Unary(
+      vm, args, [](double v) { return std::fabs(v); }, out);
 }
 
 bool MathMin(Vm& vm, Value* args, int, Value* out) {
@@ -91,7 +101,7 @@ bool MathMax(Vm& vm, Value* args, int, Value* out) {
 }
 
 bool MathIsNan(Vm& vm, Value* args, int, Value* out) {
-  double x;
+  double x{};
   if (!ArgNumber(vm, args[0], &x)) return false;
   *out = Value::Bool(std::isnan(x));
   return true;

@@ -21,7 +21,7 @@ bool Receiver(Vm& vm, Value* args, ObjMatrix** m) {
 }
 
 bool ArgDim(Vm& vm, const Value& v, size_t* out) {
-  int64_t n;
+  int64_t n{};
   if (!ArgInt(vm, v, &n)) return false;
   if (n < 0) return vm.Fail("negative length");
   *out = static_cast<size_t>(n);
@@ -31,7 +31,7 @@ bool ArgDim(Vm& vm, const Value& v, size_t* out) {
 // Allocates a zeroed rows x cols matrix after checking rows * cols against the memory limit
 // (an overflowing product fails the check instead of wrapping to a small buffer).
 bool NewMatrixChecked(Vm& vm, size_t rows, size_t cols, Value* out) {
-  uint64_t cells;
+  uint64_t cells{};
   if (__builtin_mul_overflow(static_cast<uint64_t>(rows), static_cast<uint64_t>(cols), &cells))
     cells = std::numeric_limits<uint64_t>::max();
   return CheckAllocArray(vm, cells, sizeof(double)) && vm.NewMatrix(rows, cols, out);
@@ -59,8 +59,8 @@ bool MatrixBinary(Vm& vm, char op, const Value& a, const Value& b, Value* out) {
                      (mb != nullptr || b.IsNumeric()) &&
                      (op == '+' || op == '-' || op == '*' || op == '/');
   if (!operands_ok) {
-    return vm.Fail(fmt::format("unsupported operand types for {}: {} and {}", op, TypeName(a),
-                               TypeName(b)));
+    return vm.Fail(
+        fmt::format("unsupported operand types for {}: {} and {}", op, TypeName(a), TypeName(b)));
   }
   if (ma != nullptr && mb != nullptr && (ma->rows != mb->rows || ma->cols != mb->cols))
     return vm.Fail("shape mismatch");
@@ -79,13 +79,13 @@ bool MatrixBinary(Vm& vm, char op, const Value& a, const Value& b, Value* out) {
 }
 
 bool MatrixZeros(Vm& vm, Value* args, int /*argc*/, Value* out) {
-  size_t rows, cols;
+  size_t rows{}, cols{};
   return ArgDim(vm, args[0], &rows) && ArgDim(vm, args[1], &cols) &&
          NewMatrixChecked(vm, rows, cols, out);
 }
 
 bool MatrixFrom(Vm& vm, Value* args, int /*argc*/, Value* out) {
-  size_t rows, cols;
+  size_t rows{}, cols{};
   if (!ArgDim(vm, args[0], &rows) || !ArgDim(vm, args[1], &cols)) return false;
   const Value& src = args[2];
   bool is_vec = src.Is(Type::kTypedArray) && AsTypedArray(src)->kind != ElemKind::kBool;
@@ -108,29 +108,29 @@ bool MatrixFrom(Vm& vm, Value* args, int /*argc*/, Value* out) {
 }
 
 bool MatrixIdentity(Vm& vm, Value* args, int /*argc*/, Value* out) {
-  size_t n;
+  size_t n{};
   if (!ArgDim(vm, args[0], &n) || !NewMatrixChecked(vm, n, n, out)) return false;
   for (size_t i = 0; i < n; ++i) AsMatrix(*out)->At(i, i) = 1.0;
   return true;
 }
 
 bool MatrixRows(Vm& vm, Value* args, int /*argc*/, Value* out) {
-  ObjMatrix* m;
+  ObjMatrix* m = nullptr;
   if (!Receiver(vm, args, &m)) return false;
   *out = Value::Int(static_cast<int64_t>(m->rows));
   return true;
 }
 
 bool MatrixCols(Vm& vm, Value* args, int /*argc*/, Value* out) {
-  ObjMatrix* m;
+  ObjMatrix* m = nullptr;
   if (!Receiver(vm, args, &m)) return false;
   *out = Value::Int(static_cast<int64_t>(m->cols));
   return true;
 }
 
 bool MatrixGet(Vm& vm, Value* args, int /*argc*/, Value* out) {
-  ObjMatrix* m;
-  size_t i, j;
+  ObjMatrix* m = nullptr;
+  size_t i{}, j{};
   if (!Receiver(vm, args, &m) || !ResolveIndex(vm, args[1], m->rows, &i) ||
       !ResolveIndex(vm, args[2], m->cols, &j))
     return false;
@@ -139,9 +139,9 @@ bool MatrixGet(Vm& vm, Value* args, int /*argc*/, Value* out) {
 }
 
 bool MatrixSet(Vm& vm, Value* args, int /*argc*/, Value* out) {
-  ObjMatrix* m;
-  size_t i, j;
-  double x;
+  ObjMatrix* m = nullptr;
+  size_t i{}, j{};
+  double x{};
   if (!Receiver(vm, args, &m) || !ResolveIndex(vm, args[1], m->rows, &i) ||
       !ResolveIndex(vm, args[2], m->cols, &j) || !ArgNumber(vm, args[3], &x))
     return false;
@@ -151,8 +151,8 @@ bool MatrixSet(Vm& vm, Value* args, int /*argc*/, Value* out) {
 }
 
 bool MatrixRow(Vm& vm, Value* args, int /*argc*/, Value* out) {
-  ObjMatrix* m;
-  size_t i;
+  ObjMatrix* m = nullptr;
+  size_t i{};
   if (!Receiver(vm, args, &m) || !ResolveIndex(vm, args[1], m->rows, &i) ||
       !vm.NewTypedArray(ElemKind::kF64, m->cols, out))
     return false;
@@ -162,7 +162,7 @@ bool MatrixRow(Vm& vm, Value* args, int /*argc*/, Value* out) {
 }
 
 bool MatrixTranspose(Vm& vm, Value* args, int /*argc*/, Value* out) {
-  ObjMatrix* m;
+  ObjMatrix* m = nullptr;
   if (!Receiver(vm, args, &m) || !vm.NewMatrix(m->cols, m->rows, out)) return false;
   ObjMatrix* t = AsMatrix(*out);
   for (size_t r = 0; r < m->rows; ++r)
@@ -171,7 +171,7 @@ bool MatrixTranspose(Vm& vm, Value* args, int /*argc*/, Value* out) {
 }
 
 bool MatrixMatmul(Vm& vm, Value* args, int /*argc*/, Value* out) {
-  ObjMatrix* a;
+  ObjMatrix* a = nullptr;
   if (!Receiver(vm, args, &a)) return false;
   if (!args[1].Is(Type::kMatrix)) return FailType(vm, "matrix", args[1]);
   const ObjMatrix* b = AsMatrix(args[1]);
@@ -191,7 +191,7 @@ bool MatrixMatmul(Vm& vm, Value* args, int /*argc*/, Value* out) {
 }
 
 bool MatrixSum(Vm& vm, Value* args, int /*argc*/, Value* out) {
-  ObjMatrix* m;
+  ObjMatrix* m = nullptr;
   if (!Receiver(vm, args, &m)) return false;
   double s = 0;
   for (size_t i = 0; i < m->rows * m->cols; ++i) s += m->data[i];

@@ -34,26 +34,26 @@ bool ResultReceiver(Vm& vm, const Value& v, bool* ok, Value* payload) {
 }  // namespace
 
 bool OptionUnwrap(Vm& vm, Value* args, int /*argc*/, Value* out) {
-  bool some;
+  bool some{};
   if (!OptionReceiver(vm, args[0], &some, out)) return false;
   return some || vm.Fail("called unwrap on None");
 }
 
 bool OptionUnwrapOr(Vm& vm, Value* args, int /*argc*/, Value* out) {
-  bool some;
+  bool some{};
   if (!OptionReceiver(vm, args[0], &some, out)) return false;
   if (!some) *out = args[1];
   return true;
 }
 
 bool OptionExpect(Vm& vm, Value* args, int /*argc*/, Value* out) {
-  bool some;
+  bool some{};
   if (!OptionReceiver(vm, args[0], &some, out)) return false;
   return some || vm.Fail(ValueToString(args[1]));
 }
 
 bool OptionIsSome(Vm& vm, Value* args, int /*argc*/, Value* out) {
-  bool some;
+  bool some{};
   Value payload;
   if (!OptionReceiver(vm, args[0], &some, &payload)) return false;
   *out = Value::Bool(some);
@@ -61,7 +61,7 @@ bool OptionIsSome(Vm& vm, Value* args, int /*argc*/, Value* out) {
 }
 
 bool OptionIsNone(Vm& vm, Value* args, int /*argc*/, Value* out) {
-  bool some;
+  bool some{};
   Value payload;
   if (!OptionReceiver(vm, args[0], &some, &payload)) return false;
   *out = Value::Bool(!some);
@@ -69,7 +69,7 @@ bool OptionIsNone(Vm& vm, Value* args, int /*argc*/, Value* out) {
 }
 
 bool OptionMap(Vm& vm, Value* args, int /*argc*/, Value* out) {
-  bool some;
+  bool some{};
   Value payload;
   if (!OptionReceiver(vm, args[0], &some, &payload) || !ArgCallable(vm, args[1])) return false;
   if (!some) {
@@ -83,27 +83,27 @@ bool OptionMap(Vm& vm, Value* args, int /*argc*/, Value* out) {
 }
 
 bool ResultUnwrap(Vm& vm, Value* args, int /*argc*/, Value* out) {
-  bool ok;
+  bool ok{};
   if (!ResultReceiver(vm, args[0], &ok, out)) return false;
   if (ok) return true;
   return vm.Fail("called unwrap on Err(" + ValueToString(*out, /*quoted=*/true) + ")");
 }
 
 bool ResultUnwrapOr(Vm& vm, Value* args, int /*argc*/, Value* out) {
-  bool ok;
+  bool ok{};
   if (!ResultReceiver(vm, args[0], &ok, out)) return false;
   if (!ok) *out = args[1];
   return true;
 }
 
 bool ResultExpect(Vm& vm, Value* args, int /*argc*/, Value* out) {
-  bool ok;
+  bool ok{};
   if (!ResultReceiver(vm, args[0], &ok, out)) return false;
   return ok || vm.Fail(ValueToString(args[1]));
 }
 
 bool ResultIsOk(Vm& vm, Value* args, int /*argc*/, Value* out) {
-  bool ok;
+  bool ok{};
   Value payload;
   if (!ResultReceiver(vm, args[0], &ok, &payload)) return false;
   *out = Value::Bool(ok);
@@ -111,7 +111,7 @@ bool ResultIsOk(Vm& vm, Value* args, int /*argc*/, Value* out) {
 }
 
 bool ResultIsErr(Vm& vm, Value* args, int /*argc*/, Value* out) {
-  bool ok;
+  bool ok{};
   Value payload;
   if (!ResultReceiver(vm, args[0], &ok, &payload)) return false;
   *out = Value::Bool(!ok);
@@ -119,7 +119,7 @@ bool ResultIsErr(Vm& vm, Value* args, int /*argc*/, Value* out) {
 }
 
 bool ResultMap(Vm& vm, Value* args, int /*argc*/, Value* out) {
-  bool ok;
+  bool ok{};
   Value payload;
   if (!ResultReceiver(vm, args[0], &ok, &payload) || !ArgCallable(vm, args[1])) return false;
   if (!ok) {

@@ -61,14 +61,14 @@ bool ParseNumber(std::string_view s, double* out) {
 }
 
 bool StringLen(Vm& vm, Value* args, int /*argc*/, Value* out) {
-  const ObjString* s;
+  const ObjString* s = nullptr;
   if (!Receiver(vm, args, &s)) return false;
   *out = Value::Int(static_cast<int64_t>(s->str.size()));
   return true;
 }
 
 bool StringChars(Vm& vm, Value* args, int /*argc*/, Value* out) {
-  const ObjString* s;
+  const ObjString* s = nullptr;
   if (!Receiver(vm, args, &s)) return false;
   std::vector<std::string_view> parts;
   std::string_view str = s->str;
@@ -81,7 +81,7 @@ bool StringChars(Vm& vm, Value* args, int /*argc*/, Value* out) {
 }
 
 bool StringUpper(Vm& vm, Value* args, int /*argc*/, Value* out) {
-  const ObjString* s;
+  const ObjString* s = nullptr;
   if (!Receiver(vm, args, &s)) return false;
   std::string r = s->str;
   for (char& c : r)
@@ -91,7 +91,7 @@ bool StringUpper(Vm& vm, Value* args, int /*argc*/, Value* out) {
 }
 
 bool StringLower(Vm& vm, Value* args, int /*argc*/, Value* out) {
-  const ObjString* s;
+  const ObjString* s = nullptr;
   if (!Receiver(vm, args, &s)) return false;
   std::string r = s->str;
   for (char& c : r)
@@ -101,7 +101,7 @@ bool StringLower(Vm& vm, Value* args, int /*argc*/, Value* out) {
 }
 
 bool StringTrim(Vm& vm, Value* args, int /*argc*/, Value* out) {
-  const ObjString* s;
+  const ObjString* s = nullptr;
   if (!Receiver(vm, args, &s)) return false;
   std::string_view t = Trim(s->str);
   *out = t.size() == s->str.size() ? args[0] : vm.NewString(std::string(t));
@@ -109,7 +109,7 @@ bool StringTrim(Vm& vm, Value* args, int /*argc*/, Value* out) {
 }
 
 bool StringSplit(Vm& vm, Value* args, int argc, Value* out) {
-  const ObjString* s;
+  const ObjString* s = nullptr;
   if (!Receiver(vm, args, &s)) return false;
   std::string_view str = s->str;
   std::vector<std::string_view> parts;
@@ -126,7 +126,7 @@ bool StringSplit(Vm& vm, Value* args, int argc, Value* out) {
     }
     return NewStringArray(vm, std::move(parts), out);
   }
-  const ObjString* sep;
+  const ObjString* sep = nullptr;
   if (!ArgString(vm, args[1], &sep)) return false;
   if (sep->str.empty()) return vm.Fail("empty separator");
   size_t start = 0;
@@ -217,9 +217,9 @@ bool StringFind(Vm& vm, Value* args, int /*argc*/, Value* out) {
 }
 
 bool StringSlice(Vm& vm, Value* args, int argc, Value* out) {
-  const ObjString* s;
+  const ObjString* s = nullptr;
   if (!Receiver(vm, args, &s)) return false;
-  size_t a, b;
+  size_t a{}, b{};
   if (!ResolveSlice(vm, args[1], argc > 2 ? &args[2] : nullptr, Utf8CharCount(s), &a, &b))
     return false;
   size_t begin = Utf8ByteOffset(s, a);
@@ -229,8 +229,8 @@ bool StringSlice(Vm& vm, Value* args, int argc, Value* out) {
 }
 
 bool StringRepeat(Vm& vm, Value* args, int /*argc*/, Value* out) {
-  const ObjString* s;
-  int64_t n;
+  const ObjString* s = nullptr;
+  int64_t n{};
   if (!Receiver(vm, args, &s) || !ArgInt(vm, args[1], &n)) return false;
   if (n < 0) return vm.Fail("negative count");
   if (!CheckAllocArray(vm, static_cast<uint64_t>(n), s->str.size())) return false;
@@ -245,9 +245,9 @@ bool StringRepeat(Vm& vm, Value* args, int /*argc*/, Value* out) {
 }
 
 bool StringToInt(Vm& vm, Value* args, int /*argc*/, Value* out) {
-  const ObjString* s;
+  const ObjString* s = nullptr;
   if (!Receiver(vm, args, &s)) return false;
-  int64_t i;
+  int64_t i{};
   if (ParseInt(s->str, &i)) {
     *out = vm.NewOk(Value::Int(i));
   } else {
@@ -257,9 +257,9 @@ bool StringToInt(Vm& vm, Value* args, int /*argc*/, Value* out) {
 }
 
 bool StringToNumber(Vm& vm, Value* args, int /*argc*/, Value* out) {
-  const ObjString* s;
+  const ObjString* s = nullptr;
   if (!Receiver(vm, args, &s)) return false;
-  double d;
+  double d{};
   if (ParseNumber(s->str, &d)) {
     *out = vm.NewOk(Value::Number(d));
   } else {

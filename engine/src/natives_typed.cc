@@ -96,7 +96,7 @@ void WriteDouble(ObjTypedArray* v, size_t i, double x) {
 }
 
 bool StoreCheckedInt(Vm& vm, ObjTypedArray* v, size_t i, int64_t x) {
-  int64_t lo, hi;
+  int64_t lo{}, hi{};
   IntLimits(v->kind, &lo, &hi);
   if (x < lo || x > hi)
     return vm.Fail(fmt::format("value {} out of range for {}", x, ElemKindName(v->kind)));
@@ -139,8 +139,7 @@ double FloatOp(char op, double x, double y) {
 }
 
 // The common case, vectorisable: f64 with f64 or with a scalar.
-void F64Loop(char op, const double* x, const double* y, double sx, double sy, double* r,
-             size_t n) {
+void F64Loop(char op, const double* x, const double* y, double sx, double sy, double* r, size_t n) {
   for (size_t i = 0; i < n; ++i) {
     double a = x != nullptr ? x[i] : sx;
     double b = y != nullptr ? y[i] : sy;
@@ -179,7 +178,7 @@ bool NewVec(Vm& vm, ElemKind kind, const Value& arg, Value* out) {
 }
 
 bool VecMinMax(Vm& vm, Value* args, bool want_min, Value* out) {
-  ObjTypedArray* v;
+  ObjTypedArray* v = nullptr;
   if (!Receiver(vm, args, &v)) return false;
   if (v->length == 0) return vm.Fail("empty");
   if (ElemIsFloat(v->kind)) {
@@ -238,16 +237,15 @@ bool TypedBinary(Vm& vm, char op, const Value& a, const Value& b, Value* out) {
                      (vb != nullptr ? vb->kind != ElemKind::kBool : b.IsNumeric()) &&
                      (op == '+' || op == '-' || op == '*' || op == '/');
   if (!operands_ok) {
-    return vm.Fail(fmt::format("unsupported operand types for {}: {} and {}", op, TypeName(a),
-                               TypeName(b)));
+    return vm.Fail(
+        fmt::format("unsupported operand types for {}: {} and {}", op, TypeName(a), TypeName(b)));
   }
-  if (va != nullptr && vb != nullptr && va->length != vb->length)
-    return vm.Fail("shape mismatch");
+  if (va != nullptr && vb != nullptr && va->length != vb->length) return vm.Fail("shape mismatch");
   size_t n = va != nullptr ? va->length : vb->length;
 
   // Result kind: same kind for same-kind vectors and for a vector with an Int scalar (or a
   // float vector with any scalar); f64 when kinds differ or a Number meets an int vector.
-  ElemKind kind;
+  ElemKind kind{};
   if (va != nullptr && vb != nullptr) {
     kind = va->kind == vb->kind ? va->kind : ElemKind::kF64;
   } else {
@@ -274,7 +272,7 @@ bool TypedBinary(Vm& vm, char op, const Value& a, const Value& b, Value* out) {
     for (size_t i = 0; i < n; ++i) {
       int64_t x = va != nullptr ? ElemInt(va, i) : a.as.i;
       int64_t y = vb != nullptr ? ElemInt(vb, i) : b.as.i;
-      int64_t z;
+      int64_t z{};
       if (!IntOp(vm, op, x, y, &z) || !StoreCheckedInt(vm, r, i, z)) return false;
     }
   }
@@ -312,14 +310,14 @@ bool VecNewBool(Vm& vm, Value* args, int, Value* out) {
 // ---------------- methods ----------------
 
 bool VecLen(Vm& vm, Value* args, int /*argc*/, Value* out) {
-  ObjTypedArray* v;
+  ObjTypedArray* v = nullptr;
   if (!Receiver(vm, args, &v)) return false;
   *out = Value::Int(static_cast<int64_t>(v->length));
   return true;
 }
 
 bool VecSum(Vm& vm, Value* args, int /*argc*/, Value* out) {
-  ObjTypedArray* v;
+  ObjTypedArray* v = nullptr;
   if (!Receiver(vm, args, &v)) return false;
   if (ElemIsFloat(v->kind)) {
     double s = 0;
@@ -335,7 +333,7 @@ bool VecSum(Vm& vm, Value* args, int /*argc*/, Value* out) {
 }
 
 bool VecDot(Vm& vm, Value* args, int /*argc*/, Value* out) {
-  ObjTypedArray* v;
+  ObjTypedArray* v = nullptr;
   if (!Receiver(vm, args, &v)) return false;
   if (!args[1].Is(Type::kTypedArray)) return FailType(vm, "Vec", args[1]);
   const ObjTypedArray* w = AsTypedArray(args[1]);
@@ -348,7 +346,7 @@ bool VecDot(Vm& vm, Value* args, int /*argc*/, Value* out) {
   }
   int64_t s = 0;
   for (size_t i = 0; i < v->length; ++i) {
-    int64_t p;
+    int64_t p{};
     if (__builtin_mul_overflow(ElemInt(v, i), ElemInt(w, i), &p) ||
         __builtin_add_overflow(s, p, &s))
       return vm.Fail("integer overflow");
@@ -358,12 +356,11 @@ bool VecDot(Vm& vm, Value* args, int /*argc*/, Value* out) {
 }
 
 bool VecMean(Vm& vm, Value* args, int /*argc*/, Value* out) {
-  ObjTypedArray* v;
+  ObjTypedArray* v = nullptr;
   if (!Receiver(vm, args, &v)) return false;
   double s = 0;
   for (size_t i = 0; i < v->length; ++i) s += ElemAsDouble(v, i);
-  *out = Value::Number(v->length == 0 ? std::nan("")
-                                      : s / static_cast<double>(v->length));
+  *out = Value::Number(v->length == 0 ? std::nan("") : s / static_cast<double>(v->length));
   return true;
 }
 
@@ -376,7 +373,7 @@ bool VecMax(Vm& vm, Value* args, int /*argc*/, Value* out) {
 }
 
 bool VecMap(Vm& vm, Value* args, int /*argc*/, Value* out) {
-  ObjTypedArray* v;
+  ObjTypedArray* v = nullptr;
   if (!Receiver(vm, args, &v) || !ArgCallable(vm, args[1])) return false;
   Value result;
   if (!vm.NewTypedArray(v->kind, v->length, &result)) return false;
@@ -385,15 +382,14 @@ bool VecMap(Vm& vm, Value* args, int /*argc*/, Value* out) {
   for (size_t i = 0; i < v->length; ++i) {
     Value x = v->Get(i);
     Value y;
-    if (!vm.Call(args[1], &x, 1, &y) || !StoreElem(vm, AsTypedArray(result), i, y))
-      return false;
+    if (!vm.Call(args[1], &x, 1, &y) || !StoreElem(vm, AsTypedArray(result), i, y)) return false;
   }
   *out = result;
   return true;
 }
 
 bool VecFill(Vm& vm, Value* args, int /*argc*/, Value* out) {
-  ObjTypedArray* v;
+  ObjTypedArray* v = nullptr;
   if (!Receiver(vm, args, &v)) return false;
   if (v->length > 0) {
     // Convert (and check) once, then replicate the element's bytes.
@@ -406,8 +402,8 @@ bool VecFill(Vm& vm, Value* args, int /*argc*/, Value* out) {
 }
 
 bool VecSlice(Vm& vm, Value* args, int argc, Value* out) {
-  ObjTypedArray* v;
-  size_t lo, hi;
+  ObjTypedArray* v = nullptr;
+  size_t lo{}, hi{};
   if (!Receiver(vm, args, &v) ||
       !ResolveSlice(vm, args[1], argc > 2 ? &args[2] : nullptr, v->length, &lo, &hi))
     return false;
@@ -420,7 +416,7 @@ bool VecSlice(Vm& vm, Value* args, int argc, Value* out) {
 }
 
 bool VecToArray(Vm& vm, Value* args, int /*argc*/, Value* out) {
-  ObjTypedArray* v;
+  ObjTypedArray* v = nullptr;
   if (!Receiver(vm, args, &v) || !CheckAllocArray(vm, v->length, sizeof(Value))) return false;
   std::vector<Value> items;
   items.reserve(v->length);

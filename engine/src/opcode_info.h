@@ -16,15 +16,15 @@
 namespace shapex::engine {
 
 enum class OperandKind : uint8_t {
-  kUnused,    // -
-  kRegister,  // R
-  kConstant,  // K
-  kFnRef,     // F
-  kNative,    // N
-  kGlobal,    // G
-  kJump,      // J
-  kImmediate, // I (signed)
-  kUnsigned,  // U
+  kUnused,     // -
+  kRegister,   // R
+  kConstant,   // K
+  kFnRef,      // F
+  kNative,     // N
+  kGlobal,     // G
+  kJump,       // J
+  kImmediate,  // I (signed)
+  kUnsigned,   // U
 };
 
 enum class OpFormat : uint8_t { kABC, kABx, kAsBx };
@@ -33,22 +33,31 @@ struct OpInfo {
   const char* name;
   OpFormat format;
   OperandKind a, b, c;
-  bool extra;       // followed by one extra word
-  bool skip;        // a "skip next" test: must be followed by a JMP
+  bool extra;  // followed by one extra word
+  bool skip;   // a "skip next" test: must be followed by a JMP
   const char* doc;
 };
 
 constexpr OperandKind OperandKindFromChar(char c) {
   switch (c) {
-    case 'R': return OperandKind::kRegister;
-    case 'K': return OperandKind::kConstant;
-    case 'F': return OperandKind::kFnRef;
-    case 'N': return OperandKind::kNative;
-    case 'G': return OperandKind::kGlobal;
-    case 'J': return OperandKind::kJump;
-    case 'I': return OperandKind::kImmediate;
-    case 'U': return OperandKind::kUnsigned;
-    default: return OperandKind::kUnused;
+    case 'R':
+      return OperandKind::kRegister;
+    case 'K':
+      return OperandKind::kConstant;
+    case 'F':
+      return OperandKind::kFnRef;
+    case 'N':
+      return OperandKind::kNative;
+    case 'G':
+      return OperandKind::kGlobal;
+    case 'J':
+      return OperandKind::kJump;
+    case 'I':
+      return OperandKind::kImmediate;
+    case 'U':
+      return OperandKind::kUnsigned;
+    default:
+      return OperandKind::kUnused;
   }
 }
 
@@ -58,9 +67,15 @@ constexpr bool IsSkipDoc(const char* doc) {
 }
 
 inline constexpr OpInfo kOpInfo[] = {
-#define SHAPEX_OP_INFO(name, fmt, a, b, c, x, doc)                                          \
-  {#name,                  OpFormat::k##fmt,    OperandKindFromChar(#a[0]),                 \
-   OperandKindFromChar(#b[0]), OperandKindFromChar(#c[0]), #x[0] != '-', IsSkipDoc(doc), doc},
+#define SHAPEX_OP_INFO(name, fmt, a, b, c, x, doc) \
+  {#name,                                          \
+   OpFormat::k##fmt,                               \
+   OperandKindFromChar(#a[0]),                     \
+   OperandKindFromChar(#b[0]),                     \
+   OperandKindFromChar(#c[0]),                     \
+   #x[0] != '-',                                   \
+   IsSkipDoc(doc),                                 \
+   doc},
     SHAPEX_OPCODES(SHAPEX_OP_INFO)
 #undef SHAPEX_OP_INFO
 };

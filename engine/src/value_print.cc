@@ -74,8 +74,7 @@ void AppendEnum(std::string* out, const ObjEnum* e, Path& path) {
 }
 
 void AppendRange(std::string* out, const ObjRange* r) {
-  fmt::format_to(std::back_inserter(*out), "{}{}{}", r->start, r->inclusive ? "..=" : "..",
-                 r->end);
+  fmt::format_to(std::back_inserter(*out), "{}{}{}", r->start, r->inclusive ? "..=" : "..", r->end);
   if (r->step != 1) fmt::format_to(std::back_inserter(*out), " step {}", r->step);
 }
 

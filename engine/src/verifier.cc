@@ -5,11 +5,11 @@
 // the per-instruction checks can index them freely.
 #include "shapex/engine/verifier.h"
 
+#include <fmt/format.h>
+
 #include <cstdint>
 #include <string>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "opcode_info.h"
 #include "shapex/core/result.h"
@@ -32,11 +32,20 @@ Status Invalid(std::string message) {
 
 Status CheckTypeSpec(const Program& p, const TypeSpec& t, int depth, std::string_view where) {
   using K = TypeSpec::Kind;
-  if (depth > kMaxTypeDepth) return Invalid(fmt::format("{}: type annotation nested too deep", where));
+  if (depth > kMaxTypeDepth)
+    return Invalid(fmt::format("{}: type annotation nested too deep", where));
   size_t want_args = 0;
   switch (t.kind) {
-    case K::kAny: case K::kInt: case K::kNumber: case K::kBool: case K::kString:
-    case K::kArray: case K::kMap: case K::kFunction: case K::kMatrix: case K::kRange:
+    case K::kAny:
+    case K::kInt:
+    case K::kNumber:
+    case K::kBool:
+    case K::kString:
+    case K::kArray:
+    case K::kMap:
+    case K::kFunction:
+    case K::kMatrix:
+    case K::kRange:
     case K::kNone:
       break;
     case K::kVec:
@@ -53,10 +62,15 @@ Status CheckTypeSpec(const Program& p, const TypeSpec& t, int depth, std::string
         return Invalid(fmt::format("{}: enum type {} out of range ({} enums)", where, t.index,
                                    p.enums.size()));
       break;
-    case K::kOption: want_args = 1; break;
-    case K::kResult: want_args = 2; break;
+    case K::kOption:
+      want_args = 1;
+      break;
+    case K::kResult:
+      want_args = 2;
+      break;
     default:
-      return Invalid(fmt::format("{}: bad type annotation kind {}", where, static_cast<int>(t.kind)));
+      return Invalid(
+          fmt::format("{}: bad type annotation kind {}", where, static_cast<int>(t.kind)));
   }
   if (t.args.size() != want_args)
     return Invalid(fmt::format("{}: type annotation has {} type arguments, expected {}", where,
@@ -91,8 +105,8 @@ Status CheckProgramTables(const Program& p) {
 
   auto check_entry = [&](uint32_t index, const char* what) -> Status {
     if (index >= p.protos.size())
-      return Invalid(fmt::format("{} function {} out of range ({} functions)", what, index,
-                                 p.protos.size()));
+      return Invalid(
+          fmt::format("{} function {} out of range ({} functions)", what, index, p.protos.size()));
     if (p.protos[index]->is_closure)
       return Invalid(fmt::format("{} function {} is a closure", what, index));
     return Status::Ok();
@@ -112,8 +126,8 @@ Status CheckProgramTables(const Program& p) {
       return Invalid(fmt::format("struct {}: too many fields", st->name));
     for (uint32_t symbol : st->field_symbols)
       if (symbol >= p.symbols.size())
-        return Invalid(fmt::format("struct {}: field symbol {} out of range ({} symbols)",
-                                   st->name, symbol, p.symbols.size()));
+        return Invalid(fmt::format("struct {}: field symbol {} out of range ({} symbols)", st->name,
+                                   symbol, p.symbols.size()));
     RETURN_IF_ERROR(CheckMethods(p, st->methods, st->name));
   }
   for (const auto& et : p.enums) {
@@ -159,7 +173,8 @@ class ProtoVerifier {
   Status CheckHeader() {
     const Proto& f = proto_;
     if (f.index != index_) return Error("index field {} at position {}", f.index, index_);
-    if (f.num_regs > kMaxRegisters) return Error("num_regs {} exceeds {}", f.num_regs, kMaxRegisters);
+    if (f.num_regs > kMaxRegisters)
+      return Error("num_regs {} exceeds {}", f.num_regs, kMaxRegisters);
     if (f.num_params > f.num_regs)
       return Error("num_params {} exceeds num_regs {}", f.num_params, f.num_regs);
     if (f.num_required > f.num_params)
@@ -186,7 +201,8 @@ class ProtoVerifier {
                      p_.protos.size());
     if (!f.is_closure && !f.captures.empty())
       return Error("{} captures in a function that is not a closure", f.captures.size());
-    if (f.captures.size() > kMaxRegisters) return Error("too many captures ({})", f.captures.size());
+    if (f.captures.size() > kMaxRegisters)
+      return Error("too many captures ({})", f.captures.size());
     return Status::Ok();
   }
 
@@ -236,7 +252,8 @@ class ProtoVerifier {
 
   Status CheckOperand(size_t pc, OperandKind kind, uint32_t value, size_t next, int32_t sbx) {
     switch (kind) {
-      case OperandKind::kRegister: return CheckRegister(pc, value);
+      case OperandKind::kRegister:
+        return CheckRegister(pc, value);
       case OperandKind::kConstant:
         if (value >= proto_.constants.size())
           return ErrorAt(pc, "constant {} out of range ({} constants)", value,
@@ -255,10 +272,12 @@ class ProtoVerifier {
         if (value >= p_.global_names.size())
           return ErrorAt(pc, "global {} out of range ({} globals)", value, p_.global_names.size());
         return Status::Ok();
-      case OperandKind::kJump: return CheckJump(pc, next, sbx);
+      case OperandKind::kJump:
+        return CheckJump(pc, next, sbx);
       case OperandKind::kUnused:
       case OperandKind::kImmediate:
-      case OperandKind::kUnsigned: return Status::Ok();
+      case OperandKind::kUnsigned:
+        return Status::Ok();
     }
     return Status::Ok();
   }
@@ -317,8 +336,12 @@ class ProtoVerifier {
         if (!HasRegisterBlockB(op)) RETURN_IF_ERROR(CheckOperand(pc, info.b, b, next, sbx));
         RETURN_IF_ERROR(CheckOperand(pc, info.c, c, next, sbx));
         break;
-      case OpFormat::kABx: RETURN_IF_ERROR(CheckOperand(pc, info.b, code::GetBx(word), next, sbx)); break;
-      case OpFormat::kAsBx: RETURN_IF_ERROR(CheckOperand(pc, info.b, 0, next, sbx)); break;
+      case OpFormat::kABx:
+        RETURN_IF_ERROR(CheckOperand(pc, info.b, code::GetBx(word), next, sbx));
+        break;
+      case OpFormat::kAsBx:
+        RETURN_IF_ERROR(CheckOperand(pc, info.b, 0, next, sbx));
+        break;
     }
     if (info.skip) RETURN_IF_ERROR(CheckSkip(pc, next, info));
     return CheckSpecial(pc, op, a, b, c, extra);
@@ -335,13 +358,16 @@ class ProtoVerifier {
 
   Status CheckSpecial(size_t pc, Op op, uint32_t a, uint32_t b, uint32_t c, uint32_t extra) {
     switch (op) {
-      case Op::kCALL: return CheckRegisterRange(pc, a, uint64_t{b} + 1);
+      case Op::kCALL:
+        return CheckRegisterRange(pc, a, uint64_t{b} + 1);
       case Op::kINVOKE:
         RETURN_IF_ERROR(CheckRegisterRange(pc, a, uint64_t{b} + 2));
         return CheckSymbol(pc, extra);
       case Op::kNEWARRAY:
-      case Op::kBUILDSTR: return CheckRegisterRange(pc, b, c);
-      case Op::kNEWMAP: return CheckRegisterRange(pc, b, uint64_t{c} * 2);
+      case Op::kBUILDSTR:
+        return CheckRegisterRange(pc, b, c);
+      case Op::kNEWMAP:
+        return CheckRegisterRange(pc, b, uint64_t{c} * 2);
       case Op::kNEWSTRUCT:
         RETURN_IF_ERROR(CheckStructIndex(pc, extra));
         return CheckRegisterRange(pc, b, p_.structs[extra]->field_names.size());
@@ -354,17 +380,24 @@ class ProtoVerifier {
         uint32_t arity = 0;
         return CheckEnumWord(pc, extra, &arity);
       }
-      case Op::kMATCHSTRUCT: return CheckStructIndex(pc, extra);
+      case Op::kMATCHSTRUCT:
+        return CheckStructIndex(pc, extra);
       case Op::kGETFIELD:
-      case Op::kSETFIELD: return CheckSymbol(pc, extra);
-      case Op::kGETINDEX2: return CheckRegisterRange(pc, c, 2);
+      case Op::kSETFIELD:
+        return CheckSymbol(pc, extra);
+      case Op::kGETINDEX2:
+        return CheckRegisterRange(pc, c, 2);
       case Op::kSETINDEX2:
-      case Op::kNEWRANGE: return CheckRegisterRange(pc, b, 2);
+      case Op::kNEWRANGE:
+        return CheckRegisterRange(pc, b, 2);
       case Op::kFORPREP:
       case Op::kFORPREPI:
-      case Op::kFORLOOP: return CheckRegisterRange(pc, a, 4);
-      case Op::kITERINIT: return CheckRegisterRange(pc, a, 2);
-      case Op::kITERNEXT: return CheckRegisterRange(pc, a, 3);
+      case Op::kFORLOOP:
+        return CheckRegisterRange(pc, a, 4);
+      case Op::kITERINIT:
+        return CheckRegisterRange(pc, a, 2);
+      case Op::kITERNEXT:
+        return CheckRegisterRange(pc, a, 3);
       case Op::kGETUPVAL:
       case Op::kSETUPVAL:
         if (!proto_.is_closure) return ErrorAt(pc, "{} outside a closure", InfoOf(op).name);
@@ -382,8 +415,10 @@ class ProtoVerifier {
           return ErrorAt(pc, "FUNC of closure prototype {} (needs CLOSURE)", target.name);
         return Status::Ok();
       }
-      case Op::kCLOSURE: return CheckClosure(pc, code::GetBx(proto_.code[pc]));
-      default: return Status::Ok();
+      case Op::kCLOSURE:
+        return CheckClosure(pc, code::GetBx(proto_.code[pc]));
+      default:
+        return Status::Ok();
     }
   }
 

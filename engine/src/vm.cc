@@ -272,9 +272,18 @@ bool Vm::EnsureScriptRan() {
   return PushCall(slot, 0) && RunFrameLoop(depth);
 }
 
+void Vm::StartDeadline() {
+  using Clock = std::chrono::steady_clock;
+  impl_->deadline = limits_.timeout > 0
+                        ? Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                             std::chrono::duration<double>(limits_.timeout))
+                        : Clock::time_point::max();
+}
+
 Status Vm::RunMain(const std::vector<std::string>& args) {
   trace_.clear();
   error_ = Status::Ok();
+  StartDeadline();
   if (!EnsureScriptRan()) return error_;
   if (program_.main < 0) return Status::Ok();
   const Proto& main = *program_.protos[program_.main];
@@ -295,6 +304,7 @@ Status Vm::RunMain(const std::vector<std::string>& args) {
 Status Vm::CallByName(const std::string& name, const std::vector<Value>& args, Value* result) {
   trace_.clear();
   error_ = Status::Ok();
+  StartDeadline();
   int index = program_.FindFunction(name);
   if (index < 0) return FunctionNotFoundError("no function named '" + name + "'");
   if (!EnsureScriptRan()) return error_;

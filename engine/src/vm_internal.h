@@ -3,6 +3,7 @@
 #define SHAPEX_ENGINE_VM_INTERNAL_H_
 
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -71,6 +72,8 @@ struct Vm::Impl {
   uint64_t fuel_left = 0;              // instructions not yet handed to the loop
   uint64_t fuel_total = 0;
   int native_depth = 0;                // nested Vm::Call from natives
+  // Wall-clock deadline, checked every kFuelSlice instructions; max() = none.
+  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
   std::vector<Obj*> gray;
   Status setup_error;                  // e.g. a native this VM lacks
 };

@@ -15,6 +15,7 @@
 // median and p99 (nearest rank, so the max for N < 100). No CPU pinning is done: run under
 // `taskset -c 1` for steadier numbers ("pinned" in the JSON says whether the affinity mask was
 // narrowed).
+#include <fmt/format.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -30,8 +31,6 @@
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "shapex/engine/compiler.h"
 #include "shapex/engine/value.h"
@@ -292,17 +291,22 @@ int main(int argc, char** argv) {
   int reps = -1;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    if (a == "--quick") quick = true;
-    else if (a == "--json") json = true;
-    else if (a == "--reps" && i + 1 < argc) reps = std::atoi(argv[++i]);
-    else return Usage();
+    if (a == "--quick")
+      quick = true;
+    else if (a == "--json")
+      json = true;
+    else if (a == "--reps" && i + 1 < argc)
+      reps = std::atoi(argv[++i]);
+    else
+      return Usage();
   }
   if (reps < 0) reps = quick ? 1 : 5;
   if (reps < 1) return Usage();
 
   auto compiled = shapex::engine::Compile(kShapeSource, "vm_bench.shape");
   if (!compiled.has_value()) {
-    std::fprintf(stderr, "bench program does not compile: %s\n", compiled.error().ToString().c_str());
+    std::fprintf(stderr, "bench program does not compile: %s\n",
+                 compiled.error().ToString().c_str());
     return 1;
   }
   if (Status v = shapex::engine::Verify(**compiled); !v.ok()) {
@@ -359,9 +363,11 @@ int main(int argc, char** argv) {
     std::string out = "{";
     for (const Row& r : rows) {
       out += fmt::format("\"{}_shapex_s\": {:.6f}, ", r.w->name, r.shapex.median);
-      if (r.lua) out += fmt::format("\"{}_vs_lua\": {:.4f}, ", r.w->name, r.shapex.median / r.lua->median);
+      if (r.lua)
+        out += fmt::format("\"{}_vs_lua\": {:.4f}, ", r.w->name, r.shapex.median / r.lua->median);
       if (r.python)
-        out += fmt::format("\"{}_vs_cpython\": {:.4f}, ", r.w->name, r.shapex.median / r.python->median);
+        out += fmt::format("\"{}_vs_cpython\": {:.4f}, ", r.w->name,
+                           r.shapex.median / r.python->median);
     }
     out += fmt::format("\"reps\": {}, \"quick\": {}, \"pinned\": {}}}\n", reps, quick, pinned);
     std::fputs(out.c_str(), stdout);

@@ -24,8 +24,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Status verified = Verify(**program);
   if (!verified.ok()) {
     // A compiled program that fails verification is a compiler bug.
-    std::fprintf(stderr, "compiled program failed verification: %s\n",
-                 verified.ToString().c_str());
+    std::fprintf(stderr, "compiled program failed verification: %s\n", verified.ToString().c_str());
     std::abort();
   }
   Vm vm(**program, Limits{.fuel = 20000, .memory = 16 << 20, .stack = 200});

@@ -40,6 +40,7 @@ struct Limits {
   uint64_t fuel = 0;                // instructions; 0 = unlimited
   size_t memory = size_t{1} << 30;  // heap bytes
   uint32_t stack = 10000;           // call frames
+  double timeout = 0;               // wall-clock seconds per RunMain/CallByName; 0 = none
 };
 
 struct TraceFrame {
@@ -109,6 +110,7 @@ class Vm {
  private:
   struct Impl;
   bool EnsureScriptRan();
+  void StartDeadline();
   // Pushes a frame for the function in slot[0] with arguments slot[1..argc] (checks arity,
   // annotations, stack depth).
   bool PushCall(Value* slot, int argc);
