@@ -101,6 +101,9 @@ class CodeGen {
   void PathTo(const Expr& e, int dst, const std::vector<ExprPtr>* args);
   void BinaryTo(const Expr& e, int dst);
   void ArithTo(Tok op, const Expr& a, const Expr& b, int dst, Pos pos);
+  // Compound assignment into a field or index: `cur` holds the current value; emits
+  // `val = cur <op> rhs`.
+  void CompoundUpdate(Tok arith, const Expr& rhs, int cur, int val, Pos pos);
   void IfTo(const Expr& e, int dst);
   void MatchTo(const Expr& e, int dst);
   void PatternTest(const Pattern& p, int reg, std::vector<size_t>* fails);

@@ -247,6 +247,12 @@ void CodeGen::ArithTo(Tok op, const Expr& a, const Expr& b, int dst, Pos pos) {
   EmitABC(ArithOp(op), dst, ra, rb);
 }
 
+void CodeGen::CompoundUpdate(Tok arith, const Expr& rhs, int cur, int val, Pos pos) {
+  int r = ExprAny(rhs);
+  SetLine(pos);
+  EmitABC(ArithOp(arith), val, cur, r);
+}
+
 void CodeGen::BinaryTo(const Expr& e, int dst) {
   if (!IsComparison(e.op)) return ArithTo(e.op, *e.a, *e.b, dst, e.pos);
   int ra = ExprAny(*e.a);

@@ -487,11 +487,7 @@ void CodeGen::AssignStmt(const struct Stmt& s) {
       int cur = AllocReg(s.pos);
       EmitABC(Op::kGETFIELD, cur, obj, 0);
       Emit(Symbol(target.name));
-      int rhs = ExprAny(*s.value);
-      SetLine(s.pos);
-      Op op = arith == Tok::kPlus ? Op::kADD : arith == Tok::kMinus ? Op::kSUB
-              : arith == Tok::kStar ? Op::kMUL : arith == Tok::kSlash ? Op::kDIV : Op::kMOD;
-      EmitABC(op, val, cur, rhs);
+      CompoundUpdate(arith, *s.value, cur, val, s.pos);
     } else {
       ExprTo(*s.value, val);
     }
@@ -513,11 +509,7 @@ void CodeGen::AssignStmt(const struct Stmt& s) {
   if (arith != Tok::kEof) {
     int cur = AllocReg(s.pos);
     EmitABC(two ? Op::kGETINDEX2 : Op::kGETINDEX, cur, obj, idx);
-    int rhs = ExprAny(*s.value);
-    SetLine(s.pos);
-    Op op = arith == Tok::kPlus ? Op::kADD : arith == Tok::kMinus ? Op::kSUB
-            : arith == Tok::kStar ? Op::kMUL : arith == Tok::kSlash ? Op::kDIV : Op::kMOD;
-    EmitABC(op, val, cur, rhs);
+    CompoundUpdate(arith, *s.value, cur, val, s.pos);
   } else {
     ExprTo(*s.value, val);
   }

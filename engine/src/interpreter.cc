@@ -293,115 +293,49 @@ next:
     frame->closure->cells[B()]->value = RA;
     DISPATCH();
   }
-  CASE(ADD) {
-    const Value& b = RB;
-    const Value& c = RC;
-    if (b.type == Type::kInt && c.type == Type::kInt) {
-      int64_t r;
-      if (__builtin_add_overflow(b.as.i, c.as.i, &r)) {
-        Fail("integer overflow");
-        THROW();
-      }
-      RA = Value::Int(r);
-    } else if (b.IsNumeric() && c.IsNumeric()) {
-      RA = Value::Number(b.AsDouble() + c.AsDouble());
-    } else {
-      Value out;
-      CHECK(ArithSlow(*this, '+', b, c, &out));
-      RA = out;
-      GC_CHECK();
-    }
-    DISPATCH();
+// Int fast path with overflow check, Number fast path, everything else in ArithSlow.
+#define ARITH_OP(NAME, OVERFLOW_BUILTIN, OPERATOR, OPCHAR)          \
+  CASE(NAME) {                                                      \
+    const Value& b = RB;                                            \
+    const Value& c = RC;                                            \
+    if (b.type == Type::kInt && c.type == Type::kInt) {             \
+      int64_t r;                                                    \
+      if (OVERFLOW_BUILTIN(b.as.i, c.as.i, &r)) {                   \
+        Fail("integer overflow");                                   \
+        THROW();                                                    \
+      }                                                             \
+      RA = Value::Int(r);                                           \
+    } else if (b.IsNumeric() && c.IsNumeric()) {                    \
+      RA = Value::Number(b.AsDouble() OPERATOR c.AsDouble());       \
+    } else {                                                        \
+      Value out;                                                    \
+      CHECK(ArithSlow(*this, OPCHAR, b, c, &out));                  \
+      RA = out;                                                     \
+      GC_CHECK();                                                   \
+    }                                                               \
+    DISPATCH();                                                     \
   }
-  CASE(SUB) {
-    const Value& b = RB;
-    const Value& c = RC;
-    if (b.type == Type::kInt && c.type == Type::kInt) {
-      int64_t r;
-      if (__builtin_sub_overflow(b.as.i, c.as.i, &r)) {
-        Fail("integer overflow");
-        THROW();
-      }
-      RA = Value::Int(r);
-    } else if (b.IsNumeric() && c.IsNumeric()) {
-      RA = Value::Number(b.AsDouble() - c.AsDouble());
-    } else {
-      Value out;
-      CHECK(ArithSlow(*this, '-', b, c, &out));
-      RA = out;
-      GC_CHECK();
-    }
-    DISPATCH();
+  ARITH_OP(ADD, __builtin_add_overflow, +, '+')
+  ARITH_OP(SUB, __builtin_sub_overflow, -, '-')
+  ARITH_OP(MUL, __builtin_mul_overflow, *, '*')
+#undef ARITH_OP
+#define SLOW_ARITH_OP(NAME, OPCHAR)                                 \
+  CASE(NAME) {                                                      \
+    Value out;                                                      \
+    CHECK(ArithSlow(*this, OPCHAR, RB, RC, &out));                  \
+    RA = out;                                                       \
+    GC_CHECK();                                                     \
+    DISPATCH();                                                     \
   }
-  CASE(MUL) {
-    const Value& b = RB;
-    const Value& c = RC;
-    if (b.type == Type::kInt && c.type == Type::kInt) {
-      int64_t r;
-      if (__builtin_mul_overflow(b.as.i, c.as.i, &r)) {
-        Fail("integer overflow");
-        THROW();
-      }
-      RA = Value::Int(r);
-    } else if (b.IsNumeric() && c.IsNumeric()) {
-      RA = Value::Number(b.AsDouble() * c.AsDouble());
-    } else {
-      Value out;
-      CHECK(ArithSlow(*this, '*', b, c, &out));
-      RA = out;
-      GC_CHECK();
-    }
-    DISPATCH();
-  }
-  CASE(DIV) {
-    Value out;
-    CHECK(ArithSlow(*this, '/', RB, RC, &out));
-    RA = out;
-    GC_CHECK();
-    DISPATCH();
-  }
-  CASE(MOD) {
-    Value out;
-    CHECK(ArithSlow(*this, '%', RB, RC, &out));
-    RA = out;
-    DISPATCH();
-  }
-  CASE(POW) {
-    Value out;
-    CHECK(ArithSlow(*this, 'p', RB, RC, &out));
-    RA = out;
-    DISPATCH();
-  }
-  CASE(BAND) {
-    Value out;
-    CHECK(ArithSlow(*this, '&', RB, RC, &out));
-    RA = out;
-    DISPATCH();
-  }
-  CASE(BOR) {
-    Value out;
-    CHECK(ArithSlow(*this, '|', RB, RC, &out));
-    RA = out;
-    DISPATCH();
-  }
-  CASE(BXOR) {
-    Value out;
-    CHECK(ArithSlow(*this, '^', RB, RC, &out));
-    RA = out;
-    DISPATCH();
-  }
-  CASE(SHL) {
-    Value out;
-    CHECK(ArithSlow(*this, 'l', RB, RC, &out));
-    RA = out;
-    DISPATCH();
-  }
-  CASE(SHR) {
-    Value out;
-    CHECK(ArithSlow(*this, 'r', RB, RC, &out));
-    RA = out;
-    DISPATCH();
-  }
+  SLOW_ARITH_OP(DIV, '/')
+  SLOW_ARITH_OP(MOD, '%')
+  SLOW_ARITH_OP(POW, 'p')
+  SLOW_ARITH_OP(BAND, '&')
+  SLOW_ARITH_OP(BOR, '|')
+  SLOW_ARITH_OP(BXOR, '^')
+  SLOW_ARITH_OP(SHL, 'l')
+  SLOW_ARITH_OP(SHR, 'r')
+#undef SLOW_ARITH_OP
   CASE(ADDI) {
     const Value& b = RB;
     int64_t imm = code::GetSC(i);
