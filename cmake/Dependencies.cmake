@@ -18,7 +18,7 @@ set(SHAPEX_HAVE_BENCHMARK ${benchmark_FOUND})
 find_package(msgpackc-cxx CONFIG QUIET NAMES msgpackc-cxx msgpack-cxx msgpack)
 set(SHAPEX_HAVE_MSGPACK ${msgpackc-cxx_FOUND})
 
-find_package(OpenSSL QUIET COMPONENTS Crypto)
+find_package(OpenSSL REQUIRED COMPONENTS Crypto)
 set(SHAPEX_HAVE_OPENSSL ${OpenSSL_FOUND})
 
 find_package(Boost QUIET)

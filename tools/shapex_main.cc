@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "shapex/core/status.h"
+#include "shapex/engine/blob.h"
 #include "shapex/engine/compiler.h"
 #include "shapex/engine/disasm.h"
 #include "shapex/engine/program.h"
@@ -76,6 +77,10 @@ int ReportRuntimeError(const Status& status, const std::vector<engine::TraceFram
   std::string out = fmt::format("error[{}]: {}\n", ErrorKindName(status.kind()), status.message());
   for (const engine::TraceFrame& f : trace) {
     if (f.function == kCallEntry) continue;
+    if (f.file.empty() && f.line == 0) {  // "... N more frames" marker from Vm::BuildTrace
+      out += fmt::format("  {}\n", f.function);
+      continue;
+    }
     out += fmt::format("  at {} ({}:{})\n", f.function, f.file.empty() ? file : f.file, f.line);
   }
   std::fputs(out.c_str(), stderr);
@@ -392,6 +397,27 @@ int RunDisasm(const std::string& file, const std::string& function) {
   return kExitOk;
 }
 
+// Prints the content hash of FUNC: a top-level function, or `Type.method`.
+int RunHash(const std::string& file, const std::string& function) {
+  std::string source;
+  if (!ReadFile(file, &source)) return kExitUsage;
+  std::unique_ptr<Program> program = CompileChecked(source, file);
+  if (!program) return kExitCompile;
+  Result<engine::ProgramBlobs> blobs = engine::BuildProgramBlobs(*program);
+  if (!blobs.has_value()) {
+    PrintError(ErrorKindName(blobs.error().kind()), blobs.error().message());
+    return kExitRuntime;
+  }
+  Result<engine::BlobSet> set = engine::MinimalBlobs(*blobs, function);
+  if (!set.has_value()) {
+    PrintError(ErrorKindName(set.error().kind()), set.error().message());
+    return kExitRuntime;
+  }
+  fmt::print("{}\n", engine::HashToHex(set->entry));
+  FlushStdout();
+  return kExitOk;
+}
+
 // CLI11's NonNegativeNumber prints its whole double range on failure; these say what is wanted.
 const CLI::Validator kCount(
     [](std::string& s) {
@@ -446,6 +472,11 @@ int Main(int argc, char** argv) {
   disasm->add_option("file", disasm_file, "Source file (.shape)")->required();
   disasm->add_option("function", disasm_function, "Only this function");
 
+  std::string hash_file, hash_function;
+  CLI::App* hash = app.add_subcommand("hash", "Print a function's content hash (64 hex digits)");
+  hash->add_option("file", hash_file, "Source file (.shape)")->required();
+  hash->add_option("function", hash_function, "Function (or Type.method)")->required();
+
   // Everything after the first `--` is passed through untouched (CLI11 would split "[a,b]").
   std::vector<std::string> options, trailing;
   bool after_dashes = false;
@@ -489,6 +520,7 @@ int Main(int argc, char** argv) {
   }
   if (check->parsed()) return RunCheck(check_file);
   if (disasm->parsed()) return RunDisasm(disasm_file, disasm_function);
+  if (hash->parsed()) return RunHash(hash_file, hash_function);
   return kExitUsage;
 }
 

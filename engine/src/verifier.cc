@@ -30,10 +30,12 @@ Status Invalid(std::string message) {
   return InvalidArgument("invalid bytecode: " + std::move(message));
 }
 
+// `where` names the function: "in add".
 Status CheckTypeSpec(const Program& p, const TypeSpec& t, int depth, std::string_view where) {
   using K = TypeSpec::Kind;
   if (depth > kMaxTypeDepth)
-    return Invalid(fmt::format("{}: type annotation nested too deep", where));
+    return InvalidArgument(
+        fmt::format("invalid bytecode {}: type annotation nested too deep", where));
   size_t want_args = 0;
   switch (t.kind) {
     case K::kAny:
@@ -50,17 +52,20 @@ Status CheckTypeSpec(const Program& p, const TypeSpec& t, int depth, std::string
       break;
     case K::kVec:
       if (static_cast<int>(t.elem) >= kNumElemKinds)
-        return Invalid(fmt::format("{}: bad Vec element kind {}", where, static_cast<int>(t.elem)));
+        return InvalidArgument(fmt::format("invalid bytecode {}: bad Vec element kind {}", where,
+                                           static_cast<int>(t.elem)));
       break;
     case K::kStruct:
       if (t.index >= p.structs.size())
-        return Invalid(fmt::format("{}: struct type {} out of range ({} structs)", where, t.index,
-                                   p.structs.size()));
+        return InvalidArgument(
+            fmt::format("invalid bytecode {}: struct type {} out of range ({} structs)", where,
+                        t.index, p.structs.size()));
       break;
     case K::kEnum:
       if (t.index >= p.enums.size())
-        return Invalid(fmt::format("{}: enum type {} out of range ({} enums)", where, t.index,
-                                   p.enums.size()));
+        return InvalidArgument(
+            fmt::format("invalid bytecode {}: enum type {} out of range ({} enums)", where, t.index,
+                        p.enums.size()));
       break;
     case K::kOption:
       want_args = 1;
@@ -73,8 +78,9 @@ Status CheckTypeSpec(const Program& p, const TypeSpec& t, int depth, std::string
           fmt::format("{}: bad type annotation kind {}", where, static_cast<int>(t.kind)));
   }
   if (t.args.size() != want_args)
-    return Invalid(fmt::format("{}: type annotation has {} type arguments, expected {}", where,
-                               t.args.size(), want_args));
+    return InvalidArgument(
+        fmt::format("invalid bytecode {}: type annotation has {} type arguments, expected {}",
+                    where, t.args.size(), want_args));
   for (const TypeSpec& arg : t.args) RETURN_IF_ERROR(CheckTypeSpec(p, arg, depth + 1, where));
   return Status::Ok();
 }

@@ -313,6 +313,17 @@ Status Vm::CallByName(const std::string& name, const std::vector<Value>& args, V
   return Status::Ok();
 }
 
+Status Vm::CallFunction(uint32_t proto, const std::vector<Value>& args, Value* result) {
+  trace_.clear();
+  error_ = Status::Ok();
+  StartDeadline();
+  if (proto >= program_.protos.size()) return FunctionNotFoundError("no such function");
+  if (!EnsureScriptRan()) return error_;
+  if (!Call(FunctionValue(proto), args.data(), static_cast<int>(args.size()), result))
+    return error_;
+  return Status::Ok();
+}
+
 void Vm::BuildTrace() {
   if (!trace_.empty()) return;
   // Deep recursion would print thousands of identical lines: keep the innermost 20 and the

@@ -63,6 +63,9 @@ class Vm {
   Status RunMain(const std::vector<std::string>& args);
   // Runs the top-level statements once (idempotent), then calls the named top-level function.
   Status CallByName(const std::string& name, const std::vector<Value>& args, Value* result);
+  // Calls the function with proto index `proto` (e.g. LinkedProgram::entry) after the
+  // top-level statements.
+  Status CallFunction(uint32_t proto, const std::vector<Value>& args, Value* result);
   // Trace of the last failure, innermost frame first.
   const std::vector<TraceFrame>& trace() const { return trace_; }
   // Where print() writes. Default: stdout.
