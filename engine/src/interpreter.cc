@@ -35,6 +35,12 @@ std::string ArgCountMessage(const Proto& p, int argc) {
   return fmt::format("{} expected {} to {} arguments, got {}", p.name, lo, hi, shown_argc);
 }
 
+std::string ConcatValues(const Value* values, uint32_t n) {
+  std::string s;
+  for (uint32_t i = 0; i < n; ++i) AppendValue(&s, values[i], false);
+  return s;
+}
+
 MethodNs NamespaceOf(const Value& v) {
   switch (v.type) {
     case Type::kArray: return MethodNs::kArray;
@@ -659,9 +665,8 @@ next:
     DISPATCH();
   }
   CASE(BUILDSTR) {
-    std::string s;
-    for (uint32_t p = 0; p < C(); ++p) AppendValue(&s, base[B() + p], false);
-    RA = NewString(std::move(s));
+    // No named std::string here: clang forbids computed gotos out of its scope.
+    RA = NewString(ConcatValues(&RB, C()));
     GC_CHECK();
     DISPATCH();
   }

@@ -49,7 +49,7 @@ struct TraceFrame {
   uint32_t line = 0;
 };
 
-class Heap;
+struct Heap;
 struct Frame;
 
 class Vm {
