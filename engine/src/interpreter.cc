@@ -74,7 +74,7 @@ bool Vm::PushCall(Value* slot, int argc) {
   }
   if (static_cast<uint32_t>(argc) < p->num_required || static_cast<uint32_t>(argc) > p->num_params)
     return FailKind(ErrorKind::kArgumentError, ArgCountMessage(*p, argc));
-  if (im.frames.size() >= limits_.stack)
+  if (im.frames.full())
     return FailKind(ErrorKind::kResourceExhausted, "stack depth exceeded");
   Value* base = slot + 1;
   if (base + p->num_regs + 1 >= im.stack_end)
@@ -153,6 +153,7 @@ bool CallNative(Vm& vm, const NativeDef* def, Value* args, int argc, Value* out)
 bool Vm::RunFrameLoop(size_t stop_depth) {
   Impl& im = *impl_;
   Frame* frame = &im.frames.back();
+  Frame* const stop_frame = im.frames.at_depth(stop_depth);
   const uint32_t* ip = frame->ip;
   Value* base = frame->base;
   const Value* k = frame->proto->constants.data();
@@ -231,7 +232,7 @@ next:
   CASE(GETGLOBAL) { RA = im.globals[code::GetBx(i)]; DISPATCH(); }
   CASE(SETGLOBAL) { im.globals[code::GetBx(i)] = RA; DISPATCH(); }
   CASE(FUNC) {
-    RA = FunctionValue(frame->proto->fn_refs[code::GetBx(i)]);
+    RA = Value::Object(im.functions[frame->proto->fn_refs[code::GetBx(i)]]);
     DISPATCH();
   }
   CASE(NATIVE) {
@@ -480,6 +481,22 @@ next:
   CASE(CALL) {
     Value* slot = &RA;
     int argc = static_cast<int>(B());
+    if (slot->type == Type::kFunction) {
+      // Fast path: exact arity, no annotated parameters, room for the frame.
+      const Proto* p = AsFunction(*slot)->proto;
+      Value* nb = slot + 1;
+      if (static_cast<uint32_t>(argc) == p->num_params && im.plain_params[p->index] &&
+          !im.frames.full() && nb + p->num_regs + 1 < im.stack_end) {
+        SAVE_IP();
+        if (nb + p->num_regs > im.high_water) im.high_water = nb + p->num_regs;
+        im.frames.push_back(Frame{p, nullptr, p->code.data(), nb, static_cast<uint32_t>(argc)});
+        frame = &im.frames.back();
+        ip = p->code.data();
+        base = nb;
+        k = p->constants.data();
+        DISPATCH();
+      }
+    }
     if (slot->type == Type::kNative) {
       SAVE_IP();
       Value out;
@@ -786,7 +803,7 @@ next:
 
 do_return:
   im.frames.pop_back();
-  if (im.frames.size() == stop_depth) {
+  if (im.frames.top() == stop_frame) {
     im.fuel_left += slice;
     return true;
   }

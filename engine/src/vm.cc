@@ -100,7 +100,7 @@ Vm::Vm(const Program& program, Limits limits)
     im.stack_end = im.stack + im.stack_bytes / sizeof(Value);
   }
   im.high_water = im.stack;
-  im.frames.reserve(limits_.stack + 2);
+  im.frames.Init(std::max<uint32_t>(limits_.stack, 1));
   im.globals.assign(program.global_names.size(), Value::None());
   im.method_cache.resize(program.symbols.size());
   for (auto& row : im.method_cache) row.fill(nullptr);
@@ -110,6 +110,9 @@ Vm::Vm(const Program& program, Limits limits)
     const Proto& p = *program.protos[i];
     im.functions[i] = new ObjFunction(&p);
     im.functions[i]->permanent = true;
+    bool plain = true;
+    for (const TypeSpec& t : p.param_types) plain &= t.kind == TypeSpec::Kind::kAny;
+    im.plain_params.push_back(plain ? 1 : 0);
     for (const std::string& name : p.natives) {
       const NativeDef* def = FindNative(name);
       if (def == nullptr) {

@@ -23,6 +23,36 @@ struct Frame {
   uint32_t argc;
 };
 
+// The call-frame stack: a fixed array sized to the stack-depth limit, so the hot path checks
+// depth with one pointer comparison and frames never move.
+class FrameStack {
+ public:
+  void Init(size_t capacity) {
+    storage_ = std::make_unique<Frame[]>(capacity);
+    top_ = storage_.get();
+    limit_ = top_ + capacity;
+  }
+  size_t size() const { return static_cast<size_t>(top_ - storage_.get()); }
+  bool empty() const { return top_ == storage_.get(); }
+  bool full() const { return top_ >= limit_; }
+  Frame& back() { return top_[-1]; }
+  const Frame& back() const { return top_[-1]; }
+  Frame& operator[](size_t i) { return storage_[i]; }
+  const Frame& operator[](size_t i) const { return storage_[i]; }
+  Frame* at_depth(size_t depth) { return storage_.get() + depth; }
+  Frame* top() { return top_; }
+  void push_back(const Frame& f) { *top_++ = f; }  // callers check full() first
+  void pop_back() { --top_; }
+  void resize(size_t n) { top_ = storage_.get() + n; }  // shrink only
+  const Frame* begin() const { return storage_.get(); }
+  const Frame* end() const { return top_; }
+
+ private:
+  std::unique_ptr<Frame[]> storage_;
+  Frame* top_ = nullptr;
+  Frame* limit_ = nullptr;
+};
+
 // Heap accounting and the list of collectable objects. Permanent objects (function values,
 // natives, program constants) are not on the list.
 struct Heap {
@@ -62,9 +92,10 @@ struct Vm::Impl {
   Value* stack_end = nullptr;
   size_t stack_bytes = 0;
   Value* high_water = nullptr;  // highest register ever used (cleared by the collector)
-  std::vector<Frame> frames;
+  FrameStack frames;
   std::vector<Value> globals;
   std::vector<ObjFunction*> functions;          // one permanent value per proto
+  std::vector<uint8_t> plain_params;            // per proto: no parameter annotations
   std::vector<std::vector<Value>> natives;      // per proto: resolved natives[] as values
   std::vector<std::unique_ptr<ObjNative>> native_objects;
   // method_cache[symbol][ns]: nullptr = not looked up yet, kNoMethod = none.
