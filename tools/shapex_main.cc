@@ -256,13 +256,17 @@ class LiteralChecker {
 // watchdog flushes stdout, reports error[Timeout] and ends the process with exit code 1 (the VM
 // has no cancellation hook, and a stuck program must not outlive its limit). Executors will
 // enforce the limit themselves once the supervisor exists.
+// The VM stops itself with a Timeout (and a trace) at its next instruction-slice check; the
+// watchdog is the backstop for a single native call that runs far past the deadline.
+constexpr double kWatchdogGrace = 1.0;
+
 class Watchdog {
  public:
   explicit Watchdog(double seconds) {
     if (seconds <= 0) return;
     thread_ = std::thread([this, seconds] {
       std::unique_lock lock(mu_);
-      auto limit = std::chrono::duration<double>(seconds);
+      auto limit = std::chrono::duration<double>(seconds + kWatchdogGrace);
       if (cv_.wait_for(lock, limit, [this] { return done_; })) return;
       std::fflush(stdout);
       std::string text = fmt::format("error[Timeout]: wall-clock limit of {}s exceeded\n", seconds);
@@ -303,7 +307,7 @@ struct RunOptions {
   uint32_t stack = 10000;
 
   engine::Limits Limits() const {
-    return engine::Limits{.fuel = fuel, .memory = memory, .stack = stack};
+    return engine::Limits{.fuel = fuel, .memory = memory, .stack = stack, .timeout = timeout};
   }
 };
 

@@ -169,6 +169,14 @@ Value Vm::NewRange(int64_t start, int64_t end, int64_t step, bool inclusive) {
 }
 
 bool Vm::CheckAlloc(size_t bytes) {
+  // Building a big value is work too: charge fuel per 16 bytes so a native cannot do unbounded
+  // work for the price of one instruction.
+  uint64_t work = bytes / 16;
+  if (work > impl_->fuel_left) {
+    impl_->fuel_left = 0;
+    return FailKind(ErrorKind::kResourceExhausted, "fuel exhausted");
+  }
+  impl_->fuel_left -= work;
   const Heap& h = impl_->heap;
   if (bytes > h.limit || h.bytes > h.limit - bytes) {
     // Garbage may still be counted; collecting here is unsafe (a native may hold unrooted

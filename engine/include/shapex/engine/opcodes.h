@@ -11,7 +11,7 @@
 //     bits 24..31  C   (register / count / small immediate / flag)
 //     bits 16..31  Bx  (unsigned 16-bit index) or sBx (signed 16-bit: jump offset / immediate)
 //
-// Some instructions are followed by one extra word (EXTRA column = X): a 32-bit symbol, type or
+// Some instructions are followed by one extra word (EXTRA column = E): a 32-bit symbol, type or
 // enum-variant index. Jump offsets are relative to the word after the instruction (and after
 // its extra word, if any).
 //
@@ -29,7 +29,7 @@
 
 namespace shapex::engine {
 
-// X(name, format, A, B, C, extra, doc). Format: ABC, ABx, AsBx. Extra: X = one extra word.
+// X(name, format, A, B, C, extra, doc). Format: ABC, ABx, AsBx. Extra: E = one extra word.
 #define SHAPEX_OPCODES(X)                                                                     \
   X(MOVE, ABC, R, R, -, -, "R[A] = R[B]")                                                   \
   X(LOADK, ABx, R, K, -, -, "R[A] = K[Bx]")                                                 \
@@ -75,7 +75,7 @@ namespace shapex::engine {
   X(TGEI, ABC, R, I, U, -, "skip next unless (R[A] >= sB) == C")                            \
   X(JMP, AsBx, -, J, -, -, "ip += sBx")                                                     \
   X(CALL, ABC, R, U, -, -, "R[A] = R[A](R[A+1] .. R[A+B])")                                 \
-  X(INVOKE, ABC, R, U, -, X, "R[A] = R[A+1].symbol(R[A+2] .. R[A+1+B])")                    \
+  X(INVOKE, ABC, R, U, -, E, "R[A] = R[A+1].symbol(R[A+2] .. R[A+1+B])")                    \
   X(RET, ABC, R, -, -, -, "return R[A]")                                                    \
   X(RETNONE, ABC, -, -, -, -, "return None")                                                \
   X(TESTARG, AsBx, U, J, -, -, "if argument A was passed: ip += sBx")                       \
@@ -83,10 +83,10 @@ namespace shapex::engine {
   X(NEWARRAY, ABC, R, R, U, -, "R[A] = [R[B] .. R[B+C-1]]")                                 \
   X(APPEND, ABC, R, R, -, -, "array R[A].push(R[B])")                                       \
   X(NEWMAP, ABC, R, R, U, -, "R[A] = {R[B]: R[B+1], ...} (C pairs)")                        \
-  X(NEWSTRUCT, ABC, R, R, -, X, "R[A] = struct[extra] { fields R[B] .. }")                  \
-  X(NEWENUM, ABC, R, R, -, X, "R[A] = enum (extra = enum<<16 | variant) (payload R[B]..)")  \
-  X(GETFIELD, ABC, R, R, -, X, "R[A] = R[B].symbol")                                        \
-  X(SETFIELD, ABC, R, R, -, X, "R[A].symbol = R[B]")                                        \
+  X(NEWSTRUCT, ABC, R, R, -, E, "R[A] = struct[extra] { fields R[B] .. }")                  \
+  X(NEWENUM, ABC, R, R, -, E, "R[A] = enum (extra = enum<<16 | variant) (payload R[B]..)")  \
+  X(GETFIELD, ABC, R, R, -, E, "R[A] = R[B].symbol")                                        \
+  X(SETFIELD, ABC, R, R, -, E, "R[A].symbol = R[B]")                                        \
   X(GETINDEX, ABC, R, R, R, -, "R[A] = R[B][R[C]]")                                         \
   X(SETINDEX, ABC, R, R, R, -, "R[A][R[B]] = R[C]")                                         \
   X(GETINDEX2, ABC, R, R, R, -, "R[A] = R[B][R[C], R[C+1]]")                                \
@@ -99,8 +99,8 @@ namespace shapex::engine {
   X(ITERINIT, ABC, R, R, -, -, "R[A] = iterator over R[B]; R[A+1] = state")                 \
   X(ITERNEXT, AsBx, R, J, -, -, "R[A+2] = next element, or ip += sBx when done")            \
   X(TRY, ABC, R, R, -, -, "R[A] = unwrap R[B], or return R[B] (Err/None) from the function") \
-  X(MATCHENUM, ABC, R, -, U, X, "skip next unless (R[A] is variant extra) == C")            \
-  X(MATCHSTRUCT, ABC, R, -, U, X, "skip next unless (R[A] is struct extra) == C")           \
+  X(MATCHENUM, ABC, R, -, U, E, "skip next unless (R[A] is variant extra) == C")            \
+  X(MATCHSTRUCT, ABC, R, -, U, E, "skip next unless (R[A] is struct extra) == C")           \
   X(MATCHARRAY, ABC, R, U, U, -, "skip next unless (R[A] is an array of length B) == C")    \
   X(GETPAYLOAD, ABC, R, R, U, -, "R[A] = enum R[B] payload C")                              \
   X(NOMATCH, ABC, R, -, -, -, "raise 'no match arm for R[A]'")
