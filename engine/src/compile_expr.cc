@@ -241,6 +241,23 @@ void CodeGen::ArithTo(Tok op, const Expr& a, const Expr& b, int dst, Pos pos) {
     EmitABC(Op::kADDI, dst, ra, static_cast<uint32_t>(v) & 0xff);
     return;
   }
+  // A literal right operand of + - * / % comes straight from the constant table.
+  Op kop = op == Tok::kPlus ? Op::kADDK : op == Tok::kMinus ? Op::kSUBK
+           : op == Tok::kStar ? Op::kMULK : op == Tok::kSlash ? Op::kDIVK
+           : op == Tok::kPercent ? Op::kMODK : Op::kMOVE;
+  if (kop != Op::kMOVE) {
+    int64_t k = -1;
+    if (b.kind == ExprKind::kInt) k = ConstInt(IntLiteral(b));
+    else if (b.kind == ExprKind::kNumber) k = ConstNumber(b.number_value);
+    else if (b.kind == ExprKind::kUnary && b.op == Tok::kMinus && b.a->kind == ExprKind::kNumber)
+      k = ConstNumber(-b.a->number_value);
+    if (k >= 0 && k <= 255) {
+      int ra = ExprAny(a);
+      SetLine(pos);
+      EmitABC(kop, dst, ra, static_cast<int>(k));
+      return;
+    }
+  }
   int ra = ExprAny(a);
   int rb = ExprAny(b);
   SetLine(pos);

@@ -301,10 +301,10 @@ next:
     DISPATCH();
   }
 // Int fast path with overflow check, Number fast path, everything else in ArithSlow.
-#define ARITH_OP(NAME, OVERFLOW_BUILTIN, OPERATOR, OPCHAR)          \
+#define ARITH_OP(NAME, OVERFLOW_BUILTIN, OPERATOR, OPCHAR, RIGHT)   \
   CASE(NAME) {                                                      \
     const Value& b = RB;                                            \
-    const Value& c = RC;                                            \
+    const Value& c = RIGHT;                                         \
     if (b.type == Type::kInt && c.type == Type::kInt) {             \
       int64_t r;                                                    \
       if (OVERFLOW_BUILTIN(b.as.i, c.as.i, &r)) {                   \
@@ -322,9 +322,12 @@ next:
     }                                                               \
     DISPATCH();                                                     \
   }
-  ARITH_OP(ADD, __builtin_add_overflow, +, '+')
-  ARITH_OP(SUB, __builtin_sub_overflow, -, '-')
-  ARITH_OP(MUL, __builtin_mul_overflow, *, '*')
+  ARITH_OP(ADD, __builtin_add_overflow, +, '+', RC)
+  ARITH_OP(SUB, __builtin_sub_overflow, -, '-', RC)
+  ARITH_OP(MUL, __builtin_mul_overflow, *, '*', RC)
+  ARITH_OP(ADDK, __builtin_add_overflow, +, '+', k[C()])
+  ARITH_OP(SUBK, __builtin_sub_overflow, -, '-', k[C()])
+  ARITH_OP(MULK, __builtin_mul_overflow, *, '*', k[C()])
 #undef ARITH_OP
 #define SLOW_ARITH_OP(NAME, OPCHAR)                                 \
   CASE(NAME) {                                                      \
@@ -334,8 +337,41 @@ next:
     GC_CHECK();                                                     \
     DISPATCH();                                                     \
   }
-  SLOW_ARITH_OP(DIV, '/')
-  SLOW_ARITH_OP(MOD, '%')
+// Division and modulo: Number and positive-divisor Int fast paths; the rest (division by
+// zero, INT64_MIN / -1, negative divisors, typed arrays) in ArithSlow.
+#define DIV_OP(NAME, RIGHT)                                                              \
+  CASE(NAME) {                                                                           \
+    const Value& b = RB;                                                                 \
+    const Value& c = RIGHT;                                                              \
+    if (b.IsNumeric() && c.IsNumeric() && !(b.type == Type::kInt && c.type == Type::kInt)) { \
+      RA = Value::Number(b.AsDouble() / c.AsDouble());                                   \
+      DISPATCH();                                                                        \
+    }                                                                                    \
+    Value out;                                                                           \
+    CHECK(ArithSlow(*this, '/', b, c, &out));                                            \
+    RA = out;                                                                            \
+    GC_CHECK();                                                                          \
+    DISPATCH();                                                                          \
+  }
+#define MOD_OP(NAME, RIGHT)                                                              \
+  CASE(NAME) {                                                                           \
+    const Value& b = RB;                                                                 \
+    const Value& c = RIGHT;                                                              \
+    if (b.type == Type::kInt && c.type == Type::kInt && c.as.i > 0) {                    \
+      RA = Value::Int(b.as.i % c.as.i);                                                  \
+      DISPATCH();                                                                        \
+    }                                                                                    \
+    Value out;                                                                           \
+    CHECK(ArithSlow(*this, '%', b, c, &out));                                            \
+    RA = out;                                                                            \
+    DISPATCH();                                                                          \
+  }
+  DIV_OP(DIV, RC)
+  DIV_OP(DIVK, k[C()])
+  MOD_OP(MOD, RC)
+  MOD_OP(MODK, k[C()])
+#undef DIV_OP
+#undef MOD_OP
   SLOW_ARITH_OP(POW, 'p')
   SLOW_ARITH_OP(BAND, '&')
   SLOW_ARITH_OP(BOR, '|')

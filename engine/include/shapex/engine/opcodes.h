@@ -58,6 +58,11 @@ namespace shapex::engine {
   X(SHL, ABC, R, R, R, -, "R[A] = R[B] << R[C]")                                            \
   X(SHR, ABC, R, R, R, -, "R[A] = R[B] >> R[C]")                                            \
   X(ADDI, ABC, R, R, I, -, "R[A] = R[B] + sC")                                              \
+  X(ADDK, ABC, R, R, K, -, "R[A] = R[B] + K[C]")                                            \
+  X(SUBK, ABC, R, R, K, -, "R[A] = R[B] - K[C]")                                            \
+  X(MULK, ABC, R, R, K, -, "R[A] = R[B] * K[C]")                                            \
+  X(DIVK, ABC, R, R, K, -, "R[A] = R[B] / K[C]")                                            \
+  X(MODK, ABC, R, R, K, -, "R[A] = R[B] % K[C]")                                            \
   X(NEG, ABC, R, R, -, -, "R[A] = -R[B]")                                                   \
   X(NOT, ABC, R, R, -, -, "R[A] = not R[B] (Bool only)")                                    \
   X(EQ, ABC, R, R, R, -, "R[A] = R[B] == R[C]")                                             \
