@@ -168,6 +168,34 @@ Value Vm::NewRange(int64_t start, int64_t end, int64_t step, bool inclusive) {
   return Value::Object(impl_->heap.New<ObjRange>(start, end, step, inclusive));
 }
 
+Value Vm::NewStruct(const StructType* type, std::vector<Value> fields) {
+  ObjStruct* obj = impl_->heap.New<ObjStruct>(type, type->field_names.size());
+  for (size_t i = 0; i < obj->fields.size() && i < fields.size(); ++i) obj->fields[i] = fields[i];
+  return Value::Object(obj);
+}
+
+Value Vm::NewFunction(uint32_t proto) { return FunctionValue(proto); }
+
+Value Vm::NewClosure(uint32_t proto, std::vector<Value> captures) {
+  const Proto* p = program_.protos[proto].get();
+  ObjClosure* c = impl_->heap.New<ObjClosure>(p, p->captures.size());
+  for (size_t i = 0; i < c->cells.size(); ++i)
+    c->cells[i] = impl_->heap.New<ObjCell>(i < captures.size() ? captures[i] : Value::None());
+  return Value::Object(c);
+}
+
+Status Vm::CallValue(const Value& callee, const std::vector<Value>& args, Value* result) {
+  trace_.clear();
+  error_ = Status::Ok();
+  StartDeadline();
+  if (!EnsureScriptRan()) return error_;
+  RootScope roots(*this);
+  roots.Add(callee);
+  for (const Value& a : args) roots.Add(a);
+  if (!Call(callee, args.data(), static_cast<int>(args.size()), result)) return error_;
+  return Status::Ok();
+}
+
 bool Vm::CheckAlloc(size_t bytes) {
   // Building a big value is work too: charge fuel per 16 bytes so a native cannot do unbounded
   // work for the price of one instruction.

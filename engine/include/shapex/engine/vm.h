@@ -82,6 +82,16 @@ class Vm {
   Value NewErr(Value v);
   Value NewEnum(const EnumType* type, uint32_t variant, std::vector<Value> payload);
   Value NewRange(int64_t start, int64_t end, int64_t step, bool inclusive);
+  // A struct of `type` (which must belong to this VM's program or outlive the VM) with
+  // `fields` in declaration order; missing fields are None, extra ones are dropped.
+  Value NewStruct(const StructType* type, std::vector<Value> fields);
+  // The function value of proto `proto` (a non-closure function), as FUNC produces it.
+  Value NewFunction(uint32_t proto);
+  // A closure of proto `proto` whose captured variables start with copies of `captures` (one
+  // fresh cell each: send-copy). Missing captures are None.
+  Value NewClosure(uint32_t proto, std::vector<Value> captures);
+  // Calls any callable value from outside the VM (resets the trace and the wall-clock deadline).
+  Status CallValue(const Value& callee, const std::vector<Value>& args, Value* result);
   // Fail with ResourceExhausted (and return false) when the buffer would exceed the limit.
   bool NewTypedArray(ElemKind kind, size_t length, Value* out);
   bool NewMatrix(size_t rows, size_t cols, Value* out);
