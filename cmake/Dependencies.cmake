@@ -1,9 +1,9 @@
 # Third-party dependencies, all exposed as imported targets.
 #
-# Required: fmt::fmt, CLI11::CLI11, GTest::gtest / GTest::gmock / GTest::gtest_main, Threads::Threads.
+# Required: fmt::fmt, CLI11::CLI11, GTest::gtest / GTest::gmock / GTest::gtest_main, Threads::Threads,
+#   OpenSSL::Crypto, msgpackc-cxx, PkgConfig::XXHASH.
 # Optional (used by later modules; check the SHAPEX_HAVE_* variables or `if(TARGET ...)`):
-#   benchmark::benchmark, msgpackc-cxx, OpenSSL::Crypto, Boost::boost, PkgConfig::XXHASH,
-#   PkgConfig::SECCOMP.
+#   benchmark::benchmark, Boost::boost, PkgConfig::SECCOMP.
 
 find_package(Threads REQUIRED)
 find_package(fmt REQUIRED CONFIG)
@@ -15,7 +15,7 @@ find_package(benchmark CONFIG QUIET)
 set(SHAPEX_HAVE_BENCHMARK ${benchmark_FOUND})
 
 # Debian ships msgpack-cxx's config as cmake/msgpackc-cxx/msgpack-config.cmake.
-find_package(msgpackc-cxx CONFIG QUIET NAMES msgpackc-cxx msgpack-cxx msgpack)
+find_package(msgpackc-cxx CONFIG REQUIRED NAMES msgpackc-cxx msgpack-cxx msgpack)
 set(SHAPEX_HAVE_MSGPACK ${msgpackc-cxx_FOUND})
 
 find_package(OpenSSL REQUIRED COMPONENTS Crypto)
@@ -28,11 +28,9 @@ if(Boost_FOUND AND NOT TARGET Boost::boost)
 endif()
 set(SHAPEX_HAVE_BOOST ${Boost_FOUND})
 
-find_package(PkgConfig QUIET)
-if(PkgConfig_FOUND)
-  pkg_check_modules(XXHASH QUIET IMPORTED_TARGET libxxhash)
-  pkg_check_modules(SECCOMP QUIET IMPORTED_TARGET libseccomp)
-endif()
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(XXHASH REQUIRED IMPORTED_TARGET libxxhash)
+pkg_check_modules(SECCOMP QUIET IMPORTED_TARGET libseccomp)
 set(SHAPEX_HAVE_XXHASH ${XXHASH_FOUND})
 set(SHAPEX_HAVE_SECCOMP ${SECCOMP_FOUND})
 

@@ -51,6 +51,7 @@ class Reader {
   explicit Reader(std::span<const uint8_t> in) : in_(in) {}
   bool Bytes(void* p, size_t n, const char* what) {
     if (in_.size() - pos_ < n) return Fail(fmt::format("truncated {}", what));
+    if (n == 0) return true;  // p may be null for an empty destination
     std::memcpy(p, in_.data() + pos_, n);
     pos_ += n;
     return true;

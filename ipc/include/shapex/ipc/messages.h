@@ -1,0 +1,93 @@
+// Remote-call messages and their MessagePack encoding (docs/wire-protocol.md, "Messages"): the
+// seed's RemoteCallRequest / RemoteCallResponse and its WireMessage envelope
+// (BlobNegotiation, BlobNegotiationReply, Call, CallResponse, Sidecar).
+//
+//   std::vector<uint8_t> bytes = EncodeMessage(WireMessage{request});
+//   ASSIGN_OR_RETURN(WireMessage msg, DecodeMessage(bytes));
+//   if (auto* call = std::get_if<RemoteCallRequest>(&msg)) ...
+//
+// Code travels as content-addressed blobs (engine/blob.h) encoded with engine::EncodeBlob inside
+// a MessagePack bin; DecodeMessage decodes them with engine::DecodeBlob but does not verify
+// hashes (engine::ProgramFromBlobs does, on the callee). Encoding is deterministic; decoding
+// has the guarantees of value_codec.h (hostile input -> ProtocolError, never a crash).
+// See remote_call.h for building requests and executing them.
+#ifndef SHAPEX_IPC_MESSAGES_H_
+#define SHAPEX_IPC_MESSAGES_H_
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "shapex/core/result.h"
+#include "shapex/core/status.h"
+#include "shapex/engine/blob.h"
+#include "shapex/engine/vm.h"
+#include "shapex/ipc/sidecar.h"
+#include "shapex/ipc/wire_value.h"
+
+namespace shapex::ipc {
+
+inline constexpr uint32_t kWireProtocolVersion = 1;
+inline constexpr uint32_t kMaxBlobsPerMessage = 100000;
+inline constexpr uint32_t kMaxHashesPerMessage = 1 << 20;
+inline constexpr uint32_t kMaxTraceFrames = 1024;
+inline constexpr uint32_t kMaxArguments = 255;
+inline constexpr uint32_t kMaxNameBytes = 1 << 16;  // function names, messages, file names
+
+// "Call this function with these arguments."
+struct RemoteCallRequest {
+  std::string function_name;                          // for name lookup and messages
+  std::optional<uint32_t> function_id;                // the caller's proto index (informational)
+  std::optional<engine::FunctionHash> function_hash;  // the entry; preferred over the name
+  std::vector<WireValue> arguments;
+  std::optional<std::vector<WireValue>> captures;          // present: call a closure of the entry
+  std::optional<std::vector<engine::FunctionBlob>> blobs;  // absent or stripped: callee has them
+  std::vector<engine::ImplEntry> impls;                    // methods of the types the blobs use
+};
+
+struct RemoteCallError {
+  ErrorKind kind = ErrorKind::kRuntimeError;  // never kOk
+  std::string message;
+  std::vector<engine::TraceFrame> trace;  // innermost frame first
+};
+
+// A returned value or a typed error.
+struct RemoteCallResponse {
+  std::variant<WireValue, RemoteCallError> result;
+
+  static RemoteCallResponse Success(WireValue v) { return {std::move(v)}; }
+  // `kind` must not be kOk (it becomes kInternal).
+  static RemoteCallResponse Failure(ErrorKind kind, std::string message,
+                                    std::vector<engine::TraceFrame> trace = {});
+  bool ok() const { return result.index() == 0; }
+  const WireValue& value() const { return std::get<0>(result); }
+  const RemoteCallError& error() const { return std::get<1>(result); }
+  // The error as a Status (OK for a value).
+  Status status() const;
+};
+
+// "Which of these blobs do you already have?"
+struct BlobNegotiationRequest {
+  std::vector<engine::FunctionHash> offered_hashes;
+};
+// "These ones" (a subset of the offer, in offer order).
+struct BlobNegotiationResponse {
+  std::vector<engine::FunctionHash> known_hashes;
+};
+
+// The envelope of everything on the wire. Alternative order = wire tag order - 1.
+using WireMessage = std::variant<BlobNegotiationRequest, BlobNegotiationResponse, RemoteCallRequest,
+                                 RemoteCallResponse, Sidecar>;
+
+std::vector<uint8_t> EncodeMessage(const WireMessage& message);
+Result<WireMessage> DecodeMessage(std::span<const uint8_t> bytes);
+
+// ErrorKind <-> its wire name ("RuntimeError"); false for kOk or an unknown name.
+bool ErrorKindFromName(std::string_view name, ErrorKind* out);
+
+}  // namespace shapex::ipc
+
+#endif  // SHAPEX_IPC_MESSAGES_H_

@@ -1,0 +1,75 @@
+// Remote calls, both ends (the seed's build_call_request, handle_negotiation,
+// build_call_request_negotiated and execute_remote_call).
+//
+// Caller:
+//   ASSIGN_OR_RETURN(engine::ProgramBlobs pb, engine::BuildProgramBlobs(*program));
+//   ASSIGN_OR_RETURN(RemoteCallRequest req, BuildCallRequest(*program, pb, "add", {a, b}));
+//   send(EncodeMessage(BlobNegotiationRequest{OfferedHashes(req)}));
+//   ... reply with known_hashes ...
+//   send(EncodeMessage(BuildCallRequestNegotiated(std::move(req), reply.known_hashes)));
+// Callee:
+//   reply = HandleNegotiation(cache, offer);
+//   RemoteCallResponse resp = ExecuteRemoteCall(request, limits, &cache);
+//
+// ExecuteRemoteCall never throws or crashes on a hostile request: every failure becomes a
+// typed error response (FunctionNotFound, ArgumentError, MissingModuleFunction, ProtocolError,
+// RuntimeError, ResourceExhausted, Timeout, ...) carrying the Vm's trace when code ran.
+#ifndef SHAPEX_IPC_REMOTE_CALL_H_
+#define SHAPEX_IPC_REMOTE_CALL_H_
+
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "shapex/core/result.h"
+#include "shapex/engine/blob.h"
+#include "shapex/engine/blob_cache.h"
+#include "shapex/engine/program.h"
+#include "shapex/engine/vm.h"
+#include "shapex/ipc/messages.h"
+#include "shapex/ipc/wire_value.h"
+
+namespace shapex::ipc {
+
+// A request for the named function of `program` (`blobs` = BuildProgramBlobs(program)): the
+// function's hash and proto index plus the minimal blob set (the function, everything it
+// references, and the methods of the types it uses). A top-level function name is looked up in
+// the program; any other name (e.g. "Point.len") must match exactly one blob.
+// FunctionNotFound when nothing, or more than one function ("ambiguous"), matches.
+Result<RemoteCallRequest> BuildCallRequest(const engine::Program& program,
+                                           const engine::ProgramBlobs& blobs,
+                                           std::string_view function_name,
+                                           std::vector<WireValue> arguments);
+
+// A request that calls a function or closure value (kFunction or kClosure, e.g. from ToWire):
+// by its hash, with a closure's captures. FunctionNotFound when the hash is not in `blobs`,
+// ArgumentError when `callee` is not a function or closure.
+Result<RemoteCallRequest> BuildValueCallRequest(const engine::ProgramBlobs& blobs,
+                                                const WireValue& callee,
+                                                std::vector<WireValue> arguments);
+
+// The hashes of the blobs `request` carries, to offer in a BlobNegotiationRequest.
+std::vector<engine::FunctionHash> OfferedHashes(const RemoteCallRequest& request);
+
+// The callee's answer to an offer: the offered hashes it has cached (does not refresh them).
+BlobNegotiationResponse HandleNegotiation(const engine::BlobCache& cache,
+                                          const BlobNegotiationRequest& request);
+
+// `request` without the blobs whose hashes are in `known_hashes`.
+RemoteCallRequest BuildCallRequestNegotiated(RemoteCallRequest request,
+                                             std::span<const engine::FunctionHash> known_hashes);
+
+// Runs a request on this machine: resolves the entry (function_hash, else the unique blob named
+// function_name), links the blobs (engine::ProgramFromBlobs verifies them), rebuilds the
+// arguments (and captures) in a fresh Vm with `limits`, calls, and sends the result back.
+RemoteCallResponse ExecuteRemoteCall(const RemoteCallRequest& request,
+                                     const engine::Limits& limits);
+
+// The same for a connection with a blob cache: the request's blobs are added to `cache`, and
+// blobs the request omits (stripped after negotiation) are taken from it.
+RemoteCallResponse ExecuteRemoteCall(const RemoteCallRequest& request, const engine::Limits& limits,
+                                     engine::BlobCache* cache);
+
+}  // namespace shapex::ipc
+
+#endif  // SHAPEX_IPC_REMOTE_CALL_H_

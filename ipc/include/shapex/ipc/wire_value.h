@@ -1,0 +1,224 @@
+// WireValue: a VM-independent tree that can hold every value kind of LANGUAGE.md, so a value can
+// leave one Vm (ToWire), travel as bytes (value_codec.h) and be rebuilt in another Vm (FromWire).
+//
+//   engine::ProgramBlobs pb = ...;                         // proto_hashes name functions
+//   ASSIGN_OR_RETURN(WireValue w, ToWire(value, {&program, pb.proto_hashes}));
+//   ...bytes...
+//   TypeRegistry types(vm.program());                      // must outlive the Vm's values
+//   ProtoIndex index = MakeProtoIndex(linked.proto_hashes);
+//   FromWireContext ctx{&vm, &index, &types};
+//   ASSIGN_OR_RETURN(engine::Value v, FromWire(w, ctx));
+//
+// Semantics (the send-copy model of LANGUAGE.md):
+//   * Containers are copied deeply; sharing inside one value is not preserved (an object reached
+//     twice is sent twice). A cycle, nesting deeper than kMaxWireDepth, or more than
+//     kMaxWireNodes nodes is an ArgumentError.
+//   * Functions travel as their content hash (FunctionHash); natives as their qualified name.
+//     Closures travel as the hash of their function plus a copy of each captured variable; on
+//     the receiving side each capture becomes a fresh cell.
+//   * Structs and enums carry their type's schema (name + field names, or name + variant names
+//     + arities). The receiver maps a schema to its Program's type of the same schema, or to a
+//     type the TypeRegistry creates (see type_registry.h).
+//   * Typed arrays and matrices carry their elements as raw little-endian bytes.
+//   * A SidecarRef stands for a large string/typed array/matrix whose bytes travel separately
+//     (sidecar.h); FromWire rejects one that was not reassembled.
+//
+// A WireValue is a plain value type: copyable, no thread-safety beyond that of std::vector.
+#ifndef SHAPEX_IPC_WIRE_VALUE_H_
+#define SHAPEX_IPC_WIRE_VALUE_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "shapex/core/result.h"
+#include "shapex/engine/blob.h"
+#include "shapex/engine/blob_cache.h"
+#include "shapex/engine/program.h"
+#include "shapex/engine/value.h"
+#include "shapex/engine/vm.h"
+
+namespace shapex::ipc {
+
+// Deepest nesting of containers in one value; the root container is at depth 1.
+inline constexpr int kMaxWireDepth = 64;
+// Most nodes ToWire produces for one value (bounds the copy of a value with shared parts).
+inline constexpr size_t kMaxWireNodes = size_t{1} << 24;
+
+enum class WireKind : uint8_t {
+  kNone,
+  kBool,
+  kInt,
+  kNumber,
+  kString,
+  kArray,
+  kMap,
+  kStruct,
+  kEnum,  // a user enum; Option and Result have their own kinds
+  kSome,
+  kOk,
+  kErr,
+  kRange,
+  kFunction,  // a compiled function, by content hash
+  kNative,    // a native, by qualified name ("math.sqrt")
+  kClosure,   // function hash + captured values
+  kTypedArray,
+  kMatrix,
+  kSidecarRef,
+};
+std::string_view WireKindName(WireKind kind);
+
+// The identity of a struct or enum type.
+struct WireTypeSchema {
+  enum class Kind : uint8_t { kStruct = 0, kEnum = 1 };
+  Kind kind = Kind::kStruct;
+  std::string name;
+  std::vector<std::string> names;  // struct: field names; enum: variant names
+  std::vector<uint32_t> arity;     // enum: payload count per variant; struct: empty
+  // Index of a field or variant name, or -1.
+  int IndexOf(std::string_view name) const;
+  friend bool operator==(const WireTypeSchema&, const WireTypeSchema&) = default;
+};
+using SchemaPtr = std::shared_ptr<const WireTypeSchema>;
+
+// A struct's or enum's type (and, for an enum, the variant).
+struct WireTypeRef {
+  SchemaPtr schema;  // never null in a well-formed value
+  uint32_t variant = 0;
+  // Compares schemas by content.
+  friend bool operator==(const WireTypeRef& a, const WireTypeRef& b);
+};
+
+struct WireRange {
+  int64_t start = 0, end = 0, step = 1;  // step >= 1
+  bool inclusive = false;
+  friend bool operator==(const WireRange&, const WireRange&) = default;
+};
+
+// Elements of a typed array (elem, bytes) or matrix (rows, cols, bytes of rows*cols f64),
+// little-endian, row-major.
+struct WireBuffer {
+  engine::ElemKind elem = engine::ElemKind::kF64;
+  uint64_t rows = 0, cols = 0;
+  std::vector<uint8_t> bytes;
+  friend bool operator==(const WireBuffer&, const WireBuffer&) = default;
+};
+
+// What a SidecarRef stands for.
+enum class SidecarKind : uint8_t { kString = 0, kTypedArray = 1, kMatrix = 2 };
+std::string_view SidecarKindName(SidecarKind kind);
+
+struct WireSidecarRef {
+  uint32_t id = 0;
+  SidecarKind kind = SidecarKind::kString;
+  engine::ElemKind elem = engine::ElemKind::kF64;  // kTypedArray
+  uint64_t rows = 0, cols = 0;                     // kMatrix
+  uint64_t length = 0;                             // byte length of the sidecar
+  uint64_t checksum = 0;                           // XXH3_64bits of the sidecar bytes
+  friend bool operator==(const WireSidecarRef&, const WireSidecarRef&) = default;
+};
+
+// One node. `kind` says which members are meaningful:
+//   kBool/kInt/kNumber   data holds bool / int64_t / double
+//   kString, kNative     data holds std::string (UTF-8 text / qualified native name)
+//   kArray               children = items
+//   kMap                 children = key0, value0, key1, value1, ... (insertion order)
+//   kStruct              data = WireTypeRef, children = fields in schema order
+//   kEnum                data = WireTypeRef (with variant), children = payload
+//   kSome/kOk/kErr       children = the one wrapped value
+//   kRange               data = WireRange
+//   kFunction            data = FunctionHash
+//   kClosure             data = FunctionHash, children = captured values in capture order
+//   kTypedArray/kMatrix  data = WireBuffer
+//   kSidecarRef          data = WireSidecarRef
+// The constructors below keep `data` consistent with `kind`; the accessors assume it.
+struct WireValue {
+  WireKind kind = WireKind::kNone;
+  std::vector<WireValue> children;
+  std::variant<std::monostate, bool, int64_t, double, std::string, WireTypeRef,
+               engine::FunctionHash, WireRange, WireBuffer, WireSidecarRef>
+      data;
+
+  static WireValue None() { return WireValue(); }
+  static WireValue Bool(bool b);
+  static WireValue Int(int64_t i);
+  static WireValue Number(double n);
+  static WireValue String(std::string s);
+  static WireValue Array(std::vector<WireValue> items);
+  static WireValue Map(std::vector<std::pair<WireValue, WireValue>> entries);
+  static WireValue Struct(SchemaPtr schema, std::vector<WireValue> fields);
+  static WireValue Enum(SchemaPtr schema, uint32_t variant, std::vector<WireValue> payload);
+  static WireValue Some(WireValue v);
+  static WireValue Ok(WireValue v);
+  static WireValue Err(WireValue v);
+  static WireValue Range(WireRange r);
+  static WireValue Function(const engine::FunctionHash& hash);
+  static WireValue Native(std::string qualified_name);
+  static WireValue Closure(const engine::FunctionHash& hash, std::vector<WireValue> captures);
+  static WireValue TypedArray(engine::ElemKind elem, std::vector<uint8_t> bytes);
+  static WireValue Matrix(uint64_t rows, uint64_t cols, std::vector<uint8_t> bytes);
+  static WireValue SidecarRef(const WireSidecarRef& ref);
+
+  bool as_bool() const { return *std::get_if<bool>(&data); }
+  int64_t as_int() const { return *std::get_if<int64_t>(&data); }
+  double as_number() const { return *std::get_if<double>(&data); }
+  const std::string& text() const { return *std::get_if<std::string>(&data); }
+  const WireTypeRef& type() const { return *std::get_if<WireTypeRef>(&data); }
+  const engine::FunctionHash& hash() const { return *std::get_if<engine::FunctionHash>(&data); }
+  const WireRange& range() const { return *std::get_if<WireRange>(&data); }
+  const WireBuffer& buffer() const { return *std::get_if<WireBuffer>(&data); }
+  const WireSidecarRef& sidecar() const { return *std::get_if<WireSidecarRef>(&data); }
+
+  // Deep equality; numbers compare bit for bit (NaN equals the same NaN), schemas by content.
+  friend bool operator==(const WireValue& a, const WireValue& b);
+};
+
+// A short description for messages and test failures ("Array(3)", "Struct Point", ...).
+std::string DescribeWire(const WireValue& v);
+
+// ---------------------------------------------------------------------------------------------
+// Value -> WireValue
+
+struct ToWireContext {
+  const engine::Program* program = nullptr;  // the program the value's functions belong to
+  std::span<const engine::FunctionHash> proto_hashes;  // hash of proto i (ProgramBlobs or
+                                                       // LinkedProgram::proto_hashes)
+};
+
+// Copies `value` into a WireValue. ArgumentError for a cycle, a value nested deeper than
+// kMaxWireDepth or larger than kMaxWireNodes, or a function that `ctx` has no hash for.
+Result<WireValue> ToWire(const engine::Value& value, const ToWireContext& ctx);
+
+// ---------------------------------------------------------------------------------------------
+// WireValue -> Value
+
+using ProtoIndex = std::unordered_map<engine::FunctionHash, uint32_t, engine::FunctionHashHasher>;
+// Maps each hash to its proto index (the first one when two protos share a hash: their bytes,
+// and so their behaviour, are identical).
+ProtoIndex MakeProtoIndex(std::span<const engine::FunctionHash> proto_hashes);
+
+class TypeRegistry;
+
+struct FromWireContext {
+  engine::Vm* vm = nullptr;            // allocates the values; vm->program() resolves functions
+  const ProtoIndex* protos = nullptr;  // hash -> proto index in vm->program()
+  TypeRegistry* types = nullptr;       // schema -> type; must outlive the Vm's values
+};
+
+// Rebuilds `wire` in ctx.vm. Errors: FunctionNotFound (a function/closure hash the program
+// lacks), MissingModuleFunction (an unknown native), ResourceExhausted (the Vm's memory limit),
+// ProtocolError (an unresolved SidecarRef), ArgumentError (anything else inconsistent: field
+// or payload counts, capture counts, map keys, buffer sizes, depth).
+// The returned value is not rooted: root it (Vm::RootScope) before running code in the Vm.
+Result<engine::Value> FromWire(const WireValue& wire, FromWireContext& ctx);
+
+}  // namespace shapex::ipc
+
+#endif  // SHAPEX_IPC_WIRE_VALUE_H_

@@ -1,0 +1,330 @@
+// WireMessage <-> MessagePack, as specified in docs/wire-protocol.md ("Messages"). Every message
+// is an array [version, tag, fields...]; messages that carry values carry one schema table for
+// all of them.
+#include "shapex/ipc/messages.h"
+
+#include <fmt/format.h>
+
+#include <type_traits>
+
+#include "msgpack_io.h"
+#include "shapex/ipc/value_codec.h"
+#include "value_codec_internal.h"
+
+namespace shapex::ipc {
+namespace {
+
+using internal::Items;
+using internal::Packer;
+
+// Wire tags of the envelope alternatives. Never renumber.
+enum MessageTag : uint64_t {
+  kTagBlobNegotiation = 1,
+  kTagBlobNegotiationReply = 2,
+  kTagCall = 3,
+  kTagCallResponse = 4,
+  kTagSidecar = 5,
+};
+constexpr uint64_t kResultValue = 0;
+constexpr uint64_t kResultError = 1;
+
+constexpr ErrorKind kAllErrorKinds[] = {
+    ErrorKind::kCompileError,
+    ErrorKind::kRuntimeError,
+    ErrorKind::kArgumentError,
+    ErrorKind::kFunctionNotFound,
+    ErrorKind::kMissingModuleFunction,
+    ErrorKind::kResourceExhausted,
+    ErrorKind::kTimeout,
+    ErrorKind::kExecutorCrashed,
+    ErrorKind::kCancelled,
+    ErrorKind::kSandboxError,
+    ErrorKind::kProtocolError,
+    ErrorKind::kIoError,
+    ErrorKind::kInvalidArgument,
+    ErrorKind::kInternal,
+};
+
+void Head(Packer& pk, MessageTag tag, uint32_t fields) {
+  pk.pack_array(2 + fields);
+  pk.pack_uint32(kWireProtocolVersion);
+  pk.pack_uint64(tag);
+}
+
+void PackHashes(Packer& pk, const std::vector<engine::FunctionHash>& hashes) {
+  pk.pack_array(static_cast<uint32_t>(hashes.size()));
+  for (const engine::FunctionHash& h : hashes) internal::PackHash(pk, h);
+}
+
+void PackValues(Packer& pk, const std::vector<WireValue>& values,
+                const internal::SchemaTableWriter& schemas) {
+  pk.pack_array(static_cast<uint32_t>(values.size()));
+  for (const WireValue& v : values) internal::PackValue(pk, v, schemas);
+}
+
+void PackRequest(Packer& pk, const RemoteCallRequest& r) {
+  internal::SchemaTableWriter schemas;
+  for (const WireValue& v : r.arguments) schemas.Collect(v);
+  if (r.captures)
+    for (const WireValue& v : *r.captures) schemas.Collect(v);
+  Head(pk, kTagCall, 8);
+  internal::PackStr(pk, r.function_name);
+  if (r.function_id) {
+    pk.pack_uint32(*r.function_id);
+  } else {
+    pk.pack_nil();
+  }
+  if (r.function_hash) {
+    internal::PackHash(pk, *r.function_hash);
+  } else {
+    pk.pack_nil();
+  }
+  schemas.Pack(pk);
+  PackValues(pk, r.arguments, schemas);
+  if (r.captures) {
+    PackValues(pk, *r.captures, schemas);
+  } else {
+    pk.pack_nil();
+  }
+  if (r.blobs) {
+    pk.pack_array(static_cast<uint32_t>(r.blobs->size()));
+    for (const engine::FunctionBlob& b : *r.blobs) internal::PackBin(pk, engine::EncodeBlob(b));
+  } else {
+    pk.pack_nil();
+  }
+  pk.pack_array(static_cast<uint32_t>(r.impls.size()));
+  for (const engine::ImplEntry& impl : r.impls) {
+    pk.pack_array(3);
+    internal::PackHash(pk, impl.type_schema);
+    internal::PackStr(pk, impl.method);
+    internal::PackHash(pk, impl.function);
+  }
+}
+
+void PackResponse(Packer& pk, const RemoteCallResponse& r) {
+  if (r.ok()) {
+    internal::SchemaTableWriter schemas;
+    schemas.Collect(r.value());
+    Head(pk, kTagCallResponse, 3);
+    pk.pack_uint64(kResultValue);
+    schemas.Pack(pk);
+    internal::PackValue(pk, r.value(), schemas);
+    return;
+  }
+  const RemoteCallError& e = r.error();
+  Head(pk, kTagCallResponse, 4);
+  pk.pack_uint64(kResultError);
+  internal::PackStr(pk, ErrorKindName(e.kind));
+  internal::PackStr(pk, e.message);
+  pk.pack_array(static_cast<uint32_t>(e.trace.size()));
+  for (const engine::TraceFrame& f : e.trace) {
+    pk.pack_array(3);
+    internal::PackStr(pk, f.function);
+    internal::PackStr(pk, f.file);
+    pk.pack_uint32(f.line);
+  }
+}
+
+// ---- decoding ----
+
+Result<std::vector<engine::FunctionHash>> ReadHashes(const msgpack::object& o,
+                                                     std::string_view what) {
+  ASSIGN_OR_RETURN(Items items, internal::ReadArray(o, what, 0, kMaxHashesPerMessage));
+  std::vector<engine::FunctionHash> out;
+  out.reserve(items.size());
+  for (const msgpack::object& item : items) {
+    ASSIGN_OR_RETURN(engine::FunctionHash h, internal::ReadHash(item, what));
+    out.push_back(h);
+  }
+  return out;
+}
+
+Result<std::vector<WireValue>> ReadValues(const msgpack::object& o, std::string_view what,
+                                          const internal::SchemaList& schemas) {
+  ASSIGN_OR_RETURN(Items items, internal::ReadArray(o, what, 0, kMaxArguments));
+  std::vector<WireValue> out;
+  out.reserve(items.size());
+  for (size_t i = 0; i < items.size(); ++i) {
+    Result<WireValue> v = internal::ReadValue(items[i], schemas);
+    if (!v) return ProtocolError(fmt::format("{} {}: {}", what, i + 1, v.error().message()));
+    out.push_back(std::move(*v));
+  }
+  return out;
+}
+
+Result<std::string> ReadText(const msgpack::object& o, std::string_view what) {
+  ASSIGN_OR_RETURN(std::string_view s, internal::ReadStr(o, what, kMaxNameBytes));
+  return std::string(s);
+}
+
+Result<RemoteCallRequest> ReadRequest(Items f) {
+  if (f.size() != 8) return ProtocolError("call: wrong number of fields");
+  RemoteCallRequest r;
+  ASSIGN_OR_RETURN(r.function_name, ReadText(f[0], "function name"));
+  if (!internal::IsNil(f[1])) {
+    ASSIGN_OR_RETURN(uint64_t id, internal::ReadUint(f[1], "function id", UINT32_MAX));
+    r.function_id = static_cast<uint32_t>(id);
+  }
+  if (!internal::IsNil(f[2])) {
+    ASSIGN_OR_RETURN(engine::FunctionHash h, internal::ReadHash(f[2], "function hash"));
+    r.function_hash = h;
+  }
+  ASSIGN_OR_RETURN(internal::SchemaList schemas, internal::ReadSchemaTable(f[3]));
+  ASSIGN_OR_RETURN(r.arguments, ReadValues(f[4], "argument", schemas));
+  if (!internal::IsNil(f[5])) {
+    ASSIGN_OR_RETURN(std::vector<WireValue> captures, ReadValues(f[5], "capture", schemas));
+    r.captures = std::move(captures);
+  }
+  if (!internal::IsNil(f[6])) {
+    ASSIGN_OR_RETURN(Items blobs, internal::ReadArray(f[6], "blobs", 0, kMaxBlobsPerMessage));
+    r.blobs.emplace();
+    r.blobs->reserve(blobs.size());
+    for (size_t i = 0; i < blobs.size(); ++i) {
+      ASSIGN_OR_RETURN(std::span<const uint8_t> bytes,
+                       internal::ReadBin(blobs[i], "blob", kMaxBinBytes));
+      Result<engine::FunctionBlob> blob = engine::DecodeBlob(bytes);
+      if (!blob) return ProtocolError(fmt::format("blob {}: {}", i + 1, blob.error().message()));
+      r.blobs->push_back(std::move(*blob));
+    }
+  }
+  ASSIGN_OR_RETURN(Items impls, internal::ReadArray(f[7], "impls", 0, kMaxHashesPerMessage));
+  for (const msgpack::object& o : impls) {
+    ASSIGN_OR_RETURN(Items e, internal::ReadArray(o, "impl", 3, 3));
+    engine::ImplEntry impl;
+    ASSIGN_OR_RETURN(impl.type_schema, internal::ReadHash(e[0], "impl type schema"));
+    ASSIGN_OR_RETURN(impl.method, ReadText(e[1], "impl method"));
+    ASSIGN_OR_RETURN(impl.function, internal::ReadHash(e[2], "impl function"));
+    r.impls.push_back(std::move(impl));
+  }
+  return r;
+}
+
+Result<RemoteCallResponse> ReadResponse(Items f) {
+  if (f.empty()) return ProtocolError("call response: missing result");
+  ASSIGN_OR_RETURN(uint64_t which, internal::ReadUint(f[0], "call result kind", kResultError));
+  if (which == kResultValue) {
+    if (f.size() != 3) return ProtocolError("call response: wrong number of fields");
+    ASSIGN_OR_RETURN(internal::SchemaList schemas, internal::ReadSchemaTable(f[1]));
+    ASSIGN_OR_RETURN(WireValue v, internal::ReadValue(f[2], schemas));
+    return RemoteCallResponse::Success(std::move(v));
+  }
+  if (f.size() != 4) return ProtocolError("call error: wrong number of fields");
+  RemoteCallError e;
+  ASSIGN_OR_RETURN(std::string kind, ReadText(f[1], "error kind"));
+  if (!ErrorKindFromName(kind, &e.kind)) return ProtocolError("unknown error kind '" + kind + "'");
+  ASSIGN_OR_RETURN(e.message, ReadText(f[2], "error message"));
+  ASSIGN_OR_RETURN(Items trace, internal::ReadArray(f[3], "trace", 0, kMaxTraceFrames));
+  for (const msgpack::object& o : trace) {
+    ASSIGN_OR_RETURN(Items fr, internal::ReadArray(o, "trace frame", 3, 3));
+    engine::TraceFrame frame;
+    ASSIGN_OR_RETURN(frame.function, ReadText(fr[0], "trace function"));
+    ASSIGN_OR_RETURN(frame.file, ReadText(fr[1], "trace file"));
+    ASSIGN_OR_RETURN(uint64_t line, internal::ReadUint(fr[2], "trace line", UINT32_MAX));
+    frame.line = static_cast<uint32_t>(line);
+    e.trace.push_back(std::move(frame));
+  }
+  return RemoteCallResponse{std::move(e)};
+}
+
+Result<Sidecar> ReadSidecar(Items f) {
+  if (f.size() != 3) return ProtocolError("sidecar: wrong number of fields");
+  Sidecar s;
+  ASSIGN_OR_RETURN(uint64_t id, internal::ReadUint(f[0], "sidecar id", UINT32_MAX));
+  ASSIGN_OR_RETURN(uint64_t kind, internal::ReadUint(f[1], "sidecar kind", 2));
+  ASSIGN_OR_RETURN(std::span<const uint8_t> bytes,
+                   internal::ReadBin(f[2], "sidecar", kMaxBinBytes));
+  s.id = static_cast<uint32_t>(id);
+  s.kind = static_cast<SidecarKind>(kind);
+  s.bytes.assign(bytes.begin(), bytes.end());
+  return s;
+}
+
+}  // namespace
+
+RemoteCallResponse RemoteCallResponse::Failure(ErrorKind kind, std::string message,
+                                               std::vector<engine::TraceFrame> trace) {
+  if (kind == ErrorKind::kOk) kind = ErrorKind::kInternal;
+  return {RemoteCallError{kind, std::move(message), std::move(trace)}};
+}
+
+Status RemoteCallResponse::status() const {
+  if (ok()) return Status::Ok();
+  return Status(error().kind, error().message);
+}
+
+bool ErrorKindFromName(std::string_view name, ErrorKind* out) {
+  for (ErrorKind k : kAllErrorKinds) {
+    if (ErrorKindName(k) == name) {
+      *out = k;
+      return true;
+    }
+  }
+  return false;
+}
+
+std::vector<uint8_t> EncodeMessage(const WireMessage& message) {
+  std::vector<uint8_t> out;
+  internal::ByteSink sink(&out);
+  Packer pk(sink);
+  std::visit(
+      [&](const auto& m) {
+        using T = std::decay_t<decltype(m)>;
+        if constexpr (std::is_same_v<T, BlobNegotiationRequest>) {
+          Head(pk, kTagBlobNegotiation, 1);
+          PackHashes(pk, m.offered_hashes);
+        } else if constexpr (std::is_same_v<T, BlobNegotiationResponse>) {
+          Head(pk, kTagBlobNegotiationReply, 1);
+          PackHashes(pk, m.known_hashes);
+        } else if constexpr (std::is_same_v<T, RemoteCallRequest>) {
+          PackRequest(pk, m);
+        } else if constexpr (std::is_same_v<T, RemoteCallResponse>) {
+          PackResponse(pk, m);
+        } else {
+          static_assert(std::is_same_v<T, Sidecar>);
+          Head(pk, kTagSidecar, 3);
+          pk.pack_uint32(m.id);
+          pk.pack_uint8(static_cast<uint8_t>(m.kind));
+          internal::PackBin(pk, m.bytes);
+        }
+      },
+      message);
+  return out;
+}
+
+Result<WireMessage> DecodeMessage(std::span<const uint8_t> bytes) {
+  // Values sit two levels below the message array (message -> argument list -> value).
+  ASSIGN_OR_RETURN(msgpack::object_handle handle,
+                   internal::UnpackUntrusted(bytes, kMaxWireDepth + kMaxEnvelopeDepth));
+  ASSIGN_OR_RETURN(Items m, internal::ReadArray(handle.get(), "message", 2));
+  ASSIGN_OR_RETURN(uint64_t version, internal::ReadUint(m[0], "protocol version"));
+  if (version != kWireProtocolVersion)
+    return ProtocolError(fmt::format("unsupported protocol version {} (this build speaks {})",
+                                     version, kWireProtocolVersion));
+  ASSIGN_OR_RETURN(uint64_t tag, internal::ReadUint(m[1], "message tag"));
+  Items f = m.subspan(2);
+  switch (tag) {
+    case kTagBlobNegotiation:
+    case kTagBlobNegotiationReply: {
+      if (f.size() != 1) return ProtocolError("negotiation: wrong number of fields");
+      ASSIGN_OR_RETURN(std::vector<engine::FunctionHash> hashes, ReadHashes(f[0], "hash"));
+      if (tag == kTagBlobNegotiation) return WireMessage{BlobNegotiationRequest{std::move(hashes)}};
+      return WireMessage{BlobNegotiationResponse{std::move(hashes)}};
+    }
+    case kTagCall: {
+      ASSIGN_OR_RETURN(RemoteCallRequest r, ReadRequest(f));
+      return WireMessage{std::move(r)};
+    }
+    case kTagCallResponse: {
+      ASSIGN_OR_RETURN(RemoteCallResponse r, ReadResponse(f));
+      return WireMessage{std::move(r)};
+    }
+    case kTagSidecar: {
+      ASSIGN_OR_RETURN(Sidecar s, ReadSidecar(f));
+      return WireMessage{std::move(s)};
+    }
+    default:
+      return ProtocolError(fmt::format("unknown message tag {}", tag));
+  }
+}
+
+}  // namespace shapex::ipc

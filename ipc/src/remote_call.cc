@@ -1,0 +1,204 @@
+#include "shapex/ipc/remote_call.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <unordered_set>
+
+#include "shapex/ipc/type_registry.h"
+
+namespace shapex::ipc {
+namespace {
+
+using HashSet = std::unordered_set<engine::FunctionHash, engine::FunctionHashHasher>;
+
+RemoteCallRequest FromBlobSet(std::string name, engine::BlobSet set,
+                              std::vector<WireValue> arguments) {
+  RemoteCallRequest r;
+  r.function_name = std::move(name);
+  r.function_hash = set.entry;
+  r.arguments = std::move(arguments);
+  r.blobs = std::move(set.blobs);
+  r.impls = std::move(set.impls);
+  return r;
+}
+
+// The entry: the request's hash, else the one blob named function_name.
+Result<engine::FunctionHash> ResolveEntry(const RemoteCallRequest& request,
+                                          const std::vector<engine::FunctionBlob>& blobs) {
+  if (request.function_hash) return *request.function_hash;
+  const engine::FunctionBlob* found = nullptr;
+  for (const engine::FunctionBlob& b : blobs) {
+    if (b.debug.name != request.function_name) continue;
+    if (found != nullptr && found->hash != b.hash)
+      return FunctionNotFoundError(
+          fmt::format("function name '{}' is ambiguous", request.function_name));
+    found = &b;
+  }
+  if (found == nullptr)
+    return FunctionNotFoundError(fmt::format("no function named '{}'", request.function_name));
+  return found->hash;
+}
+
+RemoteCallResponse FailureFrom(const Status& status, std::vector<engine::TraceFrame> trace = {}) {
+  // The bytecode verifier reports InvalidArgument; to a caller, a blob it rejects is malformed.
+  ErrorKind kind =
+      status.kind() == ErrorKind::kInvalidArgument ? ErrorKind::kProtocolError : status.kind();
+  return RemoteCallResponse::Failure(kind, status.message(), std::move(trace));
+}
+
+// Everything after linking: rebuild the arguments, call, send the result back.
+RemoteCallResponse Run(const RemoteCallRequest& request, const engine::LinkedProgram& linked,
+                       const engine::Limits& limits) {
+  const engine::Program& program = *linked.program;
+  const engine::Proto& entry = *program.protos[linked.entry];
+  if (entry.is_closure && !request.captures)
+    return RemoteCallResponse::Failure(
+        ErrorKind::kArgumentError,
+        fmt::format("'{}' is a closure: the request carries no captured values", entry.name));
+  if (!entry.is_closure && request.captures)
+    return RemoteCallResponse::Failure(ErrorKind::kArgumentError,
+                                       fmt::format("'{}' is not a closure", entry.name));
+
+  TypeRegistry types(program);  // outlives the Vm's values
+  engine::Vm vm(program, limits);
+  ProtoIndex protos = MakeProtoIndex(linked.proto_hashes);
+  FromWireContext ctx{&vm, &protos, &types};
+  engine::Vm::RootScope roots(vm);  // the collector may run before the call starts
+
+  auto rebuild = [&](const WireValue& w, std::string_view what, size_t i) -> Result<engine::Value> {
+    Result<engine::Value> v = FromWire(w, ctx);
+    if (!v) {
+      ErrorKind kind = v.error().kind() == ErrorKind::kResourceExhausted
+                           ? ErrorKind::kResourceExhausted
+                           : ErrorKind::kArgumentError;
+      return Status(kind, fmt::format("{} {}: {}", what, i + 1, v.error().message()));
+    }
+    roots.Add(*v);
+    return v;
+  };
+
+  std::vector<engine::Value> args;
+  for (size_t i = 0; i < request.arguments.size(); ++i) {
+    Result<engine::Value> v = rebuild(request.arguments[i], "argument", i);
+    if (!v) return FailureFrom(v.error());
+    args.push_back(*v);
+  }
+
+  engine::Value result;
+  Status called;
+  if (request.captures) {
+    WireValue closure = WireValue::Closure(linked.proto_hashes[linked.entry], *request.captures);
+    Result<engine::Value> callee = rebuild(closure, "closure", 0);
+    if (!callee) return FailureFrom(callee.error());
+    called = vm.CallValue(*callee, args, &result);
+  } else {
+    called = vm.CallFunction(linked.entry, args, &result);
+  }
+  if (!called.ok()) return FailureFrom(called, vm.trace());
+
+  Result<WireValue> wire = ToWire(result, ToWireContext{&program, linked.proto_hashes});
+  if (!wire)
+    return RemoteCallResponse::Failure(ErrorKind::kRuntimeError,
+                                       "the result cannot be sent back: " + wire.error().message());
+  return RemoteCallResponse::Success(std::move(*wire));
+}
+
+}  // namespace
+
+Result<RemoteCallRequest> BuildCallRequest(const engine::Program& program,
+                                           const engine::ProgramBlobs& blobs,
+                                           std::string_view function_name,
+                                           std::vector<WireValue> arguments) {
+  int index = program.FindFunction(std::string(function_name));
+  if (index >= 0 && static_cast<size_t>(index) < blobs.proto_hashes.size()) {
+    ASSIGN_OR_RETURN(engine::BlobSet set,
+                     engine::MinimalBlobsByHash(blobs, blobs.proto_hashes[index]));
+    RemoteCallRequest r =
+        FromBlobSet(std::string(function_name), std::move(set), std::move(arguments));
+    r.function_id = static_cast<uint32_t>(index);
+    return r;
+  }
+  // Not a top-level function ("Point.len", ...): the name must pick exactly one blob.
+  ASSIGN_OR_RETURN(engine::BlobSet set, engine::MinimalBlobs(blobs, function_name));
+  return FromBlobSet(std::string(function_name), std::move(set), std::move(arguments));
+}
+
+Result<RemoteCallRequest> BuildValueCallRequest(const engine::ProgramBlobs& blobs,
+                                                const WireValue& callee,
+                                                std::vector<WireValue> arguments) {
+  if (callee.kind != WireKind::kFunction && callee.kind != WireKind::kClosure)
+    return ArgumentError("cannot call a " + DescribeWire(callee) + " remotely");
+  const engine::FunctionHash* hash = std::get_if<engine::FunctionHash>(&callee.data);
+  if (hash == nullptr) return ArgumentError("malformed function value");
+  ASSIGN_OR_RETURN(engine::BlobSet set, engine::MinimalBlobsByHash(blobs, *hash));
+  std::string name;
+  for (const engine::FunctionBlob& b : set.blobs)
+    if (b.hash == *hash) name = b.debug.name;
+  RemoteCallRequest r = FromBlobSet(std::move(name), std::move(set), std::move(arguments));
+  auto it = std::find(blobs.proto_hashes.begin(), blobs.proto_hashes.end(), *hash);
+  if (it != blobs.proto_hashes.end())
+    r.function_id = static_cast<uint32_t>(it - blobs.proto_hashes.begin());
+  if (callee.kind == WireKind::kClosure) r.captures = callee.children;
+  return r;
+}
+
+std::vector<engine::FunctionHash> OfferedHashes(const RemoteCallRequest& request) {
+  std::vector<engine::FunctionHash> out;
+  if (request.blobs)
+    for (const engine::FunctionBlob& b : *request.blobs) out.push_back(b.hash);
+  return out;
+}
+
+BlobNegotiationResponse HandleNegotiation(const engine::BlobCache& cache,
+                                          const BlobNegotiationRequest& request) {
+  return BlobNegotiationResponse{cache.FilterKnown(request.offered_hashes)};
+}
+
+RemoteCallRequest BuildCallRequestNegotiated(RemoteCallRequest request,
+                                             std::span<const engine::FunctionHash> known_hashes) {
+  if (request.blobs) {
+    HashSet known(known_hashes.begin(), known_hashes.end());
+    std::erase_if(*request.blobs,
+                  [&](const engine::FunctionBlob& b) { return known.count(b.hash) != 0; });
+  }
+  return request;
+}
+
+RemoteCallResponse ExecuteRemoteCall(const RemoteCallRequest& request,
+                                     const engine::Limits& limits) {
+  return ExecuteRemoteCall(request, limits, nullptr);
+}
+
+RemoteCallResponse ExecuteRemoteCall(const RemoteCallRequest& request, const engine::Limits& limits,
+                                     engine::BlobCache* cache) {
+  static const std::vector<engine::FunctionBlob> kNoBlobs;
+  const std::vector<engine::FunctionBlob>& sent = request.blobs ? *request.blobs : kNoBlobs;
+  // With a cache, the blob set is what was sent plus everything cached (the linker takes only
+  // what the entry reaches).
+  std::vector<engine::FunctionBlob> merged;
+  if (cache != nullptr) {
+    merged = sent;
+    HashSet have;
+    for (const engine::FunctionBlob& b : sent) have.insert(b.hash);
+    for (const engine::FunctionHash& h : cache->KnownHashes()) {
+      if (have.count(h)) continue;
+      if (const engine::FunctionBlob* b = cache->Get(h)) merged.push_back(*b);
+    }
+  }
+  const std::vector<engine::FunctionBlob>& blobs = cache != nullptr ? merged : sent;
+
+  Result<engine::FunctionHash> entry = ResolveEntry(request, blobs);
+  if (!entry) return FailureFrom(entry.error());
+  Result<engine::LinkedProgram> linked = engine::ProgramFromBlobs(*entry, blobs, request.impls);
+  if (!linked) return FailureFrom(linked.error());
+  if (cache != nullptr) {
+    // Only blobs the linker verified (their hashes recomputed) enter the cache.
+    HashSet verified(linked->proto_hashes.begin(), linked->proto_hashes.end());
+    for (const engine::FunctionBlob& b : sent)
+      if (verified.count(b.hash)) cache->Insert(b);
+  }
+  return Run(request, *linked, limits);
+}
+
+}  // namespace shapex::ipc

@@ -1,0 +1,187 @@
+#include "shapex/ipc/sidecar.h"
+
+#include <fmt/format.h>
+#include <xxhash.h>
+
+#include <algorithm>
+#include <unordered_map>
+
+namespace shapex::ipc {
+namespace {
+
+// Kinds whose children are values that may hold large data (map keys are skipped: see header).
+bool HasValueChildren(WireKind k) {
+  switch (k) {
+    case WireKind::kArray:
+    case WireKind::kMap:
+    case WireKind::kStruct:
+    case WireKind::kEnum:
+    case WireKind::kSome:
+    case WireKind::kOk:
+    case WireKind::kErr:
+    case WireKind::kClosure:
+      return true;
+    default:
+      return false;
+  }
+}
+
+class Extractor {
+ public:
+  explicit Extractor(size_t threshold) : threshold_(threshold) {}
+
+  void Walk(WireValue* v, int depth) {
+    if (Extract(v)) return;
+    // Deeper values are rejected by every decoder anyway; do not recurse without bound.
+    if (!HasValueChildren(v->kind) || depth > kMaxWireDepth) return;
+    bool is_map = v->kind == WireKind::kMap;
+    for (size_t i = 0; i < v->children.size(); ++i) {
+      if (is_map && i % 2 == 0) continue;
+      Walk(&v->children[i], depth + 1);
+    }
+  }
+
+  std::vector<Sidecar> Take() { return std::move(sidecars_); }
+
+ private:
+  // Replaces `v` by a SidecarRef when it is a large string, typed array or matrix.
+  bool Extract(WireValue* v) {
+    WireSidecarRef ref;
+    std::vector<uint8_t> bytes;
+    if (v->kind == WireKind::kString) {
+      const std::string* s = std::get_if<std::string>(&v->data);
+      if (s == nullptr || s->size() < threshold_) return false;
+      ref.kind = SidecarKind::kString;
+      bytes.assign(s->begin(), s->end());
+    } else if (v->kind == WireKind::kTypedArray || v->kind == WireKind::kMatrix) {
+      WireBuffer* b = std::get_if<WireBuffer>(&v->data);
+      if (b == nullptr || b->bytes.size() < threshold_) return false;
+      ref.kind = v->kind == WireKind::kMatrix ? SidecarKind::kMatrix : SidecarKind::kTypedArray;
+      ref.elem = b->elem;
+      ref.rows = b->rows;
+      ref.cols = b->cols;
+      bytes = std::move(b->bytes);
+    } else {
+      return false;
+    }
+    ref.id = static_cast<uint32_t>(sidecars_.size());
+    ref.length = bytes.size();
+    ref.checksum = SidecarChecksum(bytes);
+    if (ref.kind != SidecarKind::kMatrix) ref.rows = ref.cols = 0;
+    if (ref.kind != SidecarKind::kTypedArray) ref.elem = engine::ElemKind::kF64;
+    sidecars_.push_back(Sidecar{ref.id, ref.kind, std::move(bytes)});
+    *v = WireValue::SidecarRef(ref);
+    return true;
+  }
+
+  size_t threshold_;
+  std::vector<Sidecar> sidecars_;
+};
+
+class Reassembler {
+ public:
+  Status Index(std::vector<Sidecar> sidecars) {
+    sidecars_ = std::move(sidecars);
+    used_.assign(sidecars_.size(), false);
+    for (size_t i = 0; i < sidecars_.size(); ++i) {
+      if (!by_id_.emplace(sidecars_[i].id, i).second)
+        return ProtocolError(fmt::format("two sidecars have id {}", sidecars_[i].id));
+    }
+    return Status::Ok();
+  }
+
+  Status Walk(WireValue* v, int depth) {
+    if (v->kind == WireKind::kSidecarRef) return Replace(v);
+    if (!HasValueChildren(v->kind)) return Status::Ok();
+    if (depth > kMaxWireDepth)
+      return ProtocolError(fmt::format("value nested deeper than {} levels", kMaxWireDepth));
+    for (WireValue& child : v->children) RETURN_IF_ERROR(Walk(&child, depth + 1));
+    return Status::Ok();
+  }
+
+  Status CheckAllUsed() const {
+    for (size_t i = 0; i < sidecars_.size(); ++i)
+      if (!used_[i])
+        return ProtocolError(fmt::format("sidecar {} is not referenced", sidecars_[i].id));
+    return Status::Ok();
+  }
+
+ private:
+  Status Replace(WireValue* v) {
+    const WireSidecarRef* ref = std::get_if<WireSidecarRef>(&v->data);
+    if (ref == nullptr) return ProtocolError("malformed sidecar reference");
+    auto it = by_id_.find(ref->id);
+    if (it == by_id_.end()) return ProtocolError(fmt::format("missing sidecar {}", ref->id));
+    if (used_[it->second])
+      return ProtocolError(fmt::format("sidecar {} is referenced twice", ref->id));
+    Sidecar& s = sidecars_[it->second];
+    if (s.kind != ref->kind)
+      return ProtocolError(fmt::format("sidecar {} holds a {}, the reference wants a {}", ref->id,
+                                       SidecarKindName(s.kind), SidecarKindName(ref->kind)));
+    if (s.bytes.size() != ref->length)
+      return ProtocolError(fmt::format("sidecar {} has {} bytes, the reference says {}", ref->id,
+                                       s.bytes.size(), ref->length));
+    if (SidecarChecksum(s.bytes) != ref->checksum)
+      return ProtocolError(fmt::format("sidecar {} fails its checksum", ref->id));
+    used_[it->second] = true;
+    switch (ref->kind) {
+      case SidecarKind::kString:
+        *v = WireValue::String(std::string(s.bytes.begin(), s.bytes.end()));
+        break;
+      case SidecarKind::kTypedArray:
+        if (static_cast<int>(ref->elem) >= engine::kNumElemKinds ||
+            s.bytes.size() % engine::ElemSize(ref->elem) != 0)
+          return ProtocolError(
+              fmt::format("sidecar {} is not a whole number of elements", ref->id));
+        *v = WireValue::TypedArray(ref->elem, std::move(s.bytes));
+        break;
+      case SidecarKind::kMatrix:
+        if ((ref->cols != 0 && ref->rows > s.bytes.size() / sizeof(double) / ref->cols) ||
+            ref->rows * ref->cols * sizeof(double) != s.bytes.size())
+          return ProtocolError(fmt::format("sidecar {} does not match its matrix shape", ref->id));
+        *v = WireValue::Matrix(ref->rows, ref->cols, std::move(s.bytes));
+        break;
+      default:
+        return ProtocolError(fmt::format("sidecar {} has an unknown kind", ref->id));
+    }
+    return Status::Ok();
+  }
+
+  std::vector<Sidecar> sidecars_;
+  std::vector<bool> used_;
+  std::unordered_map<uint32_t, size_t> by_id_;
+};
+
+}  // namespace
+
+uint64_t SidecarChecksum(std::span<const uint8_t> bytes) {
+  return XXH3_64bits(bytes.data(), bytes.size());
+}
+
+std::vector<Sidecar> ExtractSidecars(WireValue* value, size_t threshold) {
+  Extractor extractor(threshold);
+  extractor.Walk(value, 1);
+  return extractor.Take();
+}
+
+std::vector<Sidecar> ExtractSidecars(std::vector<WireValue>* values, size_t threshold) {
+  Extractor extractor(threshold);
+  for (WireValue& v : *values) extractor.Walk(&v, 1);
+  return extractor.Take();
+}
+
+Status ReassembleSidecars(WireValue* value, std::vector<Sidecar> sidecars) {
+  Reassembler r;
+  RETURN_IF_ERROR(r.Index(std::move(sidecars)));
+  RETURN_IF_ERROR(r.Walk(value, 1));
+  return r.CheckAllUsed();
+}
+
+Status ReassembleSidecars(std::vector<WireValue>* values, std::vector<Sidecar> sidecars) {
+  Reassembler r;
+  RETURN_IF_ERROR(r.Index(std::move(sidecars)));
+  for (WireValue& v : *values) RETURN_IF_ERROR(r.Walk(&v, 1));
+  return r.CheckAllUsed();
+}
+
+}  // namespace shapex::ipc
