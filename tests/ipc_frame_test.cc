@@ -1,5 +1,3 @@
-#include "shapex/ipc/frame.h"
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -7,6 +5,7 @@
 #include <random>
 #include <vector>
 
+#include "shapex/ipc/frame.h"
 #include "testing/status_matchers.h"
 
 namespace shapex::ipc {

@@ -1,18 +1,16 @@
-#include "shapex/ipc/shared_memory.h"
-
 #include <fcntl.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include <cerrno>
 #include <cstring>
 #include <string>
 #include <vector>
 
+#include "shapex/ipc/shared_memory.h"
 #include "shapex/ipc/unix_socket.h"
 #include "testing/open_fds.h"
 #include "testing/status_matchers.h"

@@ -1,13 +1,10 @@
-#include "shapex/ipc/unix_socket.h"
-
 #include <fcntl.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include <cstdlib>
 #include <cstring>
@@ -15,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "shapex/ipc/unix_socket.h"
 #include "testing/open_fds.h"
 #include "testing/status_matchers.h"
 

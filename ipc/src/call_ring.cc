@@ -1,7 +1,9 @@
 #include "shapex/ipc/call_ring.h"
 
 #include <fcntl.h>
+#include <fmt/core.h>
 #include <linux/futex.h>
+#include <sched.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -12,8 +14,6 @@
 #include <cstddef>
 #include <cstring>
 #include <new>
-
-#include <fmt/core.h>
 
 #include "shapex/core/errno_status.h"
 
@@ -40,6 +40,7 @@ namespace {
 
 constexpr uint32_t kMagic = 0x47525853;  // "SXRG" in little-endian memory
 constexpr uint32_t kVersion = 1;
+constexpr size_t kCpuHintOffset = 16;  // u32 per side: client, server
 constexpr size_t kControlOffset = 64;
 constexpr size_t kDataOffset = 1024;
 constexpr uint64_t kAlign = 8;
@@ -75,8 +76,8 @@ inline void CpuRelax() {
 long FutexWait(std::atomic<uint32_t>* word, uint32_t expected, nanoseconds timeout) {
   timespec ts{static_cast<time_t>(timeout.count() / 1'000'000'000),
               static_cast<long>(timeout.count() % 1'000'000'000)};
-  return ::syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAIT, expected, &ts,
-                   nullptr, 0);
+  return ::syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAIT, expected, &ts, nullptr,
+                   0);
 }
 
 void FutexWake(std::atomic<uint32_t>* word) {
@@ -118,8 +119,8 @@ Result<CallRing> CallRing::Create(RingSide side, const CallRingOptions& options)
   if (::fcntl(ring.fd_.get(), F_ADD_SEALS, FixedSizeSeals()) != 0) {
     return ErrnoStatus("fcntl(F_ADD_SEALS) on call ring");
   }
-  ASSIGN_OR_RETURN(ring.mapping_, SharedMapping::Map(ring.fd_.get(), size,
-                                                     SharedMapping::Access::kReadWrite));
+  ASSIGN_OR_RETURN(ring.mapping_,
+                   SharedMapping::Map(ring.fd_.get(), size, SharedMapping::Access::kReadWrite));
   uint8_t* base = ring.mapping_.mutable_bytes().data();
   // A fresh memfd reads as zeros; construct the atomics properly anyway.
   for (int r = 0; r < 2; ++r) {
@@ -166,9 +167,10 @@ Status CallRing::Bind(uint8_t* base, size_t size, RingSide side, nanoseconds max
   SegmentHeader header;
   std::memcpy(&header, base, sizeof(header));  // read once; the peer may change it later
   if (header.magic != kMagic || header.version != kVersion) {
-    return ProtocolError(fmt::format("call ring header has magic {:#x} version {}, expected "
-                                     "{:#x} version {}",
-                                     header.magic, header.version, kMagic, kVersion));
+    return ProtocolError(
+        fmt::format("call ring header has magic {:#x} version {}, expected "
+                    "{:#x} version {}",
+                    header.magic, header.version, kMagic, kVersion));
   }
   if (!IsValidCapacity(header.capacity) || SegmentSize(header.capacity) != size) {
     return ProtocolError(fmt::format("call ring capacity {} does not match a {}-byte segment",
@@ -176,6 +178,9 @@ Status CallRing::Bind(uint8_t* base, size_t size, RingSide side, nanoseconds max
   }
   base_ = base;
   capacity_ = header.capacity;
+  auto* cpu_hints = reinterpret_cast<std::atomic<uint32_t>*>(base + kCpuHintOffset);
+  my_cpu_ = &cpu_hints[side == RingSide::kClient ? 0 : 1];
+  peer_cpu_ = &cpu_hints[side == RingSide::kClient ? 1 : 0];
   auto* request = reinterpret_cast<Control*>(base + kControlOffset);
   auto* response = reinterpret_cast<Control*>(base + kControlOffset + sizeof(Control));
   uint8_t* request_data = base + kDataOffset;
@@ -187,6 +192,8 @@ Status CallRing::Bind(uint8_t* base, size_t size, RingSide side, nanoseconds max
   in_data_ = client ? response_data : request_data;
   write_index_ = out_->head.load(std::memory_order_acquire);
   read_index_ = in_->tail.load(std::memory_order_acquire);
+  // Until the first real read of the tail, assume the ring is full: that forces the read.
+  cached_tail_ = write_index_ - capacity_;
   if (write_index_ % kAlign != 0 || read_index_ % kAlign != 0) {
     return ProtocolError("call ring indices are not 8-byte aligned");
   }
@@ -225,14 +232,18 @@ Result<bool> CallRing::TryWrite(std::span<const uint8_t> record) {
     return ResourceExhausted(fmt::format("record of {} bytes does not fit a {}-byte call ring",
                                          record.size(), capacity_));
   }
-  uint64_t tail = out_->tail.load(std::memory_order_acquire);
-  uint64_t used = write_index_ - tail;
-  if (used > capacity_) {
-    return Fail(ProtocolError(fmt::format("call ring tail {} is inconsistent with head {}", tail,
-                                          write_index_)));
-  }
   uint64_t size = RecordSize(record.size());
-  if (capacity_ - used < size) return false;
+  // The consumer's tail is re-read (a cache-line transfer from the peer) only when the copy from
+  // the last read does not show enough room.
+  if (capacity_ - (write_index_ - cached_tail_) < size) {
+    uint64_t tail = out_->tail.load(std::memory_order_acquire);
+    if (write_index_ - tail > capacity_) {
+      return Fail(ProtocolError(
+          fmt::format("call ring tail {} is inconsistent with head {}", tail, write_index_)));
+    }
+    cached_tail_ = tail;
+    if (capacity_ - (write_index_ - tail) < size) return false;
+  }
   uint64_t mask = capacity_ - 1;
   uint64_t offset = write_index_ & mask;
   auto length = static_cast<uint32_t>(record.size());
@@ -255,9 +266,9 @@ Result<bool> CallRing::TryRead(std::vector<uint8_t>* record) {
   uint64_t available = head - read_index_;
   if (available == 0) return false;
   if (available > capacity_ || available % kAlign != 0) {
-    return Fail(ProtocolError(fmt::format(
-        "call ring head {} is inconsistent with tail {} (capacity {})", head, read_index_,
-        capacity_)));
+    return Fail(
+        ProtocolError(fmt::format("call ring head {} is inconsistent with tail {} (capacity {})",
+                                  head, read_index_, capacity_)));
   }
   uint64_t mask = capacity_ - 1;
   uint64_t offset = read_index_ & mask;
@@ -290,10 +301,22 @@ void CallRing::AdaptAfterSleep(nanoseconds waited) {
 
 template <class Ready>
 Status CallRing::Wait(WaitFor what, Ready ready, nanoseconds timeout) {
+  {
+    // Fast path: no clock, no CPU lookup when the record or the room is already there.
+    ASSIGN_OR_RETURN(bool done, ready());
+    if (done) return Status::Ok();
+  }
   Clock::time_point start = Clock::now();
   Clock::time_point deadline = start + std::max(timeout, nanoseconds(0));
-  // Spin phase: check the clock every few dozen pauses only.
   Clock::time_point spin_end = start + std::min(spin_window_, std::max(timeout, nanoseconds(0)));
+  // If the peer last ran on our CPU, busy-waiting would only keep it from running: yield the CPU
+  // instead of pausing. The hint is advisory (the peer may lie); it only changes how we spin.
+  int cpu = sched_getcpu();
+  if (cpu >= 0 && my_cpu_->load(std::memory_order_relaxed) != static_cast<uint32_t>(cpu) + 1) {
+    my_cpu_->store(static_cast<uint32_t>(cpu) + 1, std::memory_order_relaxed);
+  }
+  bool yield =
+      cpu >= 0 && peer_cpu_->load(std::memory_order_relaxed) == static_cast<uint32_t>(cpu) + 1;
   for (uint32_t i = 0;; ++i) {
     ASSIGN_OR_RETURN(bool done, ready());
     if (done) {
@@ -302,8 +325,15 @@ Status CallRing::Wait(WaitFor what, Ready ready, nanoseconds timeout) {
       if (i > 0) spin_window_ = std::min(max_spin_, std::max(spin_window_ * 2, max_spin_ / 16));
       return Status::Ok();
     }
-    if ((i & 31) == 31 && Clock::now() >= spin_end) break;
-    CpuRelax();
+    if (yield) {
+      ++stats_.yields;
+      sched_yield();
+      if (Clock::now() >= spin_end) break;
+    } else {
+      // Check the clock every few dozen pauses only.
+      if ((i & 31) == 31 && Clock::now() >= spin_end) break;
+      CpuRelax();
+    }
   }
   std::atomic<uint32_t>* word =
       what == WaitFor::kData ? &in_->consumer_waiting : &out_->producer_waiting;
@@ -326,8 +356,7 @@ Status CallRing::Wait(WaitFor what, Ready ready, nanoseconds timeout) {
     ++stats_.sleeps;
     // EAGAIN (word already reset by the peer), EINTR, ETIMEDOUT and wakeups all loop back to
     // re-check; the deadline bounds the loop.
-    if (FutexWait(word, 1, left) != 0 && errno != EAGAIN && errno != EINTR &&
-        errno != ETIMEDOUT) {
+    if (FutexWait(word, 1, left) != 0 && errno != EAGAIN && errno != EINTR && errno != ETIMEDOUT) {
       word->store(0, std::memory_order_relaxed);
       return ErrnoStatus("futex(FUTEX_WAIT)");
     }

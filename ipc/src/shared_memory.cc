@@ -1,6 +1,7 @@
 #include "shapex/ipc/shared_memory.h"
 
 #include <fcntl.h>
+#include <fmt/core.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -9,8 +10,6 @@
 #include <cerrno>
 #include <limits>
 #include <string>
-
-#include <fmt/core.h>
 
 #include "shapex/core/errno_status.h"
 
@@ -112,7 +111,7 @@ Result<size_t> CheckSegment(int fd, int required_seals) {
     return ProtocolError(fmt::format("segment is sealed with {}, expected at least {}",
                                      SealNames(seals), SealNames(required_seals)));
   }
-  struct stat st{};
+  struct stat st {};
   if (::fstat(fd, &st) != 0) return ErrnoStatus("fstat(segment)");
   if (!S_ISREG(st.st_mode) || st.st_size < 0) {
     return ProtocolError("segment descriptor is not a regular file");
@@ -124,8 +123,8 @@ Result<SegmentBuilder> SegmentBuilder::Create(size_t size, const char* name) {
   SegmentBuilder builder;
   ASSIGN_OR_RETURN(builder.fd_, CreateMemfd(size, name));
   builder.size_ = size;
-  ASSIGN_OR_RETURN(builder.mapping_, SharedMapping::Map(builder.fd_.get(), size,
-                                                        SharedMapping::Access::kReadWrite));
+  ASSIGN_OR_RETURN(builder.mapping_,
+                   SharedMapping::Map(builder.fd_.get(), size, SharedMapping::Access::kReadWrite));
   return builder;
 }
 
@@ -161,8 +160,8 @@ Result<WritableSegment> WritableSegment::Create(size_t size, const char* name) {
   // Owner read-only mode: reopening through /proc/self/fd for writing is then refused by the
   // permission check (to processes without CAP_DAC_OVERRIDE; F_SEAL_FUTURE_WRITE covers those).
   if (::fchmod(segment.fd_.get(), 0400) != 0) return ErrnoStatus("fchmod(memfd)");
-  ASSIGN_OR_RETURN(segment.mapping_, SharedMapping::Map(segment.fd_.get(), size,
-                                                        SharedMapping::Access::kReadWrite));
+  ASSIGN_OR_RETURN(segment.mapping_,
+                   SharedMapping::Map(segment.fd_.get(), size, SharedMapping::Access::kReadWrite));
   // FUTURE_WRITE keeps our existing writable mapping but refuses write() and any new writable
   // mapping, through every descriptor of this file.
   RETURN_IF_ERROR(AddSeals(segment.fd_.get(), FixedSizeSeals() | F_SEAL_FUTURE_WRITE));

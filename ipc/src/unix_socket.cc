@@ -1,6 +1,7 @@
 #include "shapex/ipc/unix_socket.h"
 
 #include <fcntl.h>
+#include <fmt/core.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -11,8 +12,6 @@
 #include <chrono>
 #include <cstddef>
 #include <cstring>
-
-#include <fmt/core.h>
 
 #include "shapex/core/errno_status.h"
 
@@ -40,13 +39,13 @@ Result<SocketAddress> MakeAddress(std::string_view path) {
   // A filesystem path needs its terminating NUL inside sun_path; an abstract name does not.
   size_t limit = sizeof(out.addr.sun_path) - (abstract ? 0 : 1);
   if (path.empty() || path.size() > limit) {
-    return InvalidArgument(fmt::format("unix socket path '{}' is empty or longer than {} bytes",
-                                       path, limit));
+    return InvalidArgument(
+        fmt::format("unix socket path '{}' is empty or longer than {} bytes", path, limit));
   }
   std::memcpy(out.addr.sun_path, path.data(), path.size());
   if (abstract) out.addr.sun_path[0] = '\0';
-  out.length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size() +
-                                      (abstract ? 0 : 1));
+  out.length =
+      static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size() + (abstract ? 0 : 1));
   return out;
 }
 
@@ -84,7 +83,7 @@ Result<bool> PollFor(int fd, short events, int timeout_ms) {
 }  // namespace
 
 Result<UnixSocket> UnixSocket::FromConnectedFd(ScopedFd fd) {
-  struct ucred cred{};
+  struct ucred cred {};
   socklen_t length = sizeof(cred);
   if (::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &cred, &length) != 0) {
     return ErrnoStatus("getsockopt(SO_PEERCRED)");
@@ -149,8 +148,8 @@ Result<IoResult> UnixSocket::SendMsg(std::span<const uint8_t> bytes, std::span<c
   if (!fd_) return InvalidArgument("SendMsg on a closed socket");
   if (bytes.empty()) return InvalidArgument("SendMsg needs at least one byte");
   if (fds.size() > kMaxFdsPerSend) {
-    return InvalidArgument(fmt::format("cannot send {} fds in one message (max {})", fds.size(),
-                                       kMaxFdsPerSend));
+    return InvalidArgument(
+        fmt::format("cannot send {} fds in one message (max {})", fds.size(), kMaxFdsPerSend));
   }
   iovec iov{const_cast<uint8_t*>(bytes.data()), bytes.size()};
   msghdr msg{};
@@ -226,8 +225,8 @@ Result<IoResult> UnixSocket::RecvMsg(std::span<uint8_t> buf, std::vector<ScopedF
         fmt::format("peer sent {} fds on a connection that accepts none", received.size()));
   }
   if (received.size() > max_fds) {
-    return ProtocolError(fmt::format("peer sent {} fds in one message (max {})", received.size(),
-                                     max_fds));
+    return ProtocolError(
+        fmt::format("peer sent {} fds in one message (max {})", received.size(), max_fds));
   }
   if (n == 0) return IoResult{IoResult::State::kPeerClosed, 0};
   for (ScopedFd& fd : received) fds->push_back(std::move(fd));

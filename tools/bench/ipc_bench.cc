@@ -288,7 +288,6 @@ RingResult RingEcho(int iterations, std::chrono::nanoseconds max_spin) {
     DieIf(frame.error(), "decode");
     if (frame->call_id != static_cast<uint64_t>(i)) Die("ring echo returned the wrong frame");
   });
-  fprintf(stderr, "client: spun %lu sleeps %lu wakes %lu window %ld ns\n", ring->stats().waits_satisfied_spinning, ring->stats().sleeps, ring->stats().wakes, (long)ring->spin_window().count());
   // Idle: the child is now waiting in Read. After its spin window it must sleep.
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   long before = CpuTicks(child);

@@ -103,8 +103,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     Check(got.frames[i].call_id == expected.frames[i].call_id, "call id differs");
     Check(got.payloads[i] == expected.payloads[i], "payload differs");
   }
-  Check(reader.buffer_capacity() <= std::max<size_t>(4096, 2 * (kFrameHeaderSize + max_payload + 97)),
-        "receive buffer grew beyond one frame");
+  Check(
+      reader.buffer_capacity() <= std::max<size_t>(4096, 2 * (kFrameHeaderSize + max_payload + 97)),
+      "receive buffer grew beyond one frame");
   if (!expected.failed) {
     Check(reader.has_partial_frame() == (expected.consumed < stream.size()),
           "leftover bytes differ from the reference");

@@ -17,6 +17,7 @@
 //
 // Segment layout (native byte order: both ends run on one machine; all offsets in bytes):
 //   0     u32 magic 'SXRG' (0x47525853)   4  u32 version (1)   8  u32 capacity (per ring)
+//   16    atomic u32 client CPU hint, 20 atomic u32 server CPU hint (CPU number + 1, 0 = unknown)
 //   64    request ring control block (256 bytes), 320 response ring control block (256 bytes)
 //         +0   atomic u64 head   bytes ever published by the producer
 //         +64  atomic u64 tail   bytes ever consumed by the consumer
@@ -34,7 +35,8 @@
 //   when it sees that announcement, so a busy connection makes no system calls and an idle one
 //   uses no CPU once its spin window has passed. The window adapts: a wait that slept but was
 //   answered soon after (within 4x max_spin) restores the full window; a long or timed-out wait
-//   halves it, down to max_spin / 16.
+//   halves it, down to max_spin / 16. Each side records the CPU it last waited on; when the peer
+//   shares our CPU, spinning would only keep it from running, so we spin with sched_yield().
 // - Nothing read from the segment is trusted: the reader copies each record into private memory
 //   before returning it, reads head and each length exactly once, and bounds-checks them against
 //   its private copy of its own index (head - tail <= capacity, 8-byte alignment, length fits
@@ -87,6 +89,7 @@ struct CallRingStats {
   uint64_t waits_satisfied_spinning = 0;  // waits that ended without sleeping
   uint64_t sleeps = 0;                    // FUTEX_WAIT calls
   uint64_t wakes = 0;                     // FUTEX_WAKE calls
+  uint64_t yields = 0;                    // sched_yield calls while the peer shared our CPU
 };
 
 class CallRing {
@@ -148,15 +151,18 @@ class CallRing {
   void AdaptAfterSleep(std::chrono::nanoseconds waited);
   void WakeIfWaiting(std::atomic<uint32_t>* futex_word);
 
-  ScopedFd fd_;             // empty for AttachMemory rings
-  SharedMapping mapping_;   // empty for AttachMemory rings
+  ScopedFd fd_;            // empty for AttachMemory rings
+  SharedMapping mapping_;  // empty for AttachMemory rings
   uint8_t* base_ = nullptr;
-  uint32_t capacity_ = 0;   // private copy: never re-read from the segment
+  uint32_t capacity_ = 0;                    // private copy: never re-read from the segment
+  std::atomic<uint32_t>* my_cpu_ = nullptr;  // CPU hints in the segment header (cpu + 1)
+  std::atomic<uint32_t>* peer_cpu_ = nullptr;
   Control* out_ = nullptr;  // ring we produce into
   Control* in_ = nullptr;   // ring we consume from
   uint8_t* out_data_ = nullptr;
   const uint8_t* in_data_ = nullptr;
   uint64_t write_index_ = 0;  // private copy of out_->head
+  uint64_t cached_tail_ = 0;  // out_->tail as last read (validated then)
   uint64_t read_index_ = 0;   // private copy of in_->tail
   std::chrono::nanoseconds max_spin_{0};
   std::chrono::nanoseconds spin_window_{0};
