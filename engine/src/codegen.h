@@ -96,6 +96,7 @@ class CodeGen {
   void CondJump(const Expr& e, bool jump_if, std::vector<size_t>* jumps);
   void LoadIdent(const Expr& e, int dst);
   void StoreVariable(const Decl* d, int src, Pos pos);
+  int CallBase(int dst, Pos pos);
   void CallTo(const Expr& e, int dst);
   void MethodCallTo(const Expr& e, int dst);
   void PathTo(const Expr& e, int dst, const std::vector<ExprPtr>* args);

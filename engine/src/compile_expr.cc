@@ -389,12 +389,18 @@ bool IsBoundLocal(const std::unordered_map<const Decl*, int>& regs, int reg) {
 }
 }  // namespace
 
+// A call's callee slot: the destination itself when it is the newest temporary (saves a MOVE),
+// never a variable's register (the callee would overwrite it before the arguments read it).
+int CodeGen::CallBase(int dst, Pos pos) {
+  if (dst == fs_->free_reg - 1 && !IsBoundLocal(fs_->regs, dst)) return dst;
+  return AllocReg(pos);
+}
+
 void CodeGen::CallTo(const Expr& e, int dst) {
   const Expr& callee = *e.a;
   if (callee.kind == ExprKind::kPath) return PathTo(callee, dst, &e.items);
   if (e.items.size() > 200) Fail("too many arguments", e.pos);
-  bool reuse = dst == fs_->free_reg - 1 && !IsBoundLocal(fs_->regs, dst);
-  int base = reuse ? dst : AllocReg(e.pos);
+  int base = CallBase(dst, e.pos);
   ExprTo(callee, base);
   for (auto& arg : e.items) ExprTo(*arg, AllocReg(arg->pos));
   SetLine(e.pos);
@@ -404,8 +410,7 @@ void CodeGen::CallTo(const Expr& e, int dst) {
 
 void CodeGen::MethodCallTo(const Expr& e, int dst) {
   if (e.items.size() > 200) Fail("too many arguments", e.pos);
-  bool reuse = dst == fs_->free_reg - 1 && !IsBoundLocal(fs_->regs, dst);
-  int base = reuse ? dst : AllocReg(e.pos);
+  int base = CallBase(dst, e.pos);
   if (IsModuleName(*e.a)) {
     EmitABx(Op::kNATIVE, base, NativeRef("math." + e.name, e.pos));
     for (auto& arg : e.items) ExprTo(*arg, AllocReg(arg->pos));
@@ -427,8 +432,7 @@ void CodeGen::PathTo(const Expr& e, int dst, const std::vector<ExprPtr>* args) {
   size_t nargs = args ? args->size() : 0;
   if (nargs > 200) Fail("too many arguments", e.pos);
   auto call_loaded = [&](auto load) {
-    bool reuse = dst == fs_->free_reg - 1 && !IsBoundLocal(fs_->regs, dst);
-    int base = reuse ? dst : AllocReg(e.pos);
+    int base = CallBase(dst, e.pos);
     load(base);
     if (args == nullptr) {
       if (base != dst) EmitABC(Op::kMOVE, dst, base, 0);

@@ -262,8 +262,7 @@ bool Vm::Call(const Value& callee, const Value* args, int argc, Value* result) {
       return FailKind(ErrorKind::kArgumentError,
                       fmt::format("{}: wrong number of arguments ({})", def->name, argc));
     // Copy args onto the stack so they stay rooted for the native.
-    Value* top = im.frames.empty() ? im.stack + 1
-                                   : im.frames.back().base + im.frames.back().proto->num_regs;
+    Value* top = im.LiveTop();
     if (top + argc + 1 >= im.stack_end)
       return FailKind(ErrorKind::kResourceExhausted, "stack depth exceeded");
     std::copy(args, args + argc, top);
@@ -279,8 +278,7 @@ bool Vm::Call(const Value& callee, const Value* args, int argc, Value* result) {
     --im.native_depth;
     return FailKind(ErrorKind::kResourceExhausted, "stack depth exceeded");
   }
-  Value* top = im.frames.empty() ? im.stack + 1
-                                 : im.frames.back().base + im.frames.back().proto->num_regs;
+  Value* top = im.LiveTop();
   bool ok = false;
   if (top + argc + 2 >= im.stack_end) {
     FailKind(ErrorKind::kResourceExhausted, "stack depth exceeded");
@@ -449,8 +447,7 @@ void Vm::CollectGarbage() {
   std::vector<Obj*>& gray = im.gray;
   gray.clear();
   // Roots: live registers, globals, natives' temporaries, frames' closures.
-  Value* top = im.frames.empty() ? im.stack + 1
-                                 : im.frames.back().base + im.frames.back().proto->num_regs;
+  Value* top = im.LiveTop();
   top = std::min(top, im.stack_end);
   for (Value* v = im.stack; v < top; ++v) MarkValue(*v, &gray);
   // Registers above the top are dead; clear them so a stale value never outlives its object.

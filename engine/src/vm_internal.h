@@ -107,6 +107,12 @@ struct Vm::Impl {
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
   std::vector<Obj*> gray;
   Status setup_error;                  // e.g. a native this VM lacks
+
+  // One past the highest live register: the top frame's last register (stack[0] is the
+  // script's callee slot).
+  Value* LiveTop() {
+    return frames.empty() ? stack + 1 : frames.back().base + frames.back().proto->num_regs;
+  }
 };
 
 // Sentinel for "looked up, no such method".
