@@ -1,9 +1,9 @@
 # Third-party dependencies, all exposed as imported targets.
 #
 # Required: fmt::fmt, CLI11::CLI11, GTest::gtest / GTest::gmock / GTest::gtest_main, Threads::Threads,
-#   OpenSSL::Crypto, msgpackc-cxx, PkgConfig::XXHASH.
+#   OpenSSL::Crypto, msgpackc-cxx, PkgConfig::XXHASH, PkgConfig::SECCOMP.
 # Optional (used by later modules; check the SHAPEX_HAVE_* variables or `if(TARGET ...)`):
-#   benchmark::benchmark, Boost::boost, PkgConfig::SECCOMP.
+#   benchmark::benchmark, Boost::boost.
 
 find_package(Threads REQUIRED)
 find_package(fmt REQUIRED CONFIG)
@@ -30,7 +30,7 @@ set(SHAPEX_HAVE_BOOST ${Boost_FOUND})
 
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(XXHASH REQUIRED IMPORTED_TARGET libxxhash)
-pkg_check_modules(SECCOMP QUIET IMPORTED_TARGET libseccomp)
+pkg_check_modules(SECCOMP REQUIRED IMPORTED_TARGET libseccomp)
 set(SHAPEX_HAVE_XXHASH ${XXHASH_FOUND})
 set(SHAPEX_HAVE_SECCOMP ${SECCOMP_FOUND})
 
