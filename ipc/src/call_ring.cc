@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <cstring>
 #include <new>
+#include <utility>
 
 #include "shapex/core/errno_status.h"
 
@@ -41,6 +42,7 @@ namespace {
 constexpr uint32_t kMagic = 0x47525853;  // "SXRG" in little-endian memory
 constexpr uint32_t kVersion = 1;
 constexpr size_t kCpuHintOffset = 16;  // u32 per side: client, server
+constexpr size_t kClosedOffset = 24;   // u32: bit 0 client closed, bit 1 server closed
 constexpr size_t kControlOffset = 64;
 constexpr size_t kDataOffset = 1024;
 constexpr uint64_t kAlign = 8;
@@ -101,6 +103,31 @@ void CopyIn(uint8_t* ring, uint64_t capacity, uint64_t offset, const uint8_t* in
 }
 
 }  // namespace
+
+CallRing& CallRing::operator=(CallRing&& other) noexcept {
+  if (this != &other) {
+    fd_ = std::move(other.fd_);
+    mapping_ = std::move(other.mapping_);
+    base_ = std::exchange(other.base_, nullptr);
+    capacity_ = std::exchange(other.capacity_, 0);
+    closed_ = std::exchange(other.closed_, nullptr);
+    my_closed_bit_ = std::exchange(other.my_closed_bit_, 0);
+    my_cpu_ = std::exchange(other.my_cpu_, nullptr);
+    peer_cpu_ = std::exchange(other.peer_cpu_, nullptr);
+    out_ = std::exchange(other.out_, nullptr);
+    in_ = std::exchange(other.in_, nullptr);
+    out_data_ = std::exchange(other.out_data_, nullptr);
+    in_data_ = std::exchange(other.in_data_, nullptr);
+    write_index_ = other.write_index_;
+    cached_tail_ = other.cached_tail_;
+    read_index_ = other.read_index_;
+    max_spin_ = other.max_spin_;
+    spin_window_ = other.spin_window_;
+    stats_ = other.stats_;
+    error_ = std::move(other.error_);
+  }
+  return *this;
+}
 
 size_t CallRing::SegmentSize(uint32_t capacity) { return kDataOffset + 2 * size_t{capacity}; }
 
@@ -179,6 +206,8 @@ Status CallRing::Bind(uint8_t* base, size_t size, RingSide side, nanoseconds max
   base_ = base;
   capacity_ = header.capacity;
   auto* cpu_hints = reinterpret_cast<std::atomic<uint32_t>*>(base + kCpuHintOffset);
+  closed_ = reinterpret_cast<std::atomic<uint32_t>*>(base + kClosedOffset);
+  my_closed_bit_ = side == RingSide::kClient ? 1u : 2u;
   my_cpu_ = &cpu_hints[side == RingSide::kClient ? 0 : 1];
   peer_cpu_ = &cpu_hints[side == RingSide::kClient ? 1 : 0];
   auto* request = reinterpret_cast<Control*>(base + kControlOffset);
@@ -209,6 +238,20 @@ Result<ScopedFd> CallRing::ShareFd() const {
   return copy;
 }
 
+void CallRing::MarkClosed() {
+  if (closed_ == nullptr) return;
+  closed_->fetch_or(my_closed_bit_, std::memory_order_seq_cst);
+  // Wake the peer wherever it sleeps: waiting for our records or for room we would free.
+  WakeIfWaiting(&out_->consumer_waiting);
+  WakeIfWaiting(&in_->producer_waiting);
+}
+
+bool CallRing::peer_closed() const {
+  if (closed_ == nullptr) return false;
+  uint32_t peer_bit = my_closed_bit_ == 1u ? 2u : 1u;
+  return (closed_->load(std::memory_order_acquire) & peer_bit) != 0;
+}
+
 Status CallRing::Fail(Status status) {
   if (error_.ok()) error_ = std::move(status);
   return error_;
@@ -225,14 +268,17 @@ void CallRing::WakeIfWaiting(std::atomic<uint32_t>* word) {
   }
 }
 
-Result<bool> CallRing::TryWrite(std::span<const uint8_t> record) {
+Result<bool> CallRing::TryWrite(std::span<const uint8_t> record) { return TryWrite(record, {}); }
+
+Result<bool> CallRing::TryWrite(std::span<const uint8_t> first, std::span<const uint8_t> second) {
+  size_t record_size = first.size() + second.size();
   if (!error_.ok()) return error_;
   if (base_ == nullptr) return InvalidArgument("call ring is not initialised");
-  if (!Fits(record.size())) {
+  if (!Fits(record_size)) {
     return ResourceExhausted(fmt::format("record of {} bytes does not fit a {}-byte call ring",
-                                         record.size(), capacity_));
+                                         record_size, capacity_));
   }
-  uint64_t size = RecordSize(record.size());
+  uint64_t size = RecordSize(record_size);
   // The consumer's tail is re-read (a cache-line transfer from the peer) only when the copy from
   // the last read does not show enough room.
   if (capacity_ - (write_index_ - cached_tail_) < size) {
@@ -246,13 +292,15 @@ Result<bool> CallRing::TryWrite(std::span<const uint8_t> record) {
   }
   uint64_t mask = capacity_ - 1;
   uint64_t offset = write_index_ & mask;
-  auto length = static_cast<uint32_t>(record.size());
+  auto length = static_cast<uint32_t>(record_size);
   // offset is 8-aligned and capacity >= 64, so the length never straddles the end.
   std::memcpy(out_data_ + offset, &length, kLengthSize);
-  CopyIn(out_data_, capacity_, (offset + kLengthSize) & mask, record.data(), record.size());
+  CopyIn(out_data_, capacity_, (offset + kLengthSize) & mask, first.data(), first.size());
+  CopyIn(out_data_, capacity_, (offset + kLengthSize + first.size()) & mask, second.data(),
+         second.size());
   static constexpr uint8_t kZeros[kAlign] = {};
-  size_t padding = size - kLengthSize - record.size();
-  CopyIn(out_data_, capacity_, (offset + kLengthSize + record.size()) & mask, kZeros, padding);
+  size_t padding = size - kLengthSize - record_size;
+  CopyIn(out_data_, capacity_, (offset + kLengthSize + record_size) & mask, kZeros, padding);
   write_index_ += size;
   out_->head.store(write_index_, std::memory_order_release);
   WakeIfWaiting(&out_->consumer_waiting);
@@ -299,6 +347,10 @@ void CallRing::AdaptAfterSleep(nanoseconds waited) {
   }
 }
 
+// Records the peer published before closing are still delivered: this is checked only when the
+// ring has nothing for us.
+Status CallRing::PeerClosedError() { return IoError("call ring closed by peer"); }
+
 template <class Ready>
 Status CallRing::Wait(WaitFor what, Ready ready, nanoseconds timeout) {
   {
@@ -335,6 +387,18 @@ Status CallRing::Wait(WaitFor what, Ready ready, nanoseconds timeout) {
       CpuRelax();
     }
   }
+  // The peer sets its closed bit after its last publication: once we see the bit, one more
+  // ready() check sees every record it sent.
+  auto drained_after_close = [&]() -> Result<bool> {
+    if (!peer_closed()) return false;
+    ASSIGN_OR_RETURN(bool done, ready());
+    if (done) return true;
+    return PeerClosedError();
+  };
+  {
+    ASSIGN_OR_RETURN(bool done, drained_after_close());
+    if (done) return Status::Ok();
+  }
   std::atomic<uint32_t>* word =
       what == WaitFor::kData ? &in_->consumer_waiting : &out_->producer_waiting;
   for (;;) {
@@ -345,6 +409,10 @@ Status CallRing::Wait(WaitFor what, Ready ready, nanoseconds timeout) {
       word->store(0, std::memory_order_relaxed);
       if (done.has_value()) AdaptAfterSleep(Clock::now() - start);
       return done.error();
+    }
+    if (peer_closed()) {
+      word->store(0, std::memory_order_relaxed);
+      return drained_after_close().error();
     }
     nanoseconds left = deadline - Clock::now();
     if (left <= nanoseconds(0)) {
@@ -364,8 +432,13 @@ Status CallRing::Wait(WaitFor what, Ready ready, nanoseconds timeout) {
 }
 
 Status CallRing::Write(std::span<const uint8_t> record, nanoseconds timeout) {
+  return Write(record, {}, timeout);
+}
+
+Status CallRing::Write(std::span<const uint8_t> first, std::span<const uint8_t> second,
+                       nanoseconds timeout) {
   return Wait(
-      WaitFor::kRoom, [&]() { return TryWrite(record); }, timeout);
+      WaitFor::kRoom, [&]() { return TryWrite(first, second); }, timeout);
 }
 
 Status CallRing::Read(std::vector<uint8_t>* record, nanoseconds timeout) {

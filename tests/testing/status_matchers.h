@@ -54,4 +54,13 @@ MATCHER_P(IsError, kind,
 #define EXPECT_OK(expr) EXPECT_THAT((expr), ::shapex_testing::IsOk())
 #define ASSERT_OK(expr) ASSERT_THAT((expr), ::shapex_testing::IsOk())
 
+// Evaluates a Result; on error fails the test (and returns), else moves the value into `lhs`,
+// which may be a declaration: ASSERT_OK_AND_ASSIGN(auto conn, Connection::Connect(...)).
+#define ASSERT_OK_AND_ASSIGN(lhs, rexpr) \
+  SHAPEX_ASSERT_OK_AND_ASSIGN_(SHAPEX_INTERNAL_CONCAT(assert_result_, __COUNTER__), lhs, rexpr)
+#define SHAPEX_ASSERT_OK_AND_ASSIGN_(tmp, lhs, rexpr)     \
+  auto tmp = (rexpr);                                     \
+  ASSERT_TRUE(tmp.has_value()) << tmp.error().ToString(); \
+  lhs = std::move(*tmp)
+
 #endif  // SHAPEX_TESTS_TESTING_STATUS_MATCHERS_H_

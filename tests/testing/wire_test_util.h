@@ -22,19 +22,12 @@
 #include "shapex/engine/vm.h"
 #include "shapex/ipc/type_registry.h"
 #include "shapex/ipc/wire_value.h"
+#include "testing/status_matchers.h"
 
 // gtest printer for WireValue, found by ADL.
 namespace shapex::ipc {
 inline void PrintTo(const WireValue& v, std::ostream* os) { *os << DescribeWire(v); }
 }  // namespace shapex::ipc
-
-// Evaluates a Result; on error fails the test (and returns), else moves the value into `lhs`.
-#define ASSERT_OK_AND_ASSIGN(lhs, rexpr) \
-  WIRE_ASSERT_OK_AND_ASSIGN_(SHAPEX_INTERNAL_CONCAT(wire_result_, __COUNTER__), lhs, rexpr)
-#define WIRE_ASSERT_OK_AND_ASSIGN_(tmp, lhs, rexpr)       \
-  auto tmp = (rexpr);                                     \
-  ASSERT_TRUE(tmp.has_value()) << tmp.error().ToString(); \
-  lhs = std::move(*tmp)
 
 namespace shapex::ipc::testing {
 

@@ -18,6 +18,7 @@
 // Segment layout (native byte order: both ends run on one machine; all offsets in bytes):
 //   0     u32 magic 'SXRG' (0x47525853)   4  u32 version (1)   8  u32 capacity (per ring)
 //   16    atomic u32 client CPU hint, 20 atomic u32 server CPU hint (CPU number + 1, 0 = unknown)
+//   24    atomic u32 closed flags: bit 0 = the client closed, bit 1 = the server closed
 //   64    request ring control block (256 bytes), 320 response ring control block (256 bytes)
 //         +0   atomic u64 head   bytes ever published by the producer
 //         +64  atomic u64 tail   bytes ever consumed by the consumer
@@ -43,6 +44,8 @@
 //   what was published). A violation is a ProtocolError and the ring stays failed: the peer can
 //   make this connection fail, never make us crash or touch memory outside the segment. The
 //   segment's size is sealed (F_SEAL_SHRINK|GROW|SEAL), so it cannot be truncated under us.
+// - Closing: MarkClosed() sets this side's closed bit and wakes the peer. A wait on a ring whose
+//   peer closed returns IoError once everything the peer published has been read.
 // - Records larger than max_record_size() fail with ResourceExhausted (use the socket path).
 // - Not thread-safe: one thread uses a CallRing object at a time. The two processes are the two
 //   threads each ring is designed for.
@@ -95,8 +98,9 @@ struct CallRingStats {
 class CallRing {
  public:
   CallRing() = default;
-  CallRing(CallRing&&) noexcept = default;
-  CallRing& operator=(CallRing&&) noexcept = default;
+  // A moved-from ring is empty (its views into the segment are cleared, not copied).
+  CallRing(CallRing&& other) noexcept { *this = std::move(other); }
+  CallRing& operator=(CallRing&& other) noexcept;
 
   // Creates a new segment (size-sealed memfd) with empty rings.
   static Result<CallRing> Create(RingSide side, const CallRingOptions& options = {});
@@ -123,12 +127,21 @@ class CallRing {
   Result<bool> TryWrite(std::span<const uint8_t> record);
   // Publishes `record`, waiting up to `timeout` for room (TimeoutError after that).
   Status Write(std::span<const uint8_t> record, std::chrono::nanoseconds timeout);
+  // The same for a record given in two pieces (e.g. a frame header and its payload).
+  Result<bool> TryWrite(std::span<const uint8_t> first, std::span<const uint8_t> second);
+  Status Write(std::span<const uint8_t> first, std::span<const uint8_t> second,
+               std::chrono::nanoseconds timeout);
 
   // Consumer side (the incoming ring). `*record` is resized to the payload (capacity reused).
   // Copies the next record out: true if one was read, false if the ring is empty.
   Result<bool> TryRead(std::vector<uint8_t>* record);
   // Reads the next record, waiting up to `timeout` (TimeoutError after that).
   Status Read(std::vector<uint8_t>* record, std::chrono::nanoseconds timeout);
+
+  // Tells the peer we will neither read nor write again (wakes it if it sleeps).
+  void MarkClosed();
+  // True once the peer called MarkClosed() (or someone did on its behalf).
+  bool peer_closed() const;
 
   uint32_t capacity() const { return capacity_; }
   const CallRingStats& stats() const { return stats_; }
@@ -144,6 +157,7 @@ class CallRing {
   // Validates the header of the segment at `base` and sets up the ring views.
   Status Bind(uint8_t* base, size_t size, RingSide side, std::chrono::nanoseconds max_spin);
   Status Fail(Status status);
+  static Status PeerClosedError();
   // Spins, then sleeps, until `ready()` or the timeout. `ready` returns Result<bool>.
   template <class Ready>
   Status Wait(WaitFor what, Ready ready, std::chrono::nanoseconds timeout);
@@ -155,6 +169,8 @@ class CallRing {
   SharedMapping mapping_;  // empty for AttachMemory rings
   uint8_t* base_ = nullptr;
   uint32_t capacity_ = 0;                    // private copy: never re-read from the segment
+  std::atomic<uint32_t>* closed_ = nullptr;  // closed flags in the segment header
+  uint32_t my_closed_bit_ = 0;
   std::atomic<uint32_t>* my_cpu_ = nullptr;  // CPU hints in the segment header (cpu + 1)
   std::atomic<uint32_t>* peer_cpu_ = nullptr;
   Control* out_ = nullptr;  // ring we produce into
