@@ -373,10 +373,10 @@ Status Connection::ClaimFds(IncomingFrame* frame) {
     if (!h.has_value()) return Fail(h.error());
     wanted = (h->flags & Handshake::kFlagCallRing) != 0 ? 1 : 0;
   } else {
-    std::span<const uint8_t> message;
-    Result<FdTable> table = DecodeFdTable(frame->payload(), &message);
-    if (!table.has_value()) return Fail(table.error());
-    wanted = table->fd_count;
+    // Only the count: the rest of the table is the message layer's to judge.
+    Result<uint32_t> count = PeekFdCount(frame->payload());
+    if (!count.has_value()) return Fail(count.error());
+    wanted = *count;
   }
   if (fd_queue_.size() < wanted) {
     fd_queue_.clear();

@@ -284,7 +284,7 @@ std::vector<uint8_t> EncodeMessage(const WireMessage& message) {
           Head(pk, kTagSidecar, 3);
           pk.pack_uint32(m.id);
           pk.pack_uint8(static_cast<uint8_t>(m.kind));
-          internal::PackBin(pk, m.bytes);
+          internal::PackBin(pk, m.data());
         }
       },
       message);

@@ -79,6 +79,16 @@ Result<Handshake> DecodeHandshake(std::span<const uint8_t> bytes) {
   return h;
 }
 
+Result<uint32_t> PeekFdCount(std::span<const uint8_t> payload) {
+  if (payload.empty()) return ProtocolError("descriptor table is truncated");
+  uint32_t count = payload[0];
+  if (count == 0 || count > kMaxFdsPerFrame) {
+    return ProtocolError(fmt::format("frame announces {} descriptors (1 to {} allowed)", count,
+                                     kMaxFdsPerFrame));
+  }
+  return count;
+}
+
 void EncodeFdTable(const FdTable& table, std::vector<uint8_t>* out) {
   out->push_back(static_cast<uint8_t>(table.fd_count));
   PutU32(out, static_cast<uint32_t>(table.slices.size()));

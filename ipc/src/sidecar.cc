@@ -28,7 +28,7 @@ bool HasValueChildren(WireKind k) {
 
 class Extractor {
  public:
-  explicit Extractor(size_t threshold) : threshold_(threshold) {}
+  explicit Extractor(const ExtractOptions& options) : options_(options) {}
 
   void Walk(WireValue* v, int depth) {
     if (Extract(v)) return;
@@ -48,33 +48,35 @@ class Extractor {
   bool Extract(WireValue* v) {
     WireSidecarRef ref;
     std::vector<uint8_t> bytes;
+    std::shared_ptr<const SegmentView> segment;
     if (v->kind == WireKind::kString) {
-      const std::string* s = std::get_if<std::string>(&v->data);
-      if (s == nullptr || s->size() < threshold_) return false;
+      std::string* s = std::get_if<std::string>(&v->data);
+      if (s == nullptr || s->size() < options_.threshold) return false;
       ref.kind = SidecarKind::kString;
       bytes.assign(s->begin(), s->end());
     } else if (v->kind == WireKind::kTypedArray || v->kind == WireKind::kMatrix) {
       WireBuffer* b = std::get_if<WireBuffer>(&v->data);
-      if (b == nullptr || b->bytes.size() < threshold_) return false;
+      if (b == nullptr || (!b->segment && b->bytes.size() < options_.threshold)) return false;
       ref.kind = v->kind == WireKind::kMatrix ? SidecarKind::kMatrix : SidecarKind::kTypedArray;
       ref.elem = b->elem;
       ref.rows = b->rows;
       ref.cols = b->cols;
       bytes = std::move(b->bytes);
+      segment = std::move(b->segment);
     } else {
       return false;
     }
     ref.id = static_cast<uint32_t>(sidecars_.size());
-    ref.length = bytes.size();
-    ref.checksum = SidecarChecksum(bytes);
+    ref.length = segment ? segment->bytes.size() : bytes.size();
+    ref.checksum = segment || !options_.checksums ? 0 : SidecarChecksum(bytes);
     if (ref.kind != SidecarKind::kMatrix) ref.rows = ref.cols = 0;
     if (ref.kind != SidecarKind::kTypedArray) ref.elem = engine::ElemKind::kF64;
-    sidecars_.push_back(Sidecar{ref.id, ref.kind, std::move(bytes)});
+    sidecars_.push_back(Sidecar{ref.id, ref.kind, std::move(bytes), std::move(segment)});
     *v = WireValue::SidecarRef(ref);
     return true;
   }
 
-  size_t threshold_;
+  ExtractOptions options_;
   std::vector<Sidecar> sidecars_;
 };
 
@@ -115,31 +117,34 @@ class Reassembler {
     if (used_[it->second])
       return ProtocolError(fmt::format("sidecar {} is referenced twice", ref->id));
     Sidecar& s = sidecars_[it->second];
-    if (s.kind != ref->kind)
+    std::span<const uint8_t> data = s.data();
+    if (!s.segment && s.kind != ref->kind)
       return ProtocolError(fmt::format("sidecar {} holds a {}, the reference wants a {}", ref->id,
                                        SidecarKindName(s.kind), SidecarKindName(ref->kind)));
-    if (s.bytes.size() != ref->length)
+    if (data.size() != ref->length)
       return ProtocolError(fmt::format("sidecar {} has {} bytes, the reference says {}", ref->id,
-                                       s.bytes.size(), ref->length));
-    if (SidecarChecksum(s.bytes) != ref->checksum)
+                                       data.size(), ref->length));
+    if (!s.segment && SidecarChecksum(data) != ref->checksum)
       return ProtocolError(fmt::format("sidecar {} fails its checksum", ref->id));
     used_[it->second] = true;
     switch (ref->kind) {
       case SidecarKind::kString:
-        *v = WireValue::String(std::string(s.bytes.begin(), s.bytes.end()));
+        *v = WireValue::String(std::string(data.begin(), data.end()));
         break;
       case SidecarKind::kTypedArray:
         if (static_cast<int>(ref->elem) >= engine::kNumElemKinds ||
-            s.bytes.size() % engine::ElemSize(ref->elem) != 0)
+            data.size() % engine::ElemSize(ref->elem) != 0)
           return ProtocolError(
               fmt::format("sidecar {} is not a whole number of elements", ref->id));
-        *v = WireValue::TypedArray(ref->elem, std::move(s.bytes));
+        *v = s.segment ? WireValue::SharedTypedArray(ref->elem, std::move(s.segment))
+                       : WireValue::TypedArray(ref->elem, std::move(s.bytes));
         break;
       case SidecarKind::kMatrix:
-        if ((ref->cols != 0 && ref->rows > s.bytes.size() / sizeof(double) / ref->cols) ||
-            ref->rows * ref->cols * sizeof(double) != s.bytes.size())
+        if ((ref->cols != 0 && ref->rows > data.size() / sizeof(double) / ref->cols) ||
+            ref->rows * ref->cols * sizeof(double) != data.size())
           return ProtocolError(fmt::format("sidecar {} does not match its matrix shape", ref->id));
-        *v = WireValue::Matrix(ref->rows, ref->cols, std::move(s.bytes));
+        *v = s.segment ? WireValue::SharedMatrix(ref->rows, ref->cols, std::move(s.segment))
+                       : WireValue::Matrix(ref->rows, ref->cols, std::move(s.bytes));
         break;
       default:
         return ProtocolError(fmt::format("sidecar {} has an unknown kind", ref->id));
@@ -158,15 +163,24 @@ uint64_t SidecarChecksum(std::span<const uint8_t> bytes) {
   return XXH3_64bits(bytes.data(), bytes.size());
 }
 
+bool operator==(const Sidecar& a, const Sidecar& b) {
+  auto x = a.data(), y = b.data();
+  return a.id == b.id && a.kind == b.kind && std::equal(x.begin(), x.end(), y.begin(), y.end());
+}
+
 std::vector<Sidecar> ExtractSidecars(WireValue* value, size_t threshold) {
-  Extractor extractor(threshold);
-  extractor.Walk(value, 1);
-  return extractor.Take();
+  return ExtractSidecars(std::vector<WireValue*>{value}, ExtractOptions{threshold, true});
 }
 
 std::vector<Sidecar> ExtractSidecars(std::vector<WireValue>* values, size_t threshold) {
-  Extractor extractor(threshold);
-  for (WireValue& v : *values) extractor.Walk(&v, 1);
+  std::vector<WireValue*> roots;
+  for (WireValue& v : *values) roots.push_back(&v);
+  return ExtractSidecars(std::move(roots), ExtractOptions{threshold, true});
+}
+
+std::vector<Sidecar> ExtractSidecars(std::vector<WireValue*> roots, const ExtractOptions& options) {
+  Extractor extractor(options);
+  for (WireValue* v : roots) extractor.Walk(v, 1);
   return extractor.Take();
 }
 
@@ -181,6 +195,13 @@ Status ReassembleSidecars(std::vector<WireValue>* values, std::vector<Sidecar> s
   Reassembler r;
   RETURN_IF_ERROR(r.Index(std::move(sidecars)));
   for (WireValue& v : *values) RETURN_IF_ERROR(r.Walk(&v, 1));
+  return r.CheckAllUsed();
+}
+
+Status ReassembleSidecars(std::vector<WireValue*> roots, std::vector<Sidecar> sidecars) {
+  Reassembler r;
+  RETURN_IF_ERROR(r.Index(std::move(sidecars)));
+  for (WireValue* v : roots) RETURN_IF_ERROR(r.Walk(v, 1));
   return r.CheckAllUsed();
 }
 

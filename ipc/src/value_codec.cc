@@ -187,13 +187,13 @@ void PackValue(Packer& pk, const WireValue& v, const SchemaTableWriter& schemas)
     case WireKind::kTypedArray:
       head(kTagTypedArray, 2);
       pk.pack_uint64(ElemCode(DataOr<WireBuffer>(v).elem));
-      return PackBin(pk, DataOr<WireBuffer>(v).bytes);
+      return PackBin(pk, DataOr<WireBuffer>(v).data());
     case WireKind::kMatrix: {
       head(kTagMatrix, 3);
       const WireBuffer& b = DataOr<WireBuffer>(v);
       pk.pack_uint64(b.rows);
       pk.pack_uint64(b.cols);
-      return PackBin(pk, b.bytes);
+      return PackBin(pk, b.data());
     }
     case WireKind::kSidecarRef: {
       const WireSidecarRef& s = DataOr<WireSidecarRef>(v);

@@ -335,30 +335,32 @@ class FromWireBuilder {
     ASSIGN_OR_RETURN(const WireBuffer* b, Data<WireBuffer>(w));
     if (static_cast<int>(b->elem) >= engine::kNumElemKinds) return Malformed(w);
     size_t size = engine::ElemSize(b->elem);
-    if (b->bytes.size() % size != 0)
+    std::span<const uint8_t> bytes = b->data();
+    if (bytes.size() % size != 0)
       return ArgumentError(fmt::format("typed array of {} has {} bytes",
-                                       engine::ElemKindName(b->elem), b->bytes.size()));
-    if (b->elem == engine::ElemKind::kBool &&
-        std::any_of(b->bytes.begin(), b->bytes.end(), [](uint8_t x) { return x > 1; }))
-      return ArgumentError("bool typed array holds a byte other than 0 or 1");
+                                       engine::ElemKindName(b->elem), bytes.size()));
     Value out;
-    if (!vm_.NewTypedArray(b->elem, b->bytes.size() / size, &out))
+    if (!vm_.NewTypedArray(b->elem, bytes.size() / size, &out))
       return ResourceExhausted("memory limit exceeded");
-    if (!b->bytes.empty())
-      std::memcpy(engine::AsTypedArray(out)->data, b->bytes.data(), b->bytes.size());
+    uint8_t* data = engine::AsTypedArray(out)->data;
+    if (!bytes.empty()) std::memcpy(data, bytes.data(), bytes.size());
+    // Validate the private copy: shared memory may change under us after any check.
+    if (b->elem == engine::ElemKind::kBool &&
+        std::any_of(data, data + bytes.size(), [](uint8_t x) { return x > 1; }))
+      return ArgumentError("bool typed array holds a byte other than 0 or 1");
     return out;
   }
 
   Result<Value> Matrix(const WireValue& w) {
     ASSIGN_OR_RETURN(const WireBuffer* b, Data<WireBuffer>(w));
-    if (b->cols != 0 && b->rows > b->bytes.size() / sizeof(double) / b->cols)
+    std::span<const uint8_t> bytes = b->data();
+    if (b->cols != 0 && b->rows > bytes.size() / sizeof(double) / b->cols)
       return ArgumentError("matrix shape does not match its data");
-    if (b->rows * b->cols * sizeof(double) != b->bytes.size())
+    if (b->rows * b->cols * sizeof(double) != bytes.size())
       return ArgumentError("matrix shape does not match its data");
     Value out;
     if (!vm_.NewMatrix(b->rows, b->cols, &out)) return ResourceExhausted("memory limit exceeded");
-    if (!b->bytes.empty())
-      std::memcpy(engine::AsMatrix(out)->data, b->bytes.data(), b->bytes.size());
+    if (!bytes.empty()) std::memcpy(engine::AsMatrix(out)->data, bytes.data(), bytes.size());
     return out;
   }
 

@@ -2,6 +2,8 @@
 // wire_convert.cc.
 #include "shapex/ipc/wire_value.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include <cstring>
@@ -185,13 +187,13 @@ WireValue WireValue::Closure(const engine::FunctionHash& hash, std::vector<WireV
 
 WireValue WireValue::TypedArray(engine::ElemKind elem, std::vector<uint8_t> bytes) {
   WireValue v = Make(WireKind::kTypedArray);
-  v.data = WireBuffer{elem, 0, 0, std::move(bytes)};
+  v.data = WireBuffer{elem, 0, 0, std::move(bytes), nullptr};
   return v;
 }
 
 WireValue WireValue::Matrix(uint64_t rows, uint64_t cols, std::vector<uint8_t> bytes) {
   WireValue v = Make(WireKind::kMatrix);
-  v.data = WireBuffer{engine::ElemKind::kF64, rows, cols, std::move(bytes)};
+  v.data = WireBuffer{engine::ElemKind::kF64, rows, cols, std::move(bytes), nullptr};
   return v;
 }
 
@@ -199,6 +201,28 @@ WireValue WireValue::SidecarRef(const WireSidecarRef& ref) {
   WireValue v = Make(WireKind::kSidecarRef);
   v.data = ref;
   return v;
+}
+
+WireValue WireValue::SharedTypedArray(engine::ElemKind elem,
+                                      std::shared_ptr<const SegmentView> seg) {
+  WireValue v;
+  v.kind = WireKind::kTypedArray;
+  v.data = WireBuffer{elem, 0, 0, {}, std::move(seg)};
+  return v;
+}
+
+WireValue WireValue::SharedMatrix(uint64_t rows, uint64_t cols,
+                                  std::shared_ptr<const SegmentView> seg) {
+  WireValue v;
+  v.kind = WireKind::kMatrix;
+  v.data = WireBuffer{engine::ElemKind::kF64, rows, cols, {}, std::move(seg)};
+  return v;
+}
+
+bool operator==(const WireBuffer& a, const WireBuffer& b) {
+  auto x = a.data(), y = b.data();
+  return a.elem == b.elem && a.rows == b.rows && a.cols == b.cols &&
+         std::equal(x.begin(), x.end(), y.begin(), y.end());
 }
 
 bool operator==(const WireValue& a, const WireValue& b) {

@@ -67,6 +67,10 @@ struct FdTable {
   std::vector<FdSlice> slices;  // slice i is sidecar id i of the message
 };
 
+// The descriptor count at the start of a kMessageWithFds payload (all a connection needs to hand
+// a frame its descriptors). ProtocolError for an empty payload or a count out of range.
+Result<uint32_t> PeekFdCount(std::span<const uint8_t> payload);
+
 // Appends the encoded table to `out`.
 void EncodeFdTable(const FdTable& table, std::vector<uint8_t>* out);
 // Decodes the table at the start of `payload`; `*message` receives the rest. ProtocolError for a

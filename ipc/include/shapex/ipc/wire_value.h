@@ -102,13 +102,30 @@ struct WireRange {
   friend bool operator==(const WireRange&, const WireRange&) = default;
 };
 
+// Bytes that live in a shared-memory segment (shared_memory.h): a zero-copy typed array or
+// matrix built in a segment (SharedVec), or a sidecar received as a descriptor. SegmentViews
+// are handed out as shared_ptrs that own the mapping and the descriptor (aliasing), so `bytes`
+// (this process's mapping) and `fd` (the whole segment, sealed or opened read-only, fit to pass
+// to a peer) stay valid while any copy of the shared_ptr lives.
+struct SegmentView {
+  std::span<const uint8_t> bytes;
+  int fd = -1;
+  uint64_t offset = 0;  // of `bytes` within the segment
+};
+
 // Elements of a typed array (elem, bytes) or matrix (rows, cols, bytes of rows*cols f64),
-// little-endian, row-major.
+// little-endian, row-major. The bytes are either inline (`bytes`) or in a segment (`segment`,
+// then `bytes` is empty); data() gives them either way. Equality compares data().
 struct WireBuffer {
   engine::ElemKind elem = engine::ElemKind::kF64;
   uint64_t rows = 0, cols = 0;
   std::vector<uint8_t> bytes;
-  friend bool operator==(const WireBuffer&, const WireBuffer&) = default;
+  std::shared_ptr<const SegmentView> segment;
+
+  std::span<const uint8_t> data() const {
+    return segment ? segment->bytes : std::span<const uint8_t>(bytes);
+  }
+  friend bool operator==(const WireBuffer& a, const WireBuffer& b);
 };
 
 // What a SidecarRef stands for.
@@ -164,6 +181,10 @@ struct WireValue {
   static WireValue Closure(const engine::FunctionHash& hash, std::vector<WireValue> captures);
   static WireValue TypedArray(engine::ElemKind elem, std::vector<uint8_t> bytes);
   static WireValue Matrix(uint64_t rows, uint64_t cols, std::vector<uint8_t> bytes);
+  // A typed array or matrix whose bytes stay in shared memory (no copy).
+  static WireValue SharedTypedArray(engine::ElemKind elem, std::shared_ptr<const SegmentView> seg);
+  static WireValue SharedMatrix(uint64_t rows, uint64_t cols,
+                                std::shared_ptr<const SegmentView> seg);
   static WireValue SidecarRef(const WireSidecarRef& ref);
 
   bool as_bool() const { return *std::get_if<bool>(&data); }
