@@ -143,6 +143,31 @@ Result<SealedSegment> SealedSegment::CreateFrom(std::span<const uint8_t> content
   return std::move(builder).Seal();
 }
 
+Result<SealedSegment> SealedSegment::CreateByWriting(size_t size, std::span<const Piece> pieces,
+                                                     const char* name) {
+  ASSIGN_OR_RETURN(ScopedFd fd, CreateMemfd(size, name));
+  for (const Piece& piece : pieces) {
+    if (piece.offset > size || piece.bytes.size() > size - piece.offset) {
+      return InvalidArgument("segment piece lies outside the segment");
+    }
+    const uint8_t* data = piece.bytes.data();
+    size_t left = piece.bytes.size();
+    off_t offset = static_cast<off_t>(piece.offset);
+    while (left > 0) {
+      ssize_t n = ::pwrite(fd.get(), data, std::min<size_t>(left, size_t{1} << 30), offset);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return ErrnoStatus("pwrite(memfd)");
+      }
+      data += n;
+      left -= static_cast<size_t>(n);
+      offset += n;
+    }
+  }
+  RETURN_IF_ERROR(AddSeals(fd.get(), ImmutableSeals()));
+  return SealedSegment(std::move(fd), size);
+}
+
 Result<ScopedFd> SealedSegment::ShareFd() const {
   ScopedFd copy(::fcntl(fd_.get(), F_DUPFD_CLOEXEC, 0));
   if (!copy) return ErrnoStatus("fcntl(F_DUPFD_CLOEXEC)");

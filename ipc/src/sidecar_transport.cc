@@ -85,22 +85,36 @@ Result<OutgoingMessage> PrepareOutgoing(WireMessage message,
       packed_size += s.bytes.size();
     }
   }
-  // Inline sidecars: copied once into one sealed segment.
-  if (packed_size > 0) {
-    ASSIGN_OR_RETURN(SegmentBuilder builder, SegmentBuilder::Create(packed_size, "shapex-sidecars"));
+  // Inline sidecars: copied once into one segment, from the pool or new and sealed.
+  if (packed_size > 0 && options.pool != nullptr) {
+    ASSIGN_OR_RETURN(SharedRegion region, SharedRegion::Create(packed_size, options.pool));
     auto packed_index = static_cast<uint32_t>(out.fds.size());
     for (size_t i = 0; i < sidecars.size(); ++i) {
       const Sidecar& s = sidecars[i];
       if (s.segment) continue;
       table.slices[i].fd_index = packed_index;
       if (!s.bytes.empty()) {
-        std::memcpy(builder.bytes().data() + table.slices[i].offset, s.bytes.data(),
+        std::memcpy(region.bytes().data() + table.slices[i].offset, s.bytes.data(),
                     s.bytes.size());
       }
       out.sidecar_bytes += s.bytes.size();
       out.copied_bytes += s.bytes.size();
     }
-    ASSIGN_OR_RETURN(SealedSegment sealed, std::move(builder).Seal());
+    out.fds.push_back(region.view()->fd);
+    out.pooled.push_back(region.view());
+  } else if (packed_size > 0) {
+    auto packed_index = static_cast<uint32_t>(out.fds.size());
+    std::vector<SealedSegment::Piece> pieces;
+    for (size_t i = 0; i < sidecars.size(); ++i) {
+      const Sidecar& s = sidecars[i];
+      if (s.segment) continue;
+      table.slices[i].fd_index = packed_index;
+      pieces.push_back({table.slices[i].offset, s.bytes});
+      out.sidecar_bytes += s.bytes.size();
+      out.copied_bytes += s.bytes.size();
+    }
+    ASSIGN_OR_RETURN(SealedSegment sealed,
+                     SealedSegment::CreateByWriting(packed_size, pieces, "shapex-sidecars"));
     ASSIGN_OR_RETURN(ScopedFd fd, sealed.ShareFd());
     out.fds.push_back(fd.get());
     out.owned_fds.push_back(std::move(fd));
@@ -119,8 +133,15 @@ Result<OutgoingMessage> PrepareOutgoing(WireMessage message,
 
 Status SendMessage(Connection& connection, uint64_t call_id, WireMessage message,
                    const SidecarTransportOptions& options) {
+  if (options.pool != nullptr) {
+    return InvalidArgument("SendMessage cannot keep pooled segments alive; use SendPrepared");
+  }
   ASSIGN_OR_RETURN(OutgoingMessage out, PrepareOutgoing(std::move(message), options));
-  return connection.Send(out.type, call_id, out.payload, out.fds);
+  return SendPrepared(connection, call_id, out);
+}
+
+Status SendPrepared(Connection& connection, uint64_t call_id, const OutgoingMessage& message) {
+  return connection.Send(message.type, call_id, message.payload, message.fds);
 }
 
 Result<WireMessage> DecodeIncoming(IncomingFrame* frame, const SidecarTransportOptions& options) {

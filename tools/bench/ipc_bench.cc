@@ -1,21 +1,23 @@
 // ipc_bench: round-trip latency of the transports of issue 5, all measured in one run between
 // this process and a forked child, so the ratios compare like with like.
 //
-//   ipc_bench [--quick] [--iterations N] [--spin-us N] [--json]
+//   ipc_bench [--quick] [--no-large] [--iterations N] [--spin-us N] [--json]
 //
 // Measurements (each: warm-up, then N timed round trips, default 20,000; --quick: 2,000):
 //   raw_socket    64 B write/read over a blocking AF_UNIX socketpair (the baseline)
 //   shm_spin      two processes spinning on a shared cache line (the floor)
-//   framed_echo   our path: FrameWriter -> UnixSocket (non-blocking + poll) -> FrameReader and
-//                 back, 64 B payload
-//   ring_echo     our fast path: the same 64 B frame through the CallRing (spin, then futex)
-// After ring_echo the child idles inside CallRing::Read; its CPU time over one second (from
+//   framed_echo   our socket path: a Connection with --transport=socket (frames over the
+//                 non-blocking socket), 64 B payload echoed by the child
+//   ring_echo     our fast path: the same through a Connection's call ring (spin, then futex)
+// After ring_echo the child idles inside Connection::Receive; its CPU time over one second (from
 // /proc/PID/stat utime+stime) shows that an idle connection sleeps after its spin window.
+// Then large arrays (ipc_bench_large.h): 1 MiB, 64 MiB and 1 GiB through the socket, a sealed
+// segment and a SharedVec (zero-copy), beside memcpy; `shm_fixed_ms` in the JSON is the
+// zero-copy median per size. --no-large skips them.
 //
 // The table gives the median and p99 (nearest rank) in microseconds. No CPU pinning is done:
 // both processes float over the allowed CPUs unless the whole run is under `taskset`
-// ("pinned" in the JSON says whether the affinity mask was narrowed). Not yet measured here:
-// large arrays through the socket vs sealed segments vs built in a segment (shm_fixed_ms).
+// ("pinned" in the JSON says whether the affinity mask was narrowed).
 #include <fmt/format.h>
 #include <sched.h>
 #include <signal.h>
@@ -39,91 +41,20 @@
 
 #include "shapex/core/result.h"
 #include "shapex/ipc/call_ring.h"
+#include "shapex/ipc/connection.h"
 #include "shapex/ipc/frame.h"
 #include "shapex/ipc/unix_socket.h"
+#include "tools/bench/ipc_bench_large.h"
+#include "tools/bench/ipc_bench_util.h"
 
 namespace {
 
 using namespace shapex;
 using namespace shapex::ipc;
-using Clock = std::chrono::steady_clock;
+using namespace ipc_bench;
 
 constexpr size_t kMessageSize = 64;
 constexpr uint8_t kEchoType = 1;
-
-struct Stats {
-  double median_us = 0;
-  double p99_us = 0;
-};
-
-[[noreturn]] void Die(const std::string& what) {
-  std::fprintf(stderr, "ipc_bench: %s\n", what.c_str());
-  std::exit(1);
-}
-
-void DieIf(const Status& status, const char* what) {
-  if (!status.ok()) Die(fmt::format("{}: {}", what, status.ToString()));
-}
-
-Stats Summarise(std::vector<double> samples) {
-  std::sort(samples.begin(), samples.end());
-  size_t n = samples.size();
-  return {samples[n / 2], samples[std::min(n - 1, (n * 99 + 99) / 100 - 1)]};
-}
-
-// Runs `body(i)` for warm-up + iterations round trips, timing each timed one.
-Stats Measure(int iterations, const std::function<void(int)>& body) {
-  int warmup = std::max(200, iterations / 10);
-  for (int i = 0; i < warmup; ++i) body(i);
-  std::vector<double> samples(iterations);
-  for (int i = 0; i < iterations; ++i) {
-    auto start = Clock::now();
-    body(warmup + i);
-    samples[i] = std::chrono::duration<double, std::micro>(Clock::now() - start).count();
-  }
-  return Summarise(std::move(samples));
-}
-
-// Forks a child running `child_main` (its exit code is its result) and returns its pid.
-pid_t Spawn(const std::function<int()>& child_main) {
-  pid_t pid = fork();
-  if (pid < 0) Die("fork failed");
-  if (pid == 0) _exit(child_main());
-  return pid;
-}
-
-void Reap(pid_t pid, const char* what) {
-  int status = 0;
-  if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    Die(fmt::format("{} child failed (status {})", what, status));
-  }
-}
-
-bool ReadFull(int fd, uint8_t* buf, size_t size) {
-  while (size > 0) {
-    ssize_t n = read(fd, buf, size);
-    if (n <= 0) {
-      if (n < 0 && errno == EINTR) continue;
-      return false;
-    }
-    buf += n;
-    size -= n;
-  }
-  return true;
-}
-
-bool WriteFull(int fd, const uint8_t* buf, size_t size) {
-  while (size > 0) {
-    ssize_t n = write(fd, buf, size);
-    if (n <= 0) {
-      if (n < 0 && errno == EINTR) continue;
-      return false;
-    }
-    buf += n;
-    size -= n;
-  }
-  return true;
-}
 
 Stats RawSocket(int iterations) {
   int fds[2];
@@ -181,58 +112,6 @@ Stats ShmSpin(int iterations) {
   return stats;
 }
 
-// Receives one frame on `socket` into `reader`, waiting as needed.
-Result<Frame> ReceiveFrame(UnixSocket& socket, FrameReader& reader) {
-  Frame frame;
-  for (;;) {
-    ASSIGN_OR_RETURN(ReadProgress progress, reader.Next(&frame));
-    if (progress == ReadProgress::kFrame) return frame;
-    ASSIGN_OR_RETURN(std::span<uint8_t> window, reader.PrepareWrite(4096));
-    ASSIGN_OR_RETURN(IoResult got, socket.RecvMsg(window, nullptr));
-    if (got.state == IoResult::State::kPeerClosed) return IoError("peer closed");
-    if (got.state == IoResult::State::kWouldBlock) {
-      RETURN_IF_ERROR(socket.WaitReadable(-1));
-      continue;
-    }
-    reader.CommitWrite(got.bytes);
-  }
-}
-
-Stats FramedEcho(int iterations) {
-  auto pair = UnixSocket::Pair();
-  DieIf(pair.error(), "socketpair");
-  pid_t child = Spawn([&] {
-    pair->first.Close();
-    UnixSocket& socket = pair->second;
-    FrameReader reader;
-    FrameWriter writer;
-    for (;;) {
-      auto frame = ReceiveFrame(socket, reader);
-      if (!frame.has_value()) return 0;  // parent closed
-      auto out = writer.Encode(frame->type, frame->call_id, frame->payload);
-      if (!out.has_value() || !socket.SendAll(*out).ok()) return 1;
-    }
-  });
-  pair->second.Close();
-  UnixSocket& socket = pair->first;
-  FrameReader reader;
-  FrameWriter writer;
-  std::vector<uint8_t> payload(kMessageSize, 7);
-  Stats stats = Measure(iterations, [&](int i) {
-    auto out = writer.Encode(kEchoType, static_cast<uint64_t>(i), payload);
-    DieIf(out.error(), "encode");
-    DieIf(socket.SendAll(*out), "send");
-    auto frame = ReceiveFrame(socket, reader);
-    DieIf(frame.error(), "receive");
-    if (frame->call_id != static_cast<uint64_t>(i) || frame->payload.size() != kMessageSize) {
-      Die("framed echo returned the wrong frame");
-    }
-  });
-  socket.Close();
-  Reap(child, "framed echo");
-  return stats;
-}
-
 // utime + stime of `pid` in clock ticks, from /proc/PID/stat (fields 14 and 15).
 long CpuTicks(pid_t pid) {
   std::ifstream in(fmt::format("/proc/{}/stat", pid));
@@ -250,52 +129,52 @@ long CpuTicks(pid_t pid) {
   return utime + stime;
 }
 
-struct RingResult {
+struct EchoResult {
   Stats echo;
   double idle_cpu_ms_per_s = 0;
 };
 
-RingResult RingEcho(int iterations, std::chrono::nanoseconds max_spin) {
-  auto ring = CallRing::Create(RingSide::kClient, {.max_spin = max_spin});
-  DieIf(ring.error(), "create ring");
-  auto fd = ring->ShareFd();
-  DieIf(fd.error(), "share ring");
+// Our product path: a Connection (handshake, then frames through the ring or the socket) with a
+// child that echoes every message frame; `stop` ends it.
+EchoResult ConnectionEcho(int iterations, Transport transport, std::chrono::nanoseconds max_spin) {
+  auto pair = UnixSocket::Pair();
+  DieIf(pair.error(), "socketpair");
+  ConnectionOptions options;
+  options.transport = transport;
+  options.ring.max_spin = max_spin;
   pid_t child = Spawn([&] {
-    auto server = CallRing::Attach(std::move(*fd), RingSide::kServer, max_spin);
+    pair->first.Close();
+    auto server = Connection::Accept(std::move(pair->second), options);
     if (!server.has_value()) return 1;
-    std::vector<uint8_t> record;
-    FrameWriter writer;
+    IncomingFrame in;
     for (;;) {
-      if (!server->Read(&record, std::chrono::seconds(30)).ok()) return 2;
-      if (record.empty()) return 0;  // stop
-      auto frame = DecodeSingleFrame(record);
-      if (!frame.has_value()) return 3;
-      auto out = writer.Encode(frame->type, frame->call_id, frame->payload);
-      if (!out.has_value() || !server->Write(*out, std::chrono::seconds(30)).ok()) return 4;
+      Status s = server->Receive(&in, std::chrono::seconds(60));
+      if (!s.ok()) return 2;
+      if (in.type == FrameType::kGoodbye) return 0;
+      if (!server->Send(in.type, in.call_id, in.payload()).ok()) return 3;
     }
   });
-  fd->reset();
-  FrameWriter writer;
+  pair->second.Close();
+  auto client = Connection::Connect(std::move(pair->first), options);
+  DieIf(client.error(), "connect");
   std::vector<uint8_t> payload(kMessageSize, 7);
-  std::vector<uint8_t> record;
-  RingResult result;
+  IncomingFrame in;
+  EchoResult result;
   result.echo = Measure(iterations, [&](int i) {
-    auto out = writer.Encode(kEchoType, static_cast<uint64_t>(i), payload);
-    DieIf(out.error(), "encode");
-    DieIf(ring->Write(*out, std::chrono::seconds(10)), "ring write");
-    DieIf(ring->Read(&record, std::chrono::seconds(10)), "ring read");
-    auto frame = DecodeSingleFrame(record);
-    DieIf(frame.error(), "decode");
-    if (frame->call_id != static_cast<uint64_t>(i)) Die("ring echo returned the wrong frame");
+    DieIf(client->Send(FrameType::kMessage, static_cast<uint64_t>(i), payload), "send");
+    DieIf(client->Receive(&in, std::chrono::seconds(10)), "receive");
+    if (in.call_id != static_cast<uint64_t>(i) || in.payload().size() != kMessageSize) {
+      Die("echo returned the wrong frame");
+    }
   });
-  // Idle: the child is now waiting in Read. After its spin window it must sleep.
+  // Idle: the child now waits in Receive. After its spin window it must sleep.
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   long before = CpuTicks(child);
   std::this_thread::sleep_for(std::chrono::seconds(1));
   long after = CpuTicks(child);
   result.idle_cpu_ms_per_s = (after - before) * 1000.0 / sysconf(_SC_CLK_TCK);
-  DieIf(ring->Write({}, std::chrono::seconds(10)), "ring stop");
-  Reap(child, "ring echo");
+  client->Shutdown();
+  Reap(child, "echo");
   return result;
 }
 
@@ -310,11 +189,16 @@ int AllowedCpus() {
 int main(int argc, char** argv) {
   int iterations = 20000;
   bool json = false;
+  bool quick = false;
+  bool run_large = true;
   std::chrono::nanoseconds max_spin = kDefaultRingMaxSpin;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--quick") {
       iterations = 2000;
+      quick = true;
+    } else if (arg == "--no-large") {
+      run_large = false;
     } else if (arg == "--json") {
       json = true;
     } else if (arg == "--iterations" && i + 1 < argc) {
@@ -322,7 +206,7 @@ int main(int argc, char** argv) {
     } else if (arg == "--spin-us" && i + 1 < argc) {
       max_spin = std::chrono::microseconds(std::atoi(argv[++i]));
     } else {
-      std::fprintf(stderr, "usage: ipc_bench [--quick] [--iterations N] [--spin-us N] [--json]\n");
+      std::fprintf(stderr, "usage: ipc_bench [--quick] [--no-large] [--iterations N] [--spin-us N] [--json]\n");
       return 2;
     }
   }
@@ -332,22 +216,40 @@ int main(int argc, char** argv) {
 
   Stats raw = RawSocket(iterations);
   Stats spin = ShmSpin(iterations);
-  Stats framed = FramedEcho(iterations);
-  RingResult ring = RingEcho(iterations, max_spin);
+  EchoResult framed_result = ConnectionEcho(iterations, Transport::kSocket, max_spin);
+  const Stats& framed = framed_result.echo;
+  EchoResult ring = ConnectionEcho(iterations, Transport::kCallRing, max_spin);
+  LargeResults large;
+  if (run_large) large = MeasureLarge(quick);
 
   double echo_vs_raw = framed.median_us / raw.median_us;
   double ring_vs_raw = ring.echo.median_us / raw.median_us;
   if (json) {
+    std::string shm_fixed, large_rows;
+    for (const LargeRow& r : large.rows) {
+      if (!shm_fixed.empty()) shm_fixed += ", ";
+      shm_fixed += fmt::format("\"{}\": {:.4f}", r.mib, r.zero_copy.median_us / 1000);
+      if (!large_rows.empty()) large_rows += ", ";
+      large_rows += fmt::format(
+          "{{\"mib\": {}, \"reps\": {}, \"socket_ms\": {:.3f}, \"sealed_ms\": {:.3f}, \"pooled_ms\": {:.3f}, "
+          "\"zero_copy_ms\": {:.4f}, \"zero_copy_p99_ms\": {:.4f}, \"memcpy_ms\": {:.3f}}}",
+          r.mib, r.reps, r.socket.median_us / 1000, r.sealed.median_us / 1000,
+          r.pooled.median_us / 1000, r.zero_copy.median_us / 1000, r.zero_copy.p99_us / 1000, r.memcpy_floor.median_us / 1000);
+    }
     fmt::print(
         "{{\"iterations\": {}, \"cpus\": {}, \"pinned\": {}, "
         "\"raw_rtt_us\": {:.3f}, \"raw_rtt_p99_us\": {:.3f}, "
         "\"shm_spin_rtt_us\": {:.3f}, \"shm_spin_rtt_p99_us\": {:.3f}, "
         "\"echo_us\": {:.3f}, \"echo_p99_us\": {:.3f}, \"echo_vs_raw_rtt\": {:.3f}, "
         "\"ring_echo_us\": {:.3f}, \"ring_echo_p99_us\": {:.3f}, \"ring_vs_raw_rtt\": {:.4f}, "
-        "\"ring_idle_cpu_ms_per_s\": {:.1f}}}\n",
+        "\"ring_idle_cpu_ms_per_s\": {:.1f}, \"shm_fixed_ms\": {{{}}}, \"large\": [{}], "
+        "\"fill_64mib_fresh_ms\": {:.2f}, \"fill_64mib_hugepage_ms\": {:.2f}, "
+        "\"hugepages_effective\": {}, \"fill_64mib_pooled_ms\": {:.2f}}}\n",
         iterations, cpus, pinned ? "true" : "false", raw.median_us, raw.p99_us, spin.median_us,
         spin.p99_us, framed.median_us, framed.p99_us, echo_vs_raw, ring.echo.median_us,
-        ring.echo.p99_us, ring_vs_raw, ring.idle_cpu_ms_per_s);
+        ring.echo.p99_us, ring_vs_raw, ring.idle_cpu_ms_per_s, shm_fixed, large_rows,
+        large.fill_fresh_ms, large.fill_hugepage_ms, large.hugepages_effective ? "true" : "false",
+        large.fill_pooled_ms);
     return 0;
   }
   fmt::print("ipc_bench: {} round trips each, {} B messages, {} allowed CPUs ({})\n\n", iterations,
@@ -361,7 +263,25 @@ int main(int argc, char** argv) {
   row("shm_spin", spin);
   row("framed_echo", framed);
   row("ring_echo", ring.echo);
-  fmt::print("\nidle ring connection: {:.1f} ms CPU per second (server waiting in Read)\n",
+  fmt::print("\nidle ring connection: {:.1f} ms CPU per second (server waiting in Receive)\n",
              ring.idle_cpu_ms_per_s);
+  if (!large.rows.empty()) {
+    fmt::print("\nlarge f64 arrays to another process, round trip, median ms (p99)\n");
+    fmt::print("{:>6} {:>5} {:>18} {:>18} {:>18} {:>16} {:>9}\n", "MiB", "reps", "socket",
+               "sealed copy", "pooled copy", "zero-copy", "memcpy");
+    for (const LargeRow& r : large.rows) {
+      auto cell = [](const Stats& st) {
+        return fmt::format("{:.3f} ({:.3f})", st.median_us / 1000, st.p99_us / 1000);
+      };
+      fmt::print("{:>6} {:>5} {:>18} {:>18} {:>18} {:>16} {:>9.3f}\n", r.mib, r.reps,
+                 cell(r.socket), cell(r.sealed), cell(r.pooled), cell(r.zero_copy),
+                 r.memcpy_floor.median_us / 1000);
+    }
+    fmt::print("\nfilling 64 MiB in a segment: new {:.2f} ms, new + MADV_HUGEPAGE {:.2f} ms "
+               "(huge pages {}; shmem_enabled: {}), reused from the pool {:.2f} ms\n",
+               large.fill_fresh_ms, large.fill_hugepage_ms,
+               large.hugepages_effective ? "used" : "not used", large.shmem_thp_setting,
+               large.fill_pooled_ms);
+  }
   return 0;
 }

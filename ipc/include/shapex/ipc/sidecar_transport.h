@@ -24,19 +24,27 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "shapex/core/result.h"
 #include "shapex/core/scoped_fd.h"
 #include "shapex/ipc/connection.h"
 #include "shapex/ipc/messages.h"
+#include "shapex/ipc/shared_vec.h"
 #include "shapex/ipc/sidecar.h"
 
 namespace shapex::ipc {
 
 struct SidecarTransportOptions {
   size_t threshold = kSidecarThreshold;
+  // Receiving: also accept read-only descriptors of owner-writable segments (see above).
   bool accept_read_only_segments = false;
+  // Sending: copy large values into segments from this pool (already faulted in, reused) and
+  // pass them read-only, instead of into a new sealed segment. Only for a peer that accepts
+  // read-only segments; the OutgoingMessage must then live until the peer is done with the
+  // values (normally: until the call's response), since the pool reuses the memory after.
+  SegmentPool* pool = nullptr;
 };
 
 // An encoded frame, ready for Connection::Send.
@@ -44,6 +52,7 @@ struct OutgoingMessage {
   FrameType type = FrameType::kMessage;
   std::vector<uint8_t> payload;
   std::vector<ScopedFd> owned_fds;  // segments made for this message (closed when it dies)
+  std::vector<std::shared_ptr<const SegmentView>> pooled;  // pool segments used by the message
   std::vector<int> fds;             // what to pass, in FdTable order
 
   uint64_t sidecar_bytes = 0;  // bytes passed by descriptor
@@ -53,8 +62,10 @@ struct OutgoingMessage {
 Result<OutgoingMessage> PrepareOutgoing(WireMessage message,
                                         const SidecarTransportOptions& options = {});
 
+// PrepareOutgoing + SendPrepared. Not for options.pool (use the two steps and keep the message).
 Status SendMessage(Connection& connection, uint64_t call_id, WireMessage message,
                    const SidecarTransportOptions& options = {});
+Status SendPrepared(Connection& connection, uint64_t call_id, const OutgoingMessage& message);
 
 // Decodes a kMessage or kMessageWithFds frame (taking its descriptors).
 Result<WireMessage> DecodeIncoming(IncomingFrame* frame,

@@ -1,0 +1,44 @@
+// ipc_bench, part 2: large f64 arrays from this process to a child process, four ways.
+//   socket     the bytes written through a bare AF_UNIX stream socket into a ready buffer
+//   sealed     our copy path for untrusting receivers: the array (in ordinary memory) is written
+//              into a new sealed segment whose descriptor travels in a kMessageWithFds frame
+//   pooled     our copy path for receivers that accept read-only segments (executors): copied
+//              into a reused, already faulted-in segment from a SegmentPool
+//   zero_copy  our zero-copy path: the array was built in a SharedVec; only its read-only
+//              descriptor travels
+//   memcpy     one memcpy of the same size into memory that is already faulted in (the floor of
+//              any path that copies)
+// Every path is a full round trip: the child has the array mapped (or read), reads its first and
+// last element, and answers. Plus segment reuse: filling 64 MiB in a new segment (4 KiB pages),
+// in a new segment with MADV_HUGEPAGE, and in a pooled segment that was used before.
+#ifndef SHAPEX_TOOLS_BENCH_IPC_BENCH_LARGE_H_
+#define SHAPEX_TOOLS_BENCH_IPC_BENCH_LARGE_H_
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "tools/bench/ipc_bench_util.h"
+
+namespace ipc_bench {
+
+struct LargeRow {
+  size_t mib = 0;
+  int reps = 0;
+  Stats socket, sealed, pooled, zero_copy, memcpy_floor;  // microseconds
+};
+
+struct LargeResults {
+  std::vector<LargeRow> rows;
+  double fill_fresh_ms = 0;      // 64 MiB written into a new segment
+  double fill_hugepage_ms = 0;   // the same after MADV_HUGEPAGE
+  bool hugepages_effective = false;
+  std::string shmem_thp_setting;  // /sys/kernel/mm/transparent_hugepage/shmem_enabled
+  double fill_pooled_ms = 0;      // 64 MiB written into a reused pooled segment
+};
+
+LargeResults MeasureLarge(bool quick);
+
+}  // namespace ipc_bench
+
+#endif  // SHAPEX_TOOLS_BENCH_IPC_BENCH_LARGE_H_
