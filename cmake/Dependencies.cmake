@@ -21,7 +21,7 @@ set(SHAPEX_HAVE_MSGPACK ${msgpackc-cxx_FOUND})
 find_package(OpenSSL REQUIRED COMPONENTS Crypto)
 set(SHAPEX_HAVE_OPENSSL ${OpenSSL_FOUND})
 
-find_package(Boost QUIET)
+find_package(Boost REQUIRED)
 if(Boost_FOUND AND NOT TARGET Boost::boost)
   add_library(Boost::boost INTERFACE IMPORTED)
   target_include_directories(Boost::boost INTERFACE ${Boost_INCLUDE_DIRS})

@@ -294,6 +294,44 @@ TEST(SharedVecTest, PoolReusesSegmentsBySizeClass) {
   EXPECT_EQ(CountOpenFds(), fds_before);
 }
 
+TEST_P(SidecarTransportTest, ManyArraysInOneArenaTravelAsOneDescriptor) {
+  ASSERT_OK_AND_ASSIGN(auto pair, MakePair(GetParam()));
+  ASSERT_OK_AND_ASSIGN(SegmentArena arena, SegmentArena::Create(4 * kMiB));
+  size_t free_before = arena.stats().free_bytes;
+  {
+    std::vector<WireValue> args;
+    for (int i = 0; i < 100; ++i) {
+      ASSERT_OK_AND_ASSIGN(SharedVec<int32_t> v, SharedVec<int32_t>::Create(100 + i, &arena));
+      for (size_t k = 0; k < v.size(); ++k) v[k] = i * 1000 + static_cast<int32_t>(k);
+      args.push_back(v.ToWire());
+    }
+    std::vector<WireValue> expected;
+    for (const WireValue& a : args) {
+      std::span<const uint8_t> d = a.buffer().data();
+      expected.push_back(
+          WireValue::TypedArray(engine::ElemKind::kI32, std::vector<uint8_t>(d.begin(), d.end())));
+    }
+    ASSERT_OK_AND_ASSIGN(OutgoingMessage out, PrepareOutgoing(RequestWith(args)));
+    EXPECT_EQ(out.fds.size(), 1u);
+    EXPECT_EQ(out.copied_bytes, 0u);
+    SidecarTransportOptions trusting;
+    trusting.accept_read_only_segments = true;
+    ASSERT_OK_AND_ASSIGN(WireMessage in, RoundTrip(pair, RequestWith(args), trusting));
+    EXPECT_EQ(std::get<RemoteCallRequest>(in).arguments, expected);
+    EXPECT_LT(arena.stats().free_bytes, free_before);
+  }
+  // Every allocation went back to the arena with the last value using it.
+  EXPECT_EQ(arena.stats().free_bytes, free_before);
+  EXPECT_EQ(arena.stats().allocations, 100u);
+}
+
+TEST(SharedVecTest, FullArenaIsResourceExhausted) {
+  ASSERT_OK_AND_ASSIGN(SegmentArena arena, SegmentArena::Create(1 * kMiB));
+  ASSERT_OK_AND_ASSIGN(SharedVec<double> most, SharedVec<double>::Create(100000, &arena));
+  EXPECT_THAT(SharedVec<double>::Create(100000, &arena), IsError(ErrorKind::kResourceExhausted));
+  EXPECT_EQ(arena.stats().failed, 1u);
+}
+
 TEST(SharedVecTest, MatrixShapeMustMatch) {
   ASSERT_OK_AND_ASSIGN(SharedVec<double> v, SharedVec<double>::Create(12));
   EXPECT_OK(v.ToWireMatrix(3, 4));

@@ -1,6 +1,12 @@
 #include "shapex/ipc/shared_vec.h"
 
+#include <fmt/core.h>
 #include <sys/mman.h>
+
+#include <boost/interprocess/creation_tags.hpp>
+#include <boost/interprocess/managed_external_buffer.hpp>
+#include <boost/interprocess/mem_algo/rbtree_best_fit.hpp>
+#include <boost/interprocess/sync/mutex_family.hpp>
 
 #include <bit>
 #include <map>
@@ -101,6 +107,87 @@ Result<SharedRegion> SharedRegion::Create(size_t size, SegmentPool* pool) {
   region.bytes_ = bytes;
   // The view shares ownership of the whole RegionOwner (aliasing constructor).
   region.view_ = std::shared_ptr<const SegmentView>(owner, &owner->view);
+  return region;
+}
+
+// ---- SegmentArena ---------------------------------------------------------------------------
+
+namespace bip = boost::interprocess;
+using ArenaBuffer =
+    bip::basic_managed_external_buffer<char, bip::rbtree_best_fit<bip::mutex_family>,
+                                       bip::iset_index>;
+
+struct SegmentArena::State {
+  WritableSegment segment;
+  ScopedFd read_only_fd;
+  ArenaBuffer buffer;  // lives inside `segment`
+  mutable std::mutex mu;
+  SegmentArenaStats stats;
+};
+
+Result<SegmentArena> SegmentArena::Create(size_t capacity) {
+  auto state = std::make_shared<State>();
+  ASSIGN_OR_RETURN(state->segment, WritableSegment::Create(capacity, "shapex-arena"));
+  ASSIGN_OR_RETURN(state->read_only_fd, state->segment.ReadOnlyFd());
+  try {
+    state->buffer = ArenaBuffer(bip::create_only, state->segment.bytes().data(), capacity);
+  } catch (const std::exception& e) {
+    return ResourceExhausted(fmt::format("arena of {} bytes: {}", capacity, e.what()));
+  }
+  state->stats.capacity = capacity;
+  SegmentArena arena;
+  arena.state_ = std::move(state);
+  return arena;
+}
+
+SegmentArena::SegmentArena(SegmentArena&&) noexcept = default;
+SegmentArena& SegmentArena::operator=(SegmentArena&&) noexcept = default;
+SegmentArena::~SegmentArena() = default;
+
+SegmentArenaStats SegmentArena::stats() const {
+  std::lock_guard lock(state_->mu);
+  SegmentArenaStats stats = state_->stats;
+  stats.free_bytes = state_->buffer.get_free_memory();
+  return stats;
+}
+
+namespace {
+
+// One allocation in an arena; frees it when the last view goes.
+struct ArenaAllocation {
+  std::shared_ptr<SegmentArena::State> arena;
+  void* pointer = nullptr;
+  SegmentView view;
+  ~ArenaAllocation() {
+    if (pointer != nullptr) arena->buffer.deallocate(pointer);
+  }
+};
+
+}  // namespace
+
+Result<SharedRegion> SharedRegion::Create(size_t size, SegmentArena* arena) {
+  if (arena == nullptr || !arena->state_) return InvalidArgument("no arena");
+  auto allocation = std::make_shared<ArenaAllocation>();
+  allocation->arena = arena->state_;
+  // The allocator's own structures are guarded by its interprocess mutex; stats by ours.
+  allocation->pointer =
+      arena->state_->buffer.allocate_aligned(std::max<size_t>(size, 1), 64, std::nothrow);
+  {
+    std::lock_guard lock(arena->state_->mu);
+    ++(allocation->pointer != nullptr ? arena->state_->stats.allocations
+                                      : arena->state_->stats.failed);
+  }
+  if (allocation->pointer == nullptr) {
+    return ResourceExhausted(fmt::format("arena has no room for {} bytes", size));
+  }
+  auto* base = arena->state_->segment.bytes().data();
+  auto* data = static_cast<uint8_t*>(allocation->pointer);
+  allocation->view = SegmentView{std::span<const uint8_t>(data, size),
+                                 arena->state_->read_only_fd.get(),
+                                 static_cast<uint64_t>(data - base)};
+  SharedRegion region;
+  region.bytes_ = std::span<uint8_t>(data, size);
+  region.view_ = std::shared_ptr<const SegmentView>(allocation, &allocation->view);
   return region;
 }
 

@@ -50,6 +50,37 @@ struct SegmentPoolStats {
 // A writable region of shared memory with a read-only descriptor for peers (see SegmentView).
 class SharedRegion;
 
+struct SegmentArenaStats {
+  size_t capacity = 0;     // bytes of the segment
+  size_t free_bytes = 0;   // as the allocator reports them
+  uint64_t allocations = 0;
+  uint64_t failed = 0;     // requests that did not fit
+};
+
+// One segment shared by many SharedVecs, so a value with many arrays travels as one descriptor
+// (each array is an offset and a length in it). The space inside is managed by a
+// Boost.Interprocess best-fit allocator (managed_external_buffer over the segment, with
+// rbtree_best_fit and its interprocess mutex, so SharedVecs may be created and released from
+// several threads). Peers receive the whole segment read-only: they can read every array in
+// the arena (and the allocator's bookkeeping), so use one arena per trust domain, e.g. per
+// client, never shared between users. Thread-safe.
+class SegmentArena {
+ public:
+  static Result<SegmentArena> Create(size_t capacity);
+  SegmentArena(SegmentArena&&) noexcept;
+  SegmentArena& operator=(SegmentArena&&) noexcept;
+  ~SegmentArena();
+
+  SegmentArenaStats stats() const;
+
+  struct State;  // defined in shared_vec.cc
+
+ private:
+  friend class SharedRegion;
+  SegmentArena() = default;
+  std::shared_ptr<State> state_;
+};
+
 // Keeps released segments for reuse, so repeated large calls do not pay for new memory (page
 // faults, zeroing) each time. Segments come in power-of-two size classes (>= 64 KiB).
 class SegmentPool {
@@ -72,6 +103,8 @@ class SegmentPool {
 class SharedRegion {
  public:
   static Result<SharedRegion> Create(size_t size, SegmentPool* pool = nullptr);
+  // `size` bytes inside `arena` (64-byte aligned). ResourceExhausted when the arena is full.
+  static Result<SharedRegion> Create(size_t size, SegmentArena* arena);
 
   std::span<uint8_t> bytes() const { return bytes_; }
   // A view sharing ownership of the segment, for WireBuffer::segment.
@@ -101,6 +134,12 @@ class SharedVec {
   static Result<SharedVec> Create(size_t n, SegmentPool* pool = nullptr) {
     if (n > (size_t{1} << 40) / sizeof(T)) return InvalidArgument("SharedVec is too large");
     ASSIGN_OR_RETURN(SharedRegion region, SharedRegion::Create(n * sizeof(T), pool));
+    return SharedVec(std::move(region), n);
+  }
+  // `n` elements (unspecified values) inside `arena`.
+  static Result<SharedVec> Create(size_t n, SegmentArena* arena) {
+    if (n > (size_t{1} << 40) / sizeof(T)) return InvalidArgument("SharedVec is too large");
+    ASSIGN_OR_RETURN(SharedRegion region, SharedRegion::Create(n * sizeof(T), arena));
     return SharedVec(std::move(region), n);
   }
 
