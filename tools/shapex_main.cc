@@ -4,6 +4,7 @@
 //   shapex call FILE FUNC [ARGS...] [--local] [limits]   one function; ARGS are Shape literals
 //   shapex check FILE                                    compile + verify only
 //   shapex disasm FILE [FUNC]                            bytecode listing
+//   shapex cache ls|stats|verify|gc|clear|add            the on-disk blob store (cache_command.h)
 //
 // Exit codes are a contract: 0 ok, 1 runtime-side error (any kind but CompileError), 2 usage or
 // I/O error, 65 compile error. Errors go to stderr as `error[Kind]: message`, after stdout has
@@ -32,6 +33,7 @@
 #include <thread>
 #include <vector>
 
+#include "cache_command.h"
 #include "shapex/core/status.h"
 #include "shapex/engine/blob.h"
 #include "shapex/engine/compiler.h"
@@ -481,6 +483,8 @@ int Main(int argc, char** argv) {
   hash->add_option("file", hash_file, "Source file (.shape)")->required();
   hash->add_option("function", hash_function, "Function (or Type.method)")->required();
 
+  CacheCommand cache(app);
+
   // Everything after the first `--` is passed through untouched (CLI11 would split "[a,b]").
   std::vector<std::string> options, trailing;
   bool after_dashes = false;
@@ -525,6 +529,7 @@ int Main(int argc, char** argv) {
   if (check->parsed()) return RunCheck(check_file);
   if (disasm->parsed()) return RunDisasm(disasm_file, disasm_function);
   if (hash->parsed()) return RunHash(hash_file, hash_function);
+  if (cache.parsed()) return cache.Run();
   return kExitUsage;
 }
 

@@ -5,6 +5,7 @@
 #define SHAPEX_ENGINE_BLOB_BODY_H_
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <vector>
@@ -61,6 +62,15 @@ Result<BlobBody> DecodeBody(std::span<const uint8_t> canonical);
 std::vector<uint8_t> EncodeSchema(const TypeSchema& schema);
 // Hash of a recursion-group member from the group's canonical bytes in member order.
 std::vector<FunctionHash> GroupMemberHashes(const std::vector<std::vector<uint8_t>>& members);
+
+// Checks `blob`'s claimed hash against its decoded `body` (blob_verify.cc). A single function:
+// SHA-256 of its canonical bytes. A recursion-group member: every member must be found through
+// `find` with an identical group list, and all member hashes are recomputed from the group.
+// Appends every hash it proved to `verified` (the whole group for a member). ProtocolError on
+// any mismatch or missing member. Shared by the linker and VerifyBlobHashes.
+using BlobLookup = std::function<const FunctionBlob*(const FunctionHash&)>;
+Status VerifyBlobHash(const FunctionBlob& blob, const BlobBody& body, const BlobLookup& find,
+                      std::vector<FunctionHash>* verified);
 
 // Operand kinds that the blob builder and the linker remap between program and body tables.
 enum class RemapKind { kNone, kSymbol, kStruct, kEnum, kGlobal };

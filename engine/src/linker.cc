@@ -62,32 +62,11 @@ class Linker {
 
   // Verifies a blob's claimed hash (for a group: all members at once).
   Status VerifyHash(const FunctionBlob& blob, const BlobBody& body) {
-    std::string key = HashToHex(blob.hash);
-    if (verified_.count(key)) return Status::Ok();
-    if (blob.group.empty()) {
-      if (body.group_size != 1) return ProtocolError("blob " + key + " lacks its recursion group");
-      if (Sha256(blob.canonical) != blob.hash)
-        return ProtocolError("hash mismatch: blob claims " + key + " but its bytes hash to " +
-                             HashToHex(Sha256(blob.canonical)));
-      verified_.insert({key, true});
-      return Status::Ok();
-    }
-    if (blob.group.size() != body.group_size || blob.group[body.group_index] != blob.hash)
-      return ProtocolError("blob " + key + " has an inconsistent recursion group");
-    std::vector<std::vector<uint8_t>> members;
-    for (const FunctionHash& h : blob.group) {
-      const FunctionBlob* m = Find(h);
-      if (m == nullptr) return ProtocolError("missing recursion-group member " + HashToHex(h));
-      if (m->group != blob.group)
-        return ProtocolError("blob " + HashToHex(h) + " has an inconsistent recursion group");
-      members.push_back(m->canonical);
-    }
-    std::vector<FunctionHash> expect = GroupMemberHashes(members);
-    for (size_t k = 0; k < expect.size(); ++k) {
-      if (expect[k] != blob.group[k])
-        return ProtocolError("hash mismatch in recursion group of " + key);
-      verified_.insert({HashToHex(expect[k]), true});
-    }
+    if (verified_.count(HashToHex(blob.hash))) return Status::Ok();
+    std::vector<FunctionHash> proved;
+    RETURN_IF_ERROR(VerifyBlobHash(
+        blob, body, [this](const FunctionHash& h) { return Find(h); }, &proved));
+    for (const FunctionHash& h : proved) verified_.insert({HashToHex(h), true});
     return Status::Ok();
   }
 

@@ -95,6 +95,13 @@ std::vector<uint8_t> EncodeBlob(const FunctionBlob& blob);
 // ProtocolError on any malformed input. Does not verify the hash (ProgramFromBlobs does).
 Result<FunctionBlob> DecodeBlob(std::span<const uint8_t> bytes);
 
+// Checks every blob's claimed hash without linking (what a store or cache does before keeping
+// or serving a blob): a single function must hash to its claim; a recursion-group member needs
+// all its group siblings in `blobs` and is verified with them. Dependencies outside a group are
+// not required. ProtocolError on malformed canonical bytes, a mismatch, a missing sibling, or
+// two different blobs claiming one hash.
+Status VerifyBlobHashes(std::span<const FunctionBlob> blobs);
+
 struct LinkedProgram {
   std::unique_ptr<Program> program;
   uint32_t entry = 0;                      // proto index of the entry function

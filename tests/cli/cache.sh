@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# `shapex cache` contract: add/ls/stats/verify/gc/clear on a private directory, the default
+# directory under XDG_CACHE_HOME, a flipped byte found by verify (exit 1, object deleted), and
+# usage errors (exit 2). Usage: cache.sh SHAPEX_BIN
+set -euo pipefail
+bin=$1
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+dir=$tmp/store
+fail() { echo "cache.sh: $*"; exit 1; }
+
+printf 'function g(x) { x * 2 }\nfunction f(x) { g(x) + 1 }\n' > "$tmp/a.shape"
+printf 'function even(n) { if n == 0 { true } else { odd(n - 1) } }\nfunction odd(n) { if n == 0 { false } else { even(n - 1) } }\n' > "$tmp/group.shape"
+
+# An empty store.
+"$bin" cache --dir "$dir" stats --json > "$tmp/out"
+grep -q '"objects": 0' "$tmp/out" || fail "empty stats: $(cat "$tmp/out")"
+[[ -z $("$bin" cache ls --dir "$dir") ]] || fail "ls of an empty store printed something"
+
+# add, then ls shows the function's hash and name.
+"$bin" cache add "$tmp/a.shape" --dir "$dir" > /dev/null
+"$bin" cache add "$tmp/group.shape" --dir "$dir" > /dev/null
+hash_f=$("$bin" hash "$tmp/a.shape" f)
+"$bin" cache ls --dir "$dir" > "$tmp/ls"
+grep -Eq "^$hash_f +[0-9]+ +f\$" "$tmp/ls" || fail "ls lacks f: $(cat "$tmp/ls")"
+grep -Eq ' even$' "$tmp/ls" && grep -Eq ' odd$' "$tmp/ls" || fail "ls lacks the group: $(cat "$tmp/ls")"
+objects=$(wc -l < "$tmp/ls")
+
+"$bin" cache stats --json --dir "$dir" > "$tmp/json"
+python3 - "$tmp/json" "$objects" "$dir" <<'PY'
+import json, sys
+stats = json.load(open(sys.argv[1]))
+assert set(stats) >= {"objects", "bytes", "max_bytes", "dir"}, stats
+assert stats["objects"] == int(sys.argv[2]), stats
+assert stats["bytes"] > 0 and stats["max_bytes"] == 512 << 20, stats
+assert stats["dir"] == sys.argv[3], stats
+PY
+"$bin" cache stats --dir "$dir" | grep -q "^objects *$objects\$" || fail "human stats"
+
+# A clean store verifies with exit 0.
+"$bin" cache verify --dir "$dir" > "$tmp/out" || fail "verify of a clean store failed: $(cat "$tmp/out")"
+grep -q "0 corrupt" "$tmp/out" || fail "verify: $(cat "$tmp/out")"
+
+# Flip one byte in f's object: verify lists it, deletes it, exits 1; the next verify is clean.
+obj=$dir/${hash_f:0:2}/${hash_f:2}
+[[ -f $obj ]] || fail "no object file at $obj"
+size=$(stat -c %s "$obj")
+printf '\x5a' | dd of="$obj" bs=1 seek=$((size / 2)) conv=notrunc status=none
+set +e
+"$bin" cache verify --dir "$dir" > "$tmp/out"
+code=$?
+set -e
+[[ $code == 1 ]] || fail "verify with a corrupt object exited $code: $(cat "$tmp/out")"
+grep -q "^corrupt $hash_f: " "$tmp/out" || fail "verify did not list $hash_f: $(cat "$tmp/out")"
+[[ ! -e $obj ]] || fail "corrupt object not deleted"
+"$bin" cache verify --dir "$dir" > /dev/null || fail "second verify not clean"
+
+# gc down to 0 bytes evicts everything; clear on an empty store is fine.
+"$bin" cache gc --max-bytes 0 --dir "$dir" | grep -q "0 bytes remain" || fail "gc"
+[[ -z $("$bin" cache ls --dir "$dir") ]] || fail "objects left after gc to 0"
+"$bin" cache add "$tmp/a.shape" --dir "$dir" > /dev/null
+"$bin" cache clear --dir "$dir" | grep -q "^removed [1-9]" || fail "clear"
+[[ -z $("$bin" cache ls --dir "$dir") ]] || fail "objects left after clear"
+
+# The default directory follows XDG_CACHE_HOME.
+XDG_CACHE_HOME=$tmp/xdg "$bin" cache add "$tmp/a.shape" > /dev/null
+[[ -f $tmp/xdg/shapex/blobs/${hash_f:0:2}/${hash_f:2} ]] || fail "default dir not under XDG_CACHE_HOME"
+
+# Usage errors exit 2; a store that cannot be opened is an I/O error (exit 2).
+for args in "cache" "cache bogus" "cache stats --bogus" "cache gc --max-bytes -1"; do
+  set +e
+  # shellcheck disable=SC2086
+  "$bin" $args --dir "$dir" > /dev/null 2>&1
+  code=$?
+  set -e
+  [[ $code == 2 ]] || fail "'$args' exited $code, want 2"
+done
+touch "$tmp/file"
+set +e
+"$bin" cache stats --dir "$tmp/file/sub" 2> "$tmp/err"
+code=$?
+set -e
+[[ $code == 2 ]] && grep -q '^error\[IoError\]' "$tmp/err" || fail "unopenable store: $code $(cat "$tmp/err")"
+echo "cache: ok ($objects objects)"

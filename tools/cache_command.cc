@@ -1,0 +1,189 @@
+// `shapex cache …` (see cache_command.h). Output is line-oriented and stable so scripts can
+// parse it; `stats --json` is the machine-readable form.
+#include "cache_command.h"
+
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <vector>
+
+#include "shapex/core/status.h"
+#include "shapex/engine/blob.h"
+#include "shapex/engine/compiler.h"
+#include "shapex/engine/verifier.h"
+#include "shapex/sandbox/blob_store.h"
+
+namespace shapex {
+namespace {
+
+using sandbox::BlobStore;
+
+constexpr int kExitOk = 0;
+constexpr int kExitCorruptionFound = 1;
+constexpr int kExitUsageOrIo = 2;
+constexpr int kExitCompile = 65;
+
+int Fail(const Status& status) {
+  std::fflush(stdout);
+  fmt::print(stderr, "error[{}]: {}\n", ErrorKindName(status.kind()), status.message());
+  return kExitUsageOrIo;
+}
+
+std::string HumanBytes(uint64_t bytes) {
+  static const char* const kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double value = static_cast<double>(bytes);
+  int unit = 0;
+  while (value >= 1024 && unit < 4) {
+    value /= 1024;
+    ++unit;
+  }
+  return unit == 0 ? fmt::format("{} B", bytes) : fmt::format("{:.1f} {}", value, kUnits[unit]);
+}
+
+std::string JsonString(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
+int RunLs(BlobStore& store) {
+  auto entries = store.List(sandbox::ListDetail::kWithNames);
+  if (!entries.has_value()) return Fail(entries.error());
+  for (const sandbox::BlobStoreEntry& e : *entries)
+    fmt::print("{}  {:>8}  {}\n", engine::HashToHex(e.hash), e.bytes,
+               e.name.empty() ? "-" : e.name);
+  return kExitOk;
+}
+
+int RunStats(BlobStore& store, bool json) {
+  auto stats = store.Stats();
+  if (!stats.has_value()) return Fail(stats.error());
+  if (json) {
+    fmt::print(
+        "{{\"objects\": {}, \"bytes\": {}, \"max_bytes\": {}, \"dir\": {}, "
+        "\"temp_files\": {}}}\n",
+        stats->objects, stats->bytes, stats->max_bytes, JsonString(stats->dir), stats->temp_files);
+    return kExitOk;
+  }
+  fmt::print("dir         {}\n", stats->dir);
+  fmt::print("objects     {}\n", stats->objects);
+  fmt::print("bytes       {} ({})\n", stats->bytes, HumanBytes(stats->bytes));
+  fmt::print("max_bytes   {} ({})\n", stats->max_bytes, HumanBytes(stats->max_bytes));
+  fmt::print("temp_files  {}\n", stats->temp_files);
+  return kExitOk;
+}
+
+int RunVerify(BlobStore& store) {
+  auto report = store.VerifyAll();
+  if (!report.has_value()) return Fail(report.error());
+  for (const sandbox::CorruptObject& c : report->corrupt)
+    fmt::print("corrupt {}: {} ({})\n", engine::HashToHex(c.hash), c.reason,
+               c.removed ? "deleted" : "could not delete it");
+  fmt::print("verified {} objects: {} ok, {} corrupt; removed {} stale temp files\n",
+             report->checked, report->ok, report->corrupt.size(), report->stale_temps_removed);
+  return report->corrupt.empty() ? kExitOk : kExitCorruptionFound;
+}
+
+int RunGc(BlobStore& store) {
+  auto report = store.Gc();
+  if (!report.has_value()) return Fail(report.error());
+  fmt::print("evicted {} objects ({} bytes); {} bytes remain, max {}\n", report->evicted_objects,
+             report->evicted_bytes, report->bytes_after, store.max_bytes());
+  return kExitOk;
+}
+
+int RunClear(BlobStore& store) {
+  auto removed = store.Clear();
+  if (!removed.has_value()) return Fail(removed.error());
+  fmt::print("removed {} objects from {}\n", *removed, store.dir());
+  return kExitOk;
+}
+
+int RunAdd(BlobStore& store, const std::string& file) {
+  std::ifstream in(file, std::ios::binary);
+  std::ostringstream buffer;
+  buffer << in.rdbuf();
+  if (!in) return Fail(IoError("cannot read " + file));
+  std::string source = buffer.str();
+  engine::Diagnostic diag;
+  auto program = engine::Compile(source, file, &diag);
+  if (!program.has_value()) {
+    fmt::print(stderr, "error[CompileError]: {}\n",
+               diag.message.empty() ? program.error().message() : diag.message);
+    std::fputs(engine::FormatDiagnosticLocation(diag, source).c_str(), stderr);
+    return kExitCompile;
+  }
+  Status verified = engine::Verify(**program);
+  if (!verified.ok()) {
+    fmt::print(stderr, "error[CompileError]: {}\n", verified.message());
+    return kExitCompile;
+  }
+  auto blobs = engine::BuildProgramBlobs(**program);
+  if (!blobs.has_value()) return Fail(blobs.error());
+  // Every function; not the top-level script, which is never shipped to an executor.
+  std::vector<engine::FunctionBlob> functions;
+  uint32_t script = (*program)->script;
+  for (engine::FunctionBlob& blob : blobs->blobs) {
+    if (script < blobs->proto_hashes.size() && blob.hash == blobs->proto_hashes[script]) continue;
+    functions.push_back(std::move(blob));
+  }
+  Status stored = store.PutBlobs(functions);
+  if (!stored.ok()) return Fail(stored);
+  fmt::print("stored {} functions in {}\n", functions.size(), store.dir());
+  return kExitOk;
+}
+
+}  // namespace
+
+CacheCommand::CacheCommand(CLI::App& app) {
+  cache_ = app.add_subcommand("cache", "Inspect and maintain the on-disk blob store");
+  cache_->require_subcommand(1);
+  cache_->add_option("--dir", dir_, "Store directory (default $XDG_CACHE_HOME/shapex/blobs)");
+  cache_->add_option("--max-bytes", max_bytes_, "Size bound for gc and stats (default 512 MiB)")
+      ->check(CLI::Validator(
+          [](std::string& s) {
+            bool digits = !s.empty() && s.size() <= 19 &&
+                          s.find_first_not_of("0123456789") == std::string::npos;
+            return digits ? std::string() : std::string("must be a non-negative integer");
+          },
+          "BYTES"));
+  ls_ = cache_->add_subcommand("ls", "One line per function: hash, object bytes, name");
+  stats_ = cache_->add_subcommand("stats", "Objects, bytes, max_bytes and directory");
+  stats_->add_flag("--json", json_, "Print one JSON object");
+  verify_ = cache_->add_subcommand("verify", "Verify every object; delete and list corrupt ones");
+  gc_ = cache_->add_subcommand("gc", "Evict least-recently-used objects down to --max-bytes");
+  clear_ = cache_->add_subcommand("clear", "Remove every object");
+  add_ = cache_->add_subcommand("add", "Compile FILE and store all its functions");
+  add_->add_option("file", add_file_, "Source file (.shape)")->required();
+  for (CLI::App* sub : {ls_, stats_, verify_, gc_, clear_, add_}) sub->fallthrough();
+}
+
+bool CacheCommand::parsed() const { return cache_->parsed(); }
+
+int CacheCommand::Run() {
+  Result<BlobStore> store = BlobStore::Open({.dir = dir_, .max_bytes = max_bytes_});
+  if (!store.has_value()) return Fail(store.error());
+  int code = kExitUsageOrIo;
+  if (ls_->parsed()) code = RunLs(*store);
+  if (stats_->parsed()) code = RunStats(*store, json_);
+  if (verify_->parsed()) code = RunVerify(*store);
+  if (gc_->parsed()) code = RunGc(*store);
+  if (clear_->parsed()) code = RunClear(*store);
+  if (add_->parsed()) code = RunAdd(*store, add_file_);
+  std::fflush(stdout);
+  return code;
+}
+
+}  // namespace shapex

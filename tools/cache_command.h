@@ -1,0 +1,51 @@
+// `shapex cache …`: inspect and maintain the on-disk blob store (shapex::sandbox::BlobStore,
+// docs/blob-format.md "On-disk blob store").
+//
+//   shapex cache ls                 one line per function: hash, object bytes, function name
+//   shapex cache stats [--json]     objects, bytes, max_bytes, dir (--json: one JSON object)
+//   shapex cache verify             recompute every hash; corrupt objects are deleted and listed
+//   shapex cache gc                 evict least-recently-used objects down to --max-bytes
+//   shapex cache clear              remove every object
+//   shapex cache add FILE           compile FILE and store all its functions (warms the cache)
+//   common options: --dir DIR (default $XDG_CACHE_HOME/shapex/blobs, else ~/.cache/…),
+//                   --max-bytes N (default 512 MiB); they may follow the subcommand too.
+//
+// Exit codes (LANGUAGE.md conventions): 0 ok; 1 `verify` found (and deleted) corrupt objects;
+// 2 usage error or a store that cannot be opened/read (I/O); 65 `add` of a file that does not
+// compile. Errors go to stderr as `error[Kind]: message`.
+//
+// Usage from main(): construct a CacheCommand on the CLI::App before parsing (it registers the
+// subcommands and binds their options to its own members, so it must outlive parsing and does
+// not move), then `if (cache.parsed()) return cache.Run();`. Not thread-safe.
+#ifndef SHAPEX_TOOLS_CACHE_COMMAND_H_
+#define SHAPEX_TOOLS_CACHE_COMMAND_H_
+
+#include <CLI/CLI.hpp>
+#include <cstdint>
+#include <string>
+
+namespace shapex {
+
+class CacheCommand {
+ public:
+  explicit CacheCommand(CLI::App& app);
+  CacheCommand(const CacheCommand&) = delete;
+  CacheCommand& operator=(const CacheCommand&) = delete;
+
+  // Whether `cache` was on the command line (after app.parse()).
+  bool parsed() const;
+  // Runs the parsed subcommand; returns the process exit code.
+  int Run();
+
+ private:
+  CLI::App* cache_;
+  CLI::App *ls_, *stats_, *verify_, *gc_, *clear_, *add_;
+  std::string dir_;
+  uint64_t max_bytes_ = uint64_t{512} << 20;
+  bool json_ = false;
+  std::string add_file_;
+};
+
+}  // namespace shapex
+
+#endif  // SHAPEX_TOOLS_CACHE_COMMAND_H_
