@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Writes the seed corpora for fuzz_frame_decode and fuzz_ring (see the input formats described
-at the top of tools/fuzz/fuzz_frame_decode.cc and tools/fuzz/fuzz_ring.cc).
+"""Writes the seed corpora for fuzz_frame_decode, fuzz_ring and fuzz_protocol (see the input
+formats described at the top of each tools/fuzz/fuzz_*.cc).
 
-    tools/fuzz/make_ipc_seeds.py   # from the repository root; rewrites tests/fuzz/{frame_decode,ring}/
+    tools/fuzz/make_ipc_seeds.py   # from the repository root; rewrites
+                                   # tests/fuzz/{frame_decode,ring,protocol}/
 """
 import os
 import struct
@@ -88,6 +89,35 @@ def ring_seeds():
     write("ring", "unaligned_tail", ring_seed(0, ring_image(request=(12, 4))))
 
 
+def protocol_seeds():
+    def hs(proto=1, vm=1, flags=0, max_payload=64 << 20):
+        return struct.pack("<IIIIII", 0x48585853, proto, vm, flags, max_payload, 0)
+
+    def table(fd_count, slices):
+        return struct.pack("<BI", fd_count, len(slices)) + b"".join(
+            struct.pack("<IQQ", *s) for s in slices)
+
+    hello = frame(0x01, 0, hs())
+    seeds = {
+        "handshake": b"\x00" + hs(),
+        "handshake_ring": b"\x00" + hs(flags=1),
+        "handshake_bad_magic": b"\x00" + bytes(24),
+        "fdtable_one": b"\x01" + table(1, [(0, 0, 16)]) + b"msg",
+        "fdtable_three": b"\x01" + table(3, [(0, 0, 16), (2, 64, 128), (1, 0, 0)]),
+        "fdtable_zero": b"\x01" + table(0, []),
+        "conn_hello_only": b"\x02" + hello,
+        "conn_hello_messages": b"\x02" + hello + frame(0x10, 1, b"\x92\x01\x03")
+                               + frame(0x20, 1, b"") + frame(0x30, 0, b""),
+        "conn_bad_version": b"\x02" + frame(0x01, 0, hs(proto=9)),
+        "conn_fds_missing": b"\x02" + hello + frame(0x11, 2, table(1, [(0, 0, 8)]) + b"\x90"),
+        "conn_oversize": b"\x02" + hello + struct.pack("<IBQ", 0x7FFFFFFF, 0x10, 1),
+    }
+    os.makedirs(os.path.join(ROOT, "tests", "fuzz", "protocol"), exist_ok=True)
+    for name, data in seeds.items():
+        write("protocol", name, data)
+
+
 if __name__ == "__main__":
     frame_seeds()
     ring_seeds()
+    protocol_seeds()
