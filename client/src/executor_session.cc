@@ -1,0 +1,179 @@
+#include "shapex/client/executor_session.h"
+
+#include <fmt/core.h>
+
+#include <utility>
+
+#include "shapex/ipc/remote_call.h"
+#include "shapex/ipc/sidecar_transport.h"
+
+namespace shapex {
+
+using ipc::RemoteCallRequest;
+using ipc::RemoteCallResponse;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+// The linker's words for a blob the executor does not have (engine/src/linker.cc).
+bool IsMissingBlobError(const RemoteCallResponse& response) {
+  if (response.ok()) return false;
+  const ipc::RemoteCallError& e = response.error();
+  return (e.kind == ErrorKind::kProtocolError &&
+          e.message.find("missing dependency") != std::string::npos) ||
+         (e.kind == ErrorKind::kFunctionNotFound &&
+          e.message.find("is missing") != std::string::npos);
+}
+
+}  // namespace
+
+Result<ExecutorSession> ExecutorSession::Connect(ipc::UnixSocket socket,
+                                                 const ExecutorSessionOptions& options) {
+  ASSIGN_OR_RETURN(ipc::Connection connection,
+                   ipc::Connection::Connect(std::move(socket), options.connection));
+  return ExecutorSession(std::move(connection), options);
+}
+
+ExecutorSession::ExecutorSession(ipc::Connection connection,
+                                 const ExecutorSessionOptions& options)
+    : connection_(std::move(connection)), options_(options) {}
+
+Result<ipc::WireValue> ExecutorSession::Call(const engine::Program& program,
+                                             const engine::ProgramBlobs& blobs,
+                                             std::string_view function,
+                                             std::vector<ipc::WireValue> arguments) {
+  ASSIGN_OR_RETURN(RemoteCallRequest request,
+                   ipc::BuildCallRequest(program, blobs, function, std::move(arguments)));
+  ASSIGN_OR_RETURN(RemoteCallResponse response, CallRaw(std::move(request)));
+  if (!response.ok()) return response.status();
+  return std::move(std::get<ipc::WireValue>(response.result));
+}
+
+Result<RemoteCallResponse> ExecutorSession::CallRaw(RemoteCallRequest request) {
+  // A retry is possible only when the blobs are left out on our own knowledge; keep a copy of
+  // the request for it then.
+  std::vector<engine::FunctionHash> offered = ipc::OfferedHashes(request);
+  bool all_known = true;
+  for (const auto& h : offered) all_known = all_known && peer_has_.count(h) != 0;
+  std::optional<RemoteCallRequest> full;
+  if (all_known && !offered.empty()) full = request;
+  ASSIGN_OR_RETURN(uint64_t id, Start(std::move(request)));
+  ASSIGN_OR_RETURN(RemoteCallResponse response, Wait(id));
+  if (full && IsMissingBlobError(response)) {
+    // The executor evicted code we assumed it had: ask, then send what it lacks.
+    ++stats_.retries;
+    for (const auto& h : offered) peer_has_.erase(h);
+    ASSIGN_OR_RETURN(id, Start(std::move(*full)));
+    return Wait(id);
+  }
+  return response;
+}
+
+Result<RemoteCallRequest> ExecutorSession::Negotiate(RemoteCallRequest request, bool* asked) {
+  *asked = false;
+  std::vector<engine::FunctionHash> offered = ipc::OfferedHashes(request);
+  std::vector<engine::FunctionHash> unknown;
+  for (const auto& h : offered) {
+    if (peer_has_.count(h) == 0) unknown.push_back(h);
+  }
+  if (unknown.empty()) return ipc::BuildCallRequestNegotiated(std::move(request), offered);
+  *asked = true;
+  ++stats_.negotiations;
+  uint64_t id = next_call_id_++;
+  RETURN_IF_ERROR(
+      ipc::SendMessage(connection_, id, ipc::BlobNegotiationRequest{std::move(unknown)}));
+  auto deadline = Clock::now() + options_.call_timeout;
+  while (negotiation_replies_.count(id) == 0) RETURN_IF_ERROR(ReceiveOne(deadline));
+  ipc::BlobNegotiationResponse reply = std::move(negotiation_replies_[id]);
+  negotiation_replies_.erase(id);
+  for (const auto& h : reply.known_hashes) peer_has_.insert(h);
+  std::vector<engine::FunctionHash> known;
+  for (const auto& h : offered) {
+    if (peer_has_.count(h) != 0) known.push_back(h);
+  }
+  return ipc::BuildCallRequestNegotiated(std::move(request), known);
+}
+
+Result<uint64_t> ExecutorSession::Start(RemoteCallRequest request) {
+  bool asked = false;
+  ASSIGN_OR_RETURN(RemoteCallRequest stripped, Negotiate(std::move(request), &asked));
+  uint64_t id = next_call_id_++;
+  RETURN_IF_ERROR(SendCall(id, std::move(stripped)));
+  pending_[id] = Pending{!asked};
+  return id;
+}
+
+Status ExecutorSession::SendCall(uint64_t call_id, RemoteCallRequest request) {
+  ++stats_.calls;
+  if (request.blobs) {
+    for (const engine::FunctionBlob& blob : *request.blobs) {
+      ++stats_.blobs_sent;
+      stats_.code_bytes_sent += engine::EncodeBlob(blob).size();
+    }
+  }
+  // Calls run in order on the executor: once this one is linked there, its blobs are cached.
+  std::vector<engine::FunctionHash> sent = ipc::OfferedHashes(request);
+  RETURN_IF_ERROR(ipc::SendMessage(connection_, call_id, std::move(request)));
+  for (const auto& h : sent) peer_has_.insert(h);
+  return Status::Ok();
+}
+
+Result<RemoteCallResponse> ExecutorSession::Wait(uint64_t call_id) {
+  if (pending_.count(call_id) == 0 && arrived_.count(call_id) == 0) {
+    return InvalidArgument(fmt::format("no call {} in flight", call_id));
+  }
+  auto deadline = Clock::now() + options_.call_timeout;
+  while (arrived_.count(call_id) == 0) RETURN_IF_ERROR(ReceiveOne(deadline));
+  RemoteCallResponse response = std::move(arrived_[call_id]);
+  arrived_.erase(call_id);
+  pending_.erase(call_id);
+  return response;
+}
+
+Status ExecutorSession::Cancel(uint64_t call_id) {
+  if (pending_.count(call_id) == 0) return InvalidArgument("no such call in flight");
+  return connection_.Send(ipc::FrameType::kCancel, call_id, {});
+}
+
+Status ExecutorSession::ReceiveOne(Clock::time_point deadline) {
+  ipc::IncomingFrame frame;
+  auto left = deadline - Clock::now();
+  if (left <= Clock::duration::zero()) return TimeoutError("timed out waiting for the executor");
+  RETURN_IF_ERROR(connection_.Receive(&frame, left));
+  switch (frame.type) {
+    case ipc::FrameType::kGoodbye:
+      return IoError("the executor closed the connection");
+    case ipc::FrameType::kCancel:
+      return ProtocolError("executors do not send Cancel");
+    default:
+      break;
+  }
+  uint64_t id = frame.call_id;
+  ASSIGN_OR_RETURN(ipc::WireMessage message, ipc::DecodeIncoming(&frame));
+  if (auto* response = std::get_if<RemoteCallResponse>(&message)) {
+    if (pending_.count(id) == 0) {
+      return ProtocolError(fmt::format("response to call {}, which is not in flight", id));
+    }
+    arrived_[id] = std::move(*response);
+    return Status::Ok();
+  }
+  if (auto* reply = std::get_if<ipc::BlobNegotiationResponse>(&message)) {
+    negotiation_replies_[id] = std::move(*reply);
+    return Status::Ok();
+  }
+  return ProtocolError("the executor sent a message that is neither a response nor a reply");
+}
+
+void ExecutorSession::Close() {
+  if (!connection_.valid()) return;
+  connection_.Shutdown();
+  ipc::IncomingFrame frame;
+  // Drain until the executor's Goodbye or end of stream (bounded).
+  for (int i = 0; i < 1000; ++i) {
+    if (!connection_.Receive(&frame, std::chrono::milliseconds(200)).ok()) break;
+    if (frame.type == ipc::FrameType::kGoodbye) break;
+  }
+  connection_.Close();
+}
+
+}  // namespace shapex

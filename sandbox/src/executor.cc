@@ -1,0 +1,87 @@
+#include "shapex/sandbox/executor.h"
+
+#include <fmt/core.h>
+
+#include <utility>
+
+#include "shapex/engine/blob.h"
+#include "shapex/ipc/messages.h"
+#include "shapex/ipc/remote_call.h"
+#include "shapex/ipc/sidecar_transport.h"
+
+namespace shapex::sandbox {
+
+using ipc::FrameType;
+
+Executor::Executor(const ExecutorOptions& options)
+    : options_(options), cache_(options.cache_entries) {}
+
+Status Executor::ServeConnection(ipc::UnixSocket socket) {
+  ASSIGN_OR_RETURN(ipc::Connection connection,
+                   ipc::Connection::Accept(std::move(socket), options_.connection));
+  return Serve(connection);
+}
+
+Status Executor::Serve(ipc::Connection& connection) {
+  ipc::IncomingFrame frame;
+  auto timeout = options_.idle_timeout.count() > 0
+                     ? std::chrono::nanoseconds(options_.idle_timeout)
+                     : std::chrono::nanoseconds(std::chrono::hours(24 * 365));
+  for (;;) {
+    RETURN_IF_ERROR(connection.Receive(&frame, timeout));
+    switch (frame.type) {
+      case FrameType::kMessage:
+      case FrameType::kMessageWithFds:
+        RETURN_IF_ERROR(HandleMessage(connection, frame));
+        break;
+      case FrameType::kCancel:
+        break;  // the call was answered already (calls run to completion, one at a time)
+      case FrameType::kGoodbye:
+        connection.Shutdown();
+        return Status::Ok();
+      default:
+        return ProtocolError(fmt::format("executor got frame type {:#x}",
+                                         static_cast<int>(frame.type)));
+    }
+  }
+}
+
+Status Executor::HandleMessage(ipc::Connection& connection, ipc::IncomingFrame& frame) {
+  ipc::SidecarTransportOptions receive;
+  receive.accept_read_only_segments = true;  // the client is the more trusted side
+  uint64_t call_id = frame.call_id;
+  Result<ipc::WireMessage> message = ipc::DecodeIncoming(&frame, receive);
+  if (!message.has_value()) {
+    ++stats_.bad_messages;
+    ++stats_.errors;
+    return ipc::SendMessage(connection, call_id,
+                            ipc::RemoteCallResponse::Failure(message.error().kind(),
+                                                             message.error().message()));
+  }
+  if (auto* offer = std::get_if<ipc::BlobNegotiationRequest>(&*message)) {
+    ++stats_.negotiations;
+    return ipc::SendMessage(connection, call_id, ipc::HandleNegotiation(cache_, *offer));
+  }
+  if (auto* call = std::get_if<ipc::RemoteCallRequest>(&*message)) {
+    ++stats_.calls;
+    if (call->blobs) {
+      stats_.blobs_received += call->blobs->size();
+      for (const engine::FunctionBlob& blob : *call->blobs) {
+        stats_.code_bytes_received += engine::EncodeBlob(blob).size();
+      }
+    }
+    ipc::RemoteCallResponse response = ipc::ExecuteRemoteCall(*call, options_.limits, &cache_);
+    if (!response.ok()) ++stats_.errors;
+    // The request's segments are unmapped before the answer goes out.
+    message = ipc::WireMessage();
+    return ipc::SendMessage(connection, call_id, std::move(response));
+  }
+  ++stats_.bad_messages;
+  ++stats_.errors;
+  return ipc::SendMessage(connection, call_id,
+                          ipc::RemoteCallResponse::Failure(
+                              ErrorKind::kProtocolError, "executors accept only calls and "
+                                                         "blob negotiations"));
+}
+
+}  // namespace shapex::sandbox

@@ -1,0 +1,165 @@
+// Tests for the executor loop (sandbox/executor.h) driven by the client's ExecutorSession
+// (client/executor_session.h), with the executor in a forked child process (not jailed here;
+// the jail has its own tests, and sandbox_jailed_executor_test runs both together).
+#include "shapex/sandbox/executor.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <string>
+#include <vector>
+
+#include "shapex/client/executor_session.h"
+#include "shapex/ipc/remote_call.h"
+#include "shapex/ipc/shared_vec.h"
+#include "testing/open_fds.h"
+#include "testing/status_matchers.h"
+#include "testing/wire_test_util.h"
+
+namespace shapex::sandbox {
+namespace {
+
+using ipc::WireValue;
+using ipc::testing::WireTestProgram;
+using ::shapex_testing::CountOpenFds;
+using ::shapex_testing::IsError;
+using ::testing::HasSubstr;
+
+constexpr char kProgram[] = R"(
+var counter = 0
+function add(a: int, b: int) -> int { a + b }
+function bump() {
+  // Top-level statements do not run on the executor: a global starts as none there.
+  if type_of(counter) == "none" { counter = 0 }
+  counter = counter + 1
+  counter
+}
+function fail(x) { helper(x) }
+function helper(x) { x / 0 }
+function spin() { while true {} }
+function total(v) { v.sum() }
+function slow(n) { var s = 0; for i in 0..n { s = s + i }; s }
+)";
+
+class ExecutorTest : public ::testing::Test {
+ protected:
+  ExecutorTest() : program_(kProgram) {}
+
+  void SetUp() override {
+    fds_before_ = CountOpenFds();
+    auto sockets = ipc::UnixSocket::Pair();
+    ASSERT_TRUE(sockets.has_value());
+    child_ = fork();
+    ASSERT_GE(child_, 0);
+    if (child_ == 0) {
+      sockets->first.Close();
+      ExecutorOptions options;
+      options.limits.fuel = 50'000'000;
+      Executor executor(options);
+      Status s = executor.ServeConnection(std::move(sockets->second));
+      _exit(s.ok() ? 0 : 1);
+    }
+    sockets->second.Close();
+    auto session = ExecutorSession::Connect(std::move(sockets->first));
+    ASSERT_TRUE(session.has_value()) << session.error();
+    session_.emplace(std::move(*session));
+  }
+
+  void TearDown() override {
+    if (session_) session_->Close();
+    session_.reset();
+    int status = 0;
+    ASSERT_EQ(waitpid(child_, &status, 0), child_);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "executor status " << status;
+    EXPECT_EQ(CountOpenFds(), fds_before_) << "descriptor leak";
+  }
+
+  Result<WireValue> Call(const std::string& name, std::vector<WireValue> args = {}) {
+    return session_->Call(program_.program(), program_.blobs(), name, std::move(args));
+  }
+
+  WireTestProgram program_;
+  std::optional<ExecutorSession> session_;
+  pid_t child_ = -1;
+  size_t fds_before_ = 0;
+};
+
+TEST_F(ExecutorTest, AddsAndSendsCodeOnlyOnce) {
+  ASSERT_OK_AND_ASSIGN(WireValue v, Call("add", {WireValue::Int(10), WireValue::Int(32)}));
+  EXPECT_EQ(v, WireValue::Int(42));
+  uint64_t code_after_first = session_->stats().code_bytes_sent;
+  EXPECT_GT(code_after_first, 0u);
+  EXPECT_EQ(session_->stats().negotiations, 1u);
+  ASSERT_OK_AND_ASSIGN(v, Call("add", {WireValue::Int(1), WireValue::Int(2)}));
+  EXPECT_EQ(v, WireValue::Int(3));
+  EXPECT_EQ(session_->stats().code_bytes_sent, code_after_first) << "no code the second time";
+  EXPECT_EQ(session_->stats().negotiations, 1u) << "no negotiation for known code";
+}
+
+TEST_F(ExecutorTest, NothingLeaksBetweenCalls) {
+  // Each call runs in a fresh VM: the global starts at 0 every time.
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_OK_AND_ASSIGN(WireValue v, Call("bump"));
+    EXPECT_EQ(v, WireValue::Int(1)) << "call " << i;
+  }
+}
+
+TEST_F(ExecutorTest, ErrorsKeepTheirKindAndTrace) {
+  EXPECT_THAT(Call("nope"), IsError(ErrorKind::kFunctionNotFound));
+  ASSERT_OK_AND_ASSIGN(auto request,
+                       ipc::BuildCallRequest(program_.program(), program_.blobs(), "fail",
+                                             {WireValue::Int(1)}));
+  ASSERT_OK_AND_ASSIGN(ipc::RemoteCallResponse r, session_->CallRaw(std::move(request)));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().kind, ErrorKind::kRuntimeError);
+  EXPECT_THAT(r.error().message, HasSubstr("division by zero"));
+  ASSERT_GE(r.error().trace.size(), 2u);
+  EXPECT_EQ(r.error().trace[0].function, "helper");
+  // Limits apply per call: the fuel limit stops a runaway loop, and the executor carries on.
+  EXPECT_THAT(Call("spin"), IsError(ErrorKind::kResourceExhausted));
+  EXPECT_THAT(Call("add", {WireValue::Int(1)}), IsError(ErrorKind::kArgumentError));
+  ASSERT_OK_AND_ASSIGN(WireValue v, Call("add", {WireValue::Int(2), WireValue::Int(2)}));
+  EXPECT_EQ(v, WireValue::Int(4));
+}
+
+TEST_F(ExecutorTest, PipelinedCallsAreMatchedById) {
+  std::vector<uint64_t> ids;
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_OK_AND_ASSIGN(auto request,
+                         ipc::BuildCallRequest(program_.program(), program_.blobs(), "slow",
+                                               {WireValue::Int(1000 * i)}));
+    ASSERT_OK_AND_ASSIGN(uint64_t id, session_->Start(std::move(request)));
+    ids.push_back(id);
+  }
+  // Collect in reverse: earlier answers are kept until asked for.
+  for (int i = 19; i >= 0; --i) {
+    ASSERT_OK_AND_ASSIGN(ipc::RemoteCallResponse r, session_->Wait(ids[i]));
+    ASSERT_TRUE(r.ok()) << r.status();
+    int64_t n = 1000 * i;
+    EXPECT_EQ(r.value(), WireValue::Int(n * (n - 1) / 2));
+  }
+  EXPECT_THAT(session_->Wait(ids[0]), IsError(ErrorKind::kInvalidArgument));
+}
+
+TEST_F(ExecutorTest, CancelledCallStillGetsItsAnswer) {
+  ASSERT_OK_AND_ASSIGN(auto request, ipc::BuildCallRequest(program_.program(), program_.blobs(),
+                                                           "add", {WireValue::Int(5),
+                                                                   WireValue::Int(6)}));
+  ASSERT_OK_AND_ASSIGN(uint64_t id, session_->Start(std::move(request)));
+  ASSERT_OK(session_->Cancel(id));
+  ASSERT_OK_AND_ASSIGN(ipc::RemoteCallResponse r, session_->Wait(id));
+  EXPECT_TRUE(r.ok());
+}
+
+TEST_F(ExecutorTest, SharedVecArgumentIsReadInPlace) {
+  ASSERT_OK_AND_ASSIGN(auto v, ipc::SharedVec<double>::Create(1 << 18));
+  for (size_t i = 0; i < v.size(); ++i) v[i] = 0.5;
+  ASSERT_OK_AND_ASSIGN(WireValue sum, Call("total", {v.ToWire()}));
+  EXPECT_EQ(sum, WireValue::Number(0.5 * static_cast<double>(v.size())));
+}
+
+}  // namespace
+}  // namespace shapex::sandbox
