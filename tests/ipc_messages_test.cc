@@ -64,10 +64,10 @@ std::vector<WireMessage> AllMessages() {
       BlobNegotiationResponse{{Hash(2)}},
       BlobNegotiationResponse{{}},
       FullRequest(),
-      RemoteCallRequest{"bare", std::nullopt, std::nullopt, {}, std::nullopt, std::nullopt, {}},
+      RemoteCallRequest{"bare", std::nullopt, std::nullopt, {}, std::nullopt, std::nullopt, {}, std::nullopt},
       RemoteCallResponse::Success(WireValue::Array({WireValue::Int(42), WireValue::None()})),
       RemoteCallResponse::Failure(ErrorKind::kRuntimeError, "division by zero", trace),
-      Sidecar{7, SidecarKind::kMatrix, std::vector<uint8_t>(16, 0)},
+      Sidecar{7, SidecarKind::kMatrix, std::vector<uint8_t>(16, 0), nullptr},
   };
 }
 
@@ -185,10 +185,10 @@ const BadMessage kBadMessages[] = {
      "fields"},
     {"CallNameNotString",
      [](MsgPacker& pk) {
-       pk.pack_array(10);
+       pk.pack_array(11);
        pk.pack(1);
        pk.pack(3);
-       for (int i = 0; i < 8; ++i) pk.pack_nil();
+       for (int i = 0; i < 9; ++i) pk.pack_nil();
      },
      "function name"},
     {"ResponseKind",
@@ -306,14 +306,15 @@ TEST(MessageCorpus, SeedMessagesRoundTrip) {
   corpus.push_back({"response_error", RemoteCallResponse::Failure(
                                           ErrorKind::kRuntimeError, "division by zero",
                                           {{"helper", "a.shape", 2}, {"main", "a.shape", 9}})});
-  corpus.push_back({"sidecar_string", Sidecar{0, SidecarKind::kString, {'a', 'b'}}});
+  corpus.push_back({"sidecar_string", Sidecar{0, SidecarKind::kString, {'a', 'b'}, nullptr}});
   corpus.push_back(
-      {"sidecar_typed", Sidecar{1, SidecarKind::kTypedArray, std::vector<uint8_t>(16, 7)}});
+      {"sidecar_typed", Sidecar{1, SidecarKind::kTypedArray, std::vector<uint8_t>(16, 7), nullptr}});
   WireValue ref_arg = WireValue::Array(
       {WireValue::SidecarRef({2, SidecarKind::kMatrix, engine::ElemKind::kF64, 1, 1, 8, 99})});
   corpus.push_back(
       {"call_with_sidecar_ref",
-       RemoteCallRequest{"f", 0, std::nullopt, {ref_arg}, std::nullopt, std::nullopt, {}}});
+       RemoteCallRequest{"f", 0, std::nullopt, {ref_arg}, std::nullopt, std::nullopt, {},
+                         CallLimits{1000, 1 << 20, 50, 2500}}});
   EXPECT_GE(corpus.size(), 20u);
 
   const char* dir = std::getenv("SHAPEX_WRITE_FUZZ_CORPUS");

@@ -128,7 +128,7 @@ TEST_F(ReassemblyErrors, DuplicateIds) {
 }
 
 TEST_F(ReassemblyErrors, UnusedSidecar) {
-  sidecars_.push_back(Sidecar{9, SidecarKind::kString, {1}});
+  sidecars_.push_back(Sidecar{9, SidecarKind::kString, {1}, nullptr});
   EXPECT_THAT(Reassemble(), IsError(ErrorKind::kProtocolError));
 }
 

@@ -10,8 +10,9 @@
 // I/O error, 65 compile error. Errors go to stderr as `error[Kind]: message`, after stdout has
 // been flushed so the two streams interleave the way the program produced them.
 //
-// There is no supervisor yet: every call runs in-process, so `--local` is accepted and is the
-// only mode, and `--timeout` is enforced by a watchdog thread that ends the process.
+// `call` runs the function in a jailed executor leased from the per-user supervisor (started on
+// demand; `shapex serve`, serve_command.h) unless --local is given. `run` still executes @remote
+// functions in-process. In-process, `--timeout` is also enforced by a watchdog thread.
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
@@ -34,6 +35,11 @@
 #include <vector>
 
 #include "cache_command.h"
+#include "serve_command.h"
+#include "shapex/client/client.h"
+#include "shapex/ipc/remote_call.h"
+#include "shapex/ipc/type_registry.h"
+#include "shapex/ipc/wire_value.h"
 #include "shapex/core/status.h"
 #include "shapex/engine/blob.h"
 #include "shapex/engine/compiler.h"
@@ -53,8 +59,9 @@ constexpr int kExitRuntime = 1;
 constexpr int kExitUsage = 2;
 constexpr int kExitCompile = 65;
 
-// The generated entry point of `shapex call` (see RunCall).
+// The generated entry points of `shapex call` (see RunCall).
 constexpr const char* kCallEntry = "__shapex_call_entry";
+constexpr const char* kArgsEntry = "__shapex_call_args";
 
 void FlushStdout() {
   std::cout.flush();
@@ -303,6 +310,8 @@ struct RunOptions {
   std::string function;
   std::vector<std::string> args;
   bool local = false;
+  std::string transport = "ring";
+  std::string socket;
   uint64_t fuel = 0;
   size_t memory = size_t{1} << 30;
   double timeout = 0;  // seconds of wall clock; 0 = none (see Watchdog)
@@ -311,7 +320,61 @@ struct RunOptions {
   engine::Limits Limits() const {
     return engine::Limits{.fuel = fuel, .memory = memory, .stack = stack, .timeout = timeout};
   }
+  ipc::CallLimits RemoteLimits() const {
+    return ipc::CallLimits{fuel, memory, stack, static_cast<uint64_t>(timeout * 1000)};
+  }
 };
+
+// The remote half of `call`: the arguments are evaluated here (with the top-level code), the
+// function runs in a leased executor, and the result is printed here.
+int RunCallRemote(const RunOptions& o, const Program& program) {
+  engine::Vm vm(program, o.Limits());
+  engine::Value args_value;
+  Status status = vm.CallByName(kArgsEntry, {}, &args_value);
+  FlushStdout();
+  if (!status.ok()) return ReportRuntimeError(status, vm.trace(), o.file);
+  engine::Vm::RootScope root(vm);
+  root.Add(args_value);
+  Result<engine::ProgramBlobs> blobs = engine::BuildProgramBlobs(program);
+  if (!blobs.has_value()) return ReportRuntimeError(blobs.error(), {}, o.file);
+  std::vector<ipc::WireValue> args;
+  for (const engine::Value& v : engine::AsArray(args_value)->items) {
+    Result<ipc::WireValue> w = ipc::ToWire(v, {&program, blobs->proto_hashes});
+    if (!w.has_value()) return ReportRuntimeError(w.error(), {}, o.file);
+    args.push_back(std::move(*w));
+  }
+  Result<ipc::RemoteCallRequest> request =
+      ipc::BuildCallRequest(program, *blobs, o.function, std::move(args));
+  if (!request.has_value()) return ReportRuntimeError(request.error(), {}, o.file);
+  request->limits = o.RemoteLimits();
+  ClientOptions options;
+  options.socket_path = o.socket;
+  options.session.connection.transport =
+      o.transport == "socket" ? ipc::Transport::kSocket : ipc::Transport::kCallRing;
+  options.session.call_timeout =
+      o.timeout > 0 ? std::chrono::milliseconds(static_cast<int64_t>(o.timeout * 1000) + 2000)
+                    : std::chrono::milliseconds(int64_t{24} * 3600 * 1000);
+  Result<Client> client = Client::Connect(options);
+  if (!client.has_value()) return ReportRuntimeError(client.error(), {}, o.file);
+  Result<Lease> lease = client->LeaseExecutor(ipc::OfferedHashes(*request));
+  if (!lease.has_value()) return ReportRuntimeError(lease.error(), {}, o.file);
+  Result<ipc::RemoteCallResponse> response = client->CallOn(*lease, std::move(*request));
+  lease->session.Close();
+  if (!response.has_value()) return ReportRuntimeError(response.error(), {}, o.file);
+  if (!response->ok()) {
+    return ReportRuntimeError(response->status(), response->error().trace, o.file);
+  }
+  ipc::TypeRegistry types(program);
+  ipc::ProtoIndex protos = ipc::MakeProtoIndex(blobs->proto_hashes);
+  ipc::FromWireContext ctx{&vm, &protos, &types};
+  Result<engine::Value> result = ipc::FromWire(response->value(), ctx);
+  if (!result.has_value()) return ReportRuntimeError(result.error(), {}, o.file);
+  std::string text = engine::ValueToString(*result, /*quoted=*/true);
+  text += '\n';
+  std::fwrite(text.data(), 1, text.size(), stdout);
+  FlushStdout();
+  return kExitOk;
+}
 
 int RunRun(const RunOptions& o) {
   std::string source;
@@ -350,6 +413,8 @@ int RunCall(const RunOptions& o) {
   }
   call += ")";
   std::string wrapped = source + fmt::format("\nfunction {}() {{ {} }}\n", kCallEntry, call);
+  std::string arg_list = call.substr(o.function.size() + 1, call.size() - o.function.size() - 2);
+  wrapped += fmt::format("function {}() {{ [{}] }}\n", kArgsEntry, arg_list);
   engine::Diagnostic diag;
   Result<std::unique_ptr<Program>> entry = engine::Compile(wrapped, o.file, &diag);
   if (!entry.has_value()) {
@@ -361,6 +426,7 @@ int RunCall(const RunOptions& o) {
     PrintError("CompileError", verified.message());
     return kExitCompile;
   }
+  if (!o.local) return RunCallRemote(o, **entry);
   Watchdog watchdog(o.timeout);
   engine::Vm vm(**entry, o.Limits());
   engine::Value result;
@@ -441,7 +507,10 @@ const CLI::Validator kSeconds(
     "SECONDS");
 
 void AddLimitFlags(CLI::App* cmd, RunOptions* o) {
-  cmd->add_flag("--local", o->local, "Run @remote functions in-process (currently the only mode)");
+  cmd->add_flag("--local", o->local, "Run in-process instead of in a sandboxed executor");
+  cmd->add_option("--transport", o->transport, "Executor connection: ring (default) or socket")
+      ->check(CLI::IsMember({"ring", "socket"}));
+  cmd->add_option("--socket", o->socket, "Supervisor socket (default: the per-user one)");
   cmd->add_option("--fuel", o->fuel, "Instruction budget (0 = unlimited)")->check(kCount);
   cmd->add_option("--memory", o->memory, "VM heap limit in bytes")->check(kCount);
   cmd->add_option("--timeout", o->timeout, "Wall-clock limit in seconds (0 = none)")
@@ -484,6 +553,7 @@ int Main(int argc, char** argv) {
   hash->add_option("function", hash_function, "Function (or Type.method)")->required();
 
   CacheCommand cache(app);
+  ServeCommand serve(app);
 
   // Everything after the first `--` is passed through untouched (CLI11 would split "[a,b]").
   std::vector<std::string> options, trailing;
@@ -530,6 +600,7 @@ int Main(int argc, char** argv) {
   if (disasm->parsed()) return RunDisasm(disasm_file, disasm_function);
   if (hash->parsed()) return RunHash(hash_file, hash_function);
   if (cache.parsed()) return cache.Run();
+  if (serve.parsed()) return serve.Run();
   return kExitUsage;
 }
 

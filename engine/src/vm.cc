@@ -4,6 +4,9 @@
 
 #include <sys/mman.h>
 
+#include <cstring>
+#include <utility>
+
 #include <algorithm>
 #include <cstdio>
 
@@ -82,6 +85,41 @@ void Heap::FreeAll() {
 
 // ---------------- construction ----------------
 
+namespace {
+
+// One spare register stack per thread: an executor makes a Vm per call, and mapping, faulting
+// in and unmapping tens of megabytes of reservation each time cost more than a small call.
+// A stack goes back here zeroed up to its high-water mark (everything above it is zero already).
+struct SpareStack {
+  void* memory = nullptr;
+  size_t bytes = 0;
+  ~SpareStack() {
+    if (memory != nullptr) munmap(memory, bytes);
+  }
+};
+thread_local SpareStack spare_stack;
+
+void* TakeStack(size_t bytes) {
+  if (spare_stack.memory != nullptr && spare_stack.bytes == bytes) {
+    return std::exchange(spare_stack.memory, nullptr);
+  }
+  void* mem = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                   -1, 0);
+  return mem == MAP_FAILED ? nullptr : mem;
+}
+
+void GiveBackStack(void* memory, size_t bytes, size_t dirty_bytes) {
+  if (spare_stack.memory == nullptr && dirty_bytes <= (size_t{1} << 20)) {
+    std::memset(memory, 0, dirty_bytes);  // None is all-zero bytes
+    spare_stack.memory = memory;
+    spare_stack.bytes = bytes;
+    return;
+  }
+  munmap(memory, bytes);
+}
+
+}  // namespace
+
 Vm::Vm(const Program& program, Limits limits)
     : program_(program), limits_(limits), impl_(std::make_unique<Impl>()) {
   output_ = [](std::string_view text) { std::fwrite(text.data(), 1, text.size(), stdout); };
@@ -90,9 +128,8 @@ Vm::Vm(const Program& program, Limits limits)
   im.heap.next_gc = std::min<size_t>(size_t{1} << 20, limits_.memory);
   size_t want = (static_cast<size_t>(limits_.stack) + 4) * 256 * sizeof(Value);
   im.stack_bytes = std::min(want, kMaxStackBytes);
-  void* mem = mmap(nullptr, im.stack_bytes, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (mem == MAP_FAILED) {
+  void* mem = TakeStack(im.stack_bytes);
+  if (mem == nullptr) {
     im.setup_error = ResourceExhausted("cannot reserve the VM register stack");
     im.stack_bytes = 0;
   } else {
@@ -110,9 +147,7 @@ Vm::Vm(const Program& program, Limits limits)
     const Proto& p = *program.protos[i];
     im.functions[i] = new ObjFunction(&p);
     im.functions[i]->permanent = true;
-    bool plain = true;
-    for (const TypeSpec& t : p.param_types) plain &= t.kind == TypeSpec::Kind::kAny;
-    im.plain_params.push_back(plain ? 1 : 0);
+    im.fast_call.push_back(FastCallable(p, /*intercept_remote=*/false) ? 1 : 0);
     for (const std::string& name : p.natives) {
       const NativeDef* def = FindNative(name);
       if (def == nullptr) {
@@ -131,7 +166,10 @@ Vm::Vm(const Program& program, Limits limits)
 Vm::~Vm() {
   impl_->heap.FreeAll();
   for (ObjFunction* f : impl_->functions) delete f;
-  if (impl_->stack != nullptr) munmap(impl_->stack, impl_->stack_bytes);
+  if (impl_->stack != nullptr) {
+    size_t dirty = static_cast<size_t>(impl_->high_water - impl_->stack) * sizeof(Value);
+    GiveBackStack(impl_->stack, impl_->stack_bytes, dirty);
+  }
 }
 
 uint64_t Vm::instructions_executed() const { return impl_->fuel_total - impl_->fuel_left; }
@@ -253,6 +291,13 @@ bool Vm::FailKind(ErrorKind kind, std::string message) {
 
 // ---------------- calls ----------------
 
+// Only used in this file: inline so Vm::Call pays nothing for it. When PushCall pushed no frame
+// (a RemoteCallHandler ran the call), RunFrameLoop returns at once.
+inline bool Vm::RunCall(Value* slot, int argc) {
+  size_t depth = impl_->frames.size();
+  return PushCall(slot, argc) && RunFrameLoop(depth);
+}
+
 bool Vm::Call(const Value& callee, const Value* args, int argc, Value* result) {
   Impl& im = *impl_;
   if (callee.type == Type::kNative) {
@@ -285,8 +330,7 @@ bool Vm::Call(const Value& callee, const Value* args, int argc, Value* result) {
   } else {
     top[0] = callee;
     std::copy(args, args + argc, top + 1);
-    size_t depth = im.frames.size();
-    ok = PushCall(top, argc) && RunFrameLoop(depth);
+    ok = RunCall(top, argc);
     if (ok) *result = top[0];
   }
   --im.native_depth;
@@ -305,11 +349,13 @@ bool Vm::EnsureScriptRan() {
   }
   Value* slot = im.stack;
   slot[0] = FunctionValue(program_.script);
-  size_t depth = im.frames.size();
-  return PushCall(slot, 0) && RunFrameLoop(depth);
+  return RunCall(slot, 0);
 }
 
 void Vm::StartDeadline() {
+  // A nested entry (a native or a RemoteCallHandler calling CallValue) keeps the deadline of
+  // the call that is running.
+  if (!impl_->frames.empty() || impl_->native_depth > 0) return;
   using Clock = std::chrono::steady_clock;
   impl_->deadline = limits_.timeout > 0
                         ? Clock::now() + std::chrono::duration_cast<Clock::duration>(
@@ -362,7 +408,10 @@ Status Vm::CallFunction(uint32_t proto, const std::vector<Value>& args, Value* r
 }
 
 void Vm::BuildTrace() {
-  if (!trace_.empty()) return;
+  if (trace_.empty()) AppendFrameTrace();
+}
+
+void Vm::AppendFrameTrace() {
   // Deep recursion would print thousands of identical lines: keep the innermost 20 and the
   // outermost 5 frames and say how many were left out (a frame with an empty file).
   constexpr size_t kInner = 20, kOuter = 5;

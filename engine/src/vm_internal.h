@@ -28,7 +28,9 @@ struct Frame {
 class FrameStack {
  public:
   void Init(size_t capacity) {
-    storage_ = std::make_unique<Frame[]>(capacity);
+    // Default-initialised (not zeroed): a frame is written when it is pushed. At the default
+    // depth limit this array is ~400 KB, and a Vm is made per remote call.
+    storage_.reset(new Frame[capacity]);
     top_ = storage_.get();
     limit_ = top_ + capacity;
   }
@@ -95,7 +97,8 @@ struct Vm::Impl {
   FrameStack frames;
   std::vector<Value> globals;
   std::vector<ObjFunction*> functions;          // one permanent value per proto
-  std::vector<uint8_t> plain_params;            // per proto: no parameter annotations
+  // Per proto: the interpreter's CALL fast path may take it (FastCallable).
+  std::vector<uint8_t> fast_call;
   std::vector<std::vector<Value>> natives;      // per proto: resolved natives[] as values
   std::vector<std::unique_ptr<ObjNative>> native_objects;
   // method_cache[symbol][ns]: nullptr = not looked up yet, kNoMethod = none.
@@ -114,6 +117,16 @@ struct Vm::Impl {
     return frames.empty() ? stack + 1 : frames.back().base + frames.back().proto->num_regs;
   }
 };
+
+// Whether a call of `p` with exact arity can skip PushCall: no parameter annotations to check,
+// and not a @remote function that the Vm hands to a RemoteCallHandler (`intercept_remote`).
+// Precomputed per proto so the fast path tests one byte.
+inline bool FastCallable(const Proto& p, bool intercept_remote) {
+  if (p.remote && intercept_remote) return false;
+  for (const TypeSpec& t : p.param_types)
+    if (t.kind != TypeSpec::Kind::kAny) return false;
+  return true;
+}
 
 // Sentinel for "looked up, no such method".
 const NativeDef* NoMethodSentinel();

@@ -259,8 +259,13 @@ Status Connection::Receive(IncomingFrame* frame, nanoseconds timeout) {
 }
 
 Status Connection::ReceiveFromRing(IncomingFrame* frame, Clock::time_point deadline) {
+  // Check on the peer soon at first, then less often: a peer that dies during a call is noticed
+  // within milliseconds, while a long idle wait settles at one check per liveness_interval.
+  nanoseconds check_after = std::chrono::milliseconds(1);
   for (;;) {
-    nanoseconds slice = std::min<nanoseconds>(Remaining(deadline), options_.liveness_interval);
+    nanoseconds slice = std::min<nanoseconds>(
+        {Remaining(deadline), check_after, nanoseconds(options_.liveness_interval)});
+    check_after *= 2;
     Status s = ring_->Read(&frame->buffer_, slice);
     if (s.kind() == ErrorKind::kTimeout) {
       ASSIGN_OR_RETURN(bool gone, PeerGone());

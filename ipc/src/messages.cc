@@ -3,6 +3,8 @@
 // all of them.
 #include "shapex/ipc/messages.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include <type_traits>
@@ -67,7 +69,7 @@ void PackRequest(Packer& pk, const RemoteCallRequest& r) {
   for (const WireValue& v : r.arguments) schemas.Collect(v);
   if (r.captures)
     for (const WireValue& v : *r.captures) schemas.Collect(v);
-  Head(pk, kTagCall, 8);
+  Head(pk, kTagCall, 9);
   internal::PackStr(pk, r.function_name);
   if (r.function_id) {
     pk.pack_uint32(*r.function_id);
@@ -98,6 +100,15 @@ void PackRequest(Packer& pk, const RemoteCallRequest& r) {
     internal::PackHash(pk, impl.type_schema);
     internal::PackStr(pk, impl.method);
     internal::PackHash(pk, impl.function);
+  }
+  if (r.limits) {
+    pk.pack_array(4);
+    pk.pack_uint64(r.limits->fuel);
+    pk.pack_uint64(r.limits->memory);
+    pk.pack_uint32(r.limits->stack);
+    pk.pack_uint64(r.limits->timeout_ms);
+  } else {
+    pk.pack_nil();
   }
 }
 
@@ -158,7 +169,7 @@ Result<std::string> ReadText(const msgpack::object& o, std::string_view what) {
 }
 
 Result<RemoteCallRequest> ReadRequest(Items f) {
-  if (f.size() != 8) return ProtocolError("call: wrong number of fields");
+  if (f.size() != 9) return ProtocolError("call: wrong number of fields");
   RemoteCallRequest r;
   ASSIGN_OR_RETURN(r.function_name, ReadText(f[0], "function name"));
   if (!internal::IsNil(f[1])) {
@@ -195,6 +206,16 @@ Result<RemoteCallRequest> ReadRequest(Items f) {
     ASSIGN_OR_RETURN(impl.method, ReadText(e[1], "impl method"));
     ASSIGN_OR_RETURN(impl.function, internal::ReadHash(e[2], "impl function"));
     r.impls.push_back(std::move(impl));
+  }
+  if (!internal::IsNil(f[8])) {
+    ASSIGN_OR_RETURN(Items l, internal::ReadArray(f[8], "limits", 4, 4));
+    CallLimits limits;
+    ASSIGN_OR_RETURN(limits.fuel, internal::ReadUint(l[0], "fuel limit"));
+    ASSIGN_OR_RETURN(limits.memory, internal::ReadUint(l[1], "memory limit"));
+    ASSIGN_OR_RETURN(uint64_t stack, internal::ReadUint(l[2], "stack limit", UINT32_MAX));
+    limits.stack = static_cast<uint32_t>(stack);
+    ASSIGN_OR_RETURN(limits.timeout_ms, internal::ReadUint(l[3], "timeout", uint64_t{1} << 40));
+    r.limits = limits;
   }
   return r;
 }
@@ -325,6 +346,21 @@ Result<WireMessage> DecodeMessage(std::span<const uint8_t> bytes) {
     default:
       return ProtocolError(fmt::format("unknown message tag {}", tag));
   }
+}
+
+engine::Limits EffectiveLimits(const std::optional<CallLimits>& requested,
+                               const engine::Limits& defaults) {
+  engine::Limits limits = defaults;
+  if (!requested) return limits;
+  if (requested->fuel != 0) limits.fuel = requested->fuel;
+  if (requested->memory != 0) {
+    limits.memory = static_cast<size_t>(std::min<uint64_t>(requested->memory, defaults.memory));
+  }
+  if (requested->stack != 0) limits.stack = requested->stack;
+  if (requested->timeout_ms != 0) {
+    limits.timeout = static_cast<double>(requested->timeout_ms) / 1000;
+  }
+  return limits;
 }
 
 }  // namespace shapex::ipc

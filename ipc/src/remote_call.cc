@@ -49,6 +49,7 @@ RemoteCallResponse FailureFrom(const Status& status, std::vector<engine::TraceFr
 
 // Everything after linking: rebuild the arguments, call, send the result back.
 RemoteCallResponse Run(const RemoteCallRequest& request, const engine::LinkedProgram& linked,
+                       const ProtoIndex& protos, TypeRegistry& types,
                        const engine::Limits& limits) {
   const engine::Program& program = *linked.program;
   const engine::Proto& entry = *program.protos[linked.entry];
@@ -60,9 +61,7 @@ RemoteCallResponse Run(const RemoteCallRequest& request, const engine::LinkedPro
     return RemoteCallResponse::Failure(ErrorKind::kArgumentError,
                                        fmt::format("'{}' is not a closure", entry.name));
 
-  TypeRegistry types(program);  // outlives the Vm's values
   engine::Vm vm(program, limits);
-  ProtoIndex protos = MakeProtoIndex(linked.proto_hashes);
   FromWireContext ctx{&vm, &protos, &types};
   engine::Vm::RootScope roots(vm);  // the collector may run before the call starts
 
@@ -170,8 +169,67 @@ RemoteCallResponse ExecuteRemoteCall(const RemoteCallRequest& request,
   return ExecuteRemoteCall(request, limits, nullptr);
 }
 
+LinkCache::LinkCache(size_t max_entries) : max_entries_(std::max<size_t>(1, max_entries)) {}
+
+LinkCache::Entry* LinkCache::Find(const std::string& key) {
+  auto it = index_.find(key);
+  if (it == index_.end()) return nullptr;
+  entries_.splice(entries_.begin(), entries_, it->second);
+  return &*it->second;
+}
+
+LinkCache::Entry* LinkCache::Insert(std::string key, engine::LinkedProgram linked) {
+  if (Entry* existing = Find(key)) return existing;
+  entries_.emplace_front();
+  Entry& e = entries_.front();
+  e.key = std::move(key);
+  e.linked = std::move(linked);
+  e.protos = MakeProtoIndex(e.linked.proto_hashes);
+  e.types = std::make_unique<TypeRegistry>(*e.linked.program);
+  index_[e.key] = entries_.begin();
+  while (entries_.size() > max_entries_) {
+    index_.erase(entries_.back().key);
+    entries_.pop_back();
+  }
+  return &e;
+}
+
+std::string LinkCache::KeyFor(const engine::FunctionHash& entry,
+                              const std::vector<engine::ImplEntry>& impls) {
+  std::string key(entry.begin(), entry.end());
+  for (const engine::ImplEntry& impl : impls) {
+    key.append(impl.type_schema.begin(), impl.type_schema.end());
+    key += impl.method;
+    key.push_back('\0');
+    key.append(impl.function.begin(), impl.function.end());
+  }
+  return key;
+}
+
 RemoteCallResponse ExecuteRemoteCall(const RemoteCallRequest& request, const engine::Limits& limits,
                                      engine::BlobCache* cache) {
+  return ExecuteRemoteCall(request, limits, cache, nullptr);
+}
+
+RemoteCallResponse ExecuteRemoteCall(const RemoteCallRequest& request, const engine::Limits& limits,
+                                     engine::BlobCache* cache, LinkCache* links) {
+  // Warm path: the entry was linked before and the request brings no new code. Content hashes
+  // make this exact: the same entry hash and impls always link to the same program.
+  std::string key;
+  if (links != nullptr && cache != nullptr && request.function_hash) {
+    bool nothing_new = true;
+    if (request.blobs) {
+      for (const engine::FunctionBlob& b : *request.blobs) {
+        nothing_new = nothing_new && cache->Contains(b.hash);
+      }
+    }
+    key = LinkCache::KeyFor(*request.function_hash, request.impls);
+    if (nothing_new) {
+      if (LinkCache::Entry* e = links->Find(key)) {
+        return Run(request, e->linked, e->protos, *e->types, limits);
+      }
+    }
+  }
   static const std::vector<engine::FunctionBlob> kNoBlobs;
   const std::vector<engine::FunctionBlob>& sent = request.blobs ? *request.blobs : kNoBlobs;
   // With a cache, the blob set is what was sent plus everything cached (the linker takes only
@@ -198,7 +256,13 @@ RemoteCallResponse ExecuteRemoteCall(const RemoteCallRequest& request, const eng
     for (const engine::FunctionBlob& b : sent)
       if (verified.count(b.hash)) cache->Insert(b);
   }
-  return Run(request, *linked, limits);
+  if (links != nullptr && !key.empty() && linked->proto_hashes[linked->entry] == *request.function_hash) {
+    LinkCache::Entry* e = links->Insert(std::move(key), std::move(*linked));
+    return Run(request, e->linked, e->protos, *e->types, limits);
+  }
+  ProtoIndex protos = MakeProtoIndex(linked->proto_hashes);
+  TypeRegistry types(*linked->program);  // outlives the Vm's values
+  return Run(request, *linked, protos, types, limits);
 }
 
 }  // namespace shapex::ipc

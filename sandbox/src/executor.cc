@@ -54,6 +54,7 @@ Status Executor::HandleMessage(ipc::Connection& connection, ipc::IncomingFrame& 
   if (!message.has_value()) {
     ++stats_.bad_messages;
     ++stats_.errors;
+    ++stats_.errors_by_kind[static_cast<size_t>(message.error().kind()) % 16];
     return ipc::SendMessage(connection, call_id,
                             ipc::RemoteCallResponse::Failure(message.error().kind(),
                                                              message.error().message()));
@@ -70,14 +71,19 @@ Status Executor::HandleMessage(ipc::Connection& connection, ipc::IncomingFrame& 
         stats_.code_bytes_received += engine::EncodeBlob(blob).size();
       }
     }
-    ipc::RemoteCallResponse response = ipc::ExecuteRemoteCall(*call, options_.limits, &cache_);
-    if (!response.ok()) ++stats_.errors;
+    ipc::RemoteCallResponse response = ipc::ExecuteRemoteCall(
+        *call, ipc::EffectiveLimits(call->limits, options_.limits), &cache_, &links_);
+    if (!response.ok()) {
+      ++stats_.errors;
+      ++stats_.errors_by_kind[static_cast<size_t>(response.error().kind) % 16];
+    }
     // The request's segments are unmapped before the answer goes out.
     message = ipc::WireMessage();
     return ipc::SendMessage(connection, call_id, std::move(response));
   }
   ++stats_.bad_messages;
   ++stats_.errors;
+  ++stats_.errors_by_kind[static_cast<size_t>(ErrorKind::kProtocolError)];
   return ipc::SendMessage(connection, call_id,
                           ipc::RemoteCallResponse::Failure(
                               ErrorKind::kProtocolError, "executors accept only calls and "

@@ -20,12 +20,37 @@
 //   * Before allocating a buffer whose size comes from the program (Vec::f64(n), repeat(n)),
 //     call CheckAlloc(bytes) so an absurd size fails with ResourceExhausted instead of
 //     exhausting the process.
+//
+// Remote calls. By default a Vm runs @remote functions in-process (`shapex run --local`). An
+// embedder that ships them to an executor installs a RemoteCallHandler (SetRemoteCallHandler);
+// from then on every call of a function whose Proto has `remote` set, made by code running in
+// this Vm, goes to the handler instead of being interpreted: the CALL and INVOKE instructions,
+// natives calling back (Array.map/filter/reduce/sort_by, Option.map, pmap, ...) and the public
+// entry points (CallValue, CallByName, CallFunction, RunMain). Non-remote calls never see it.
+//   * Before the handler runs, the Vm checks the call exactly as a local call is checked at
+//     entry: argument count and parameter annotations (ArgumentError, Int converted to Number
+//     for `number`) and stack depth (ResourceExhausted), so errors are the same with and
+//     without --local. `args` holds only the arguments given: defaults are filled in by the
+//     callee on the remote side.
+//   * OK: *result (None unless set) becomes the call's value. If the function declares a return
+//     annotation the Vm checks the value again (the executor already did) and fails with the
+//     local RuntimeError "return value of f: expected T, got U" when it does not match.
+//   * Error: the Status (kind and message unchanged: RuntimeError, FunctionNotFound, Timeout,
+//     ExecutorCrashed, ...) becomes the call's error in this Vm. trace() is then the frames the
+//     handler passed to SetRemoteErrorTrace (the remote side's frames, innermost first),
+//     followed by this Vm's frames from the caller outwards.
+//   * The handler is called like a native: `callee` and `args` are rooted for the whole call and
+//     stay valid; it may allocate with the API below (no collection happens inside it) and may
+//     re-enter the Vm with Call() or CallValue() (values it made and still needs across such a
+//     call must be in a RootScope). It must not throw, and must not replace or clear the
+//     handler while it runs. One call at a time: the Vm stays single-threaded.
 #ifndef SHAPEX_ENGINE_VM_H_
 #define SHAPEX_ENGINE_VM_H_
 
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -51,6 +76,12 @@ struct TraceFrame {
 
 struct Heap;
 struct Frame;
+class Vm;
+
+// Runs one call of a @remote function for a Vm (see "Remote calls" above). Returns OK with
+// *result set, or the call's error.
+using RemoteCallHandler =
+    std::function<Status(Vm& vm, const Value& callee, std::span<const Value> args, Value* result)>;
 
 class Vm {
  public:
@@ -71,6 +102,12 @@ class Vm {
   // Where print() writes. Default: stdout.
   void SetOutput(std::function<void(std::string_view)> sink) { output_ = std::move(sink); }
   const Program& program() const { return program_; }
+  // Routes calls of @remote functions to `handler`; an empty handler (the default) runs them
+  // in this Vm. Not while a call is running inside the handler.
+  void SetRemoteCallHandler(RemoteCallHandler handler);
+  // For a RemoteCallHandler about to return an error: the remote side's trace frames (innermost
+  // first), put before the caller's frames in trace(). Ignored when the handler returns OK.
+  void SetRemoteErrorTrace(std::vector<TraceFrame> frames) { remote_trace_ = std::move(frames); }
   uint64_t instructions_executed() const;
 
   // ---------------- API for natives ----------------
@@ -90,7 +127,8 @@ class Vm {
   // A closure of proto `proto` whose captured variables start with copies of `captures` (one
   // fresh cell each: send-copy). Missing captures are None.
   Value NewClosure(uint32_t proto, std::vector<Value> captures);
-  // Calls any callable value from outside the VM (resets the trace and the wall-clock deadline).
+  // Calls any callable value from outside the VM (resets the trace and the wall-clock deadline;
+  // called from inside a native or a RemoteCallHandler it keeps the running call's deadline).
   Status CallValue(const Value& callee, const std::vector<Value>& args, Value* result);
   // Fail with ResourceExhausted (and return false) when the buffer would exceed the limit.
   bool NewTypedArray(ElemKind kind, size_t length, Value* out);
@@ -123,16 +161,25 @@ class Vm {
  private:
   struct Impl;
   bool EnsureScriptRan();
-  void StartDeadline();
+  void StartDeadline();  // for an outermost entry only
   // Pushes a frame for the function in slot[0] with arguments slot[1..argc] (checks arity,
-  // annotations, stack depth).
+  // annotations, stack depth). A @remote function with a handler set runs through CallRemote
+  // instead: no frame is pushed and the result is already in slot[0].
   bool PushCall(Value* slot, int argc);
-  // Runs frames until the frame count drops back to `stop_depth`.
+  // PushCall, then runs the new frame (if any) to completion; the result is in slot[0].
+  bool RunCall(Value* slot, int argc);
+  // ArgumentError unless args[0..argc) match p's parameter annotations (Int converted to
+  // Number in place for `number`).
+  bool CheckArgumentTypes(const Proto& p, Value* args, int argc);
+  // The remote half of PushCall, after its arity and depth checks (vm_remote.cc).
+  bool CallRemote(const Proto& proto, Value* slot, int argc);
+  // Runs frames until the frame count drops back to `stop_depth` (at once if it is there).
   bool RunFrameLoop(size_t stop_depth);
   bool InvokeMethod(Value* slot, int argc, uint32_t symbol, bool* pushed);
   void CollectGarbage();
   bool CollectIfNeeded();
   void BuildTrace();
+  void AppendFrameTrace();  // this Vm's frames, innermost first, after what trace_ holds
   Value FunctionValue(uint32_t proto_index);
 
   const Program& program_;
@@ -142,6 +189,8 @@ class Vm {
   std::vector<TraceFrame> trace_;
   Status error_;
   std::function<void(std::string_view)> output_;
+  RemoteCallHandler remote_call_;
+  std::vector<TraceFrame> remote_trace_;
   bool script_ran_ = false;
 };
 

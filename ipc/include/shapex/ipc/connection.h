@@ -28,7 +28,8 @@
 //   owned (ScopedFd), so nothing leaks on any path.
 // - Every error from the peer's bytes or descriptors is a ProtocolError and is sticky: the
 //   connection is dead, other connections are unaffected. A peer that disappears gives IoError
-//   ("connection closed by peer"); a ring reader that sleeps notices within liveness_interval.
+//   ("connection closed by peer"); a ring reader that sleeps checks after 1 ms, then at doubling
+//   intervals up to liveness_interval.
 // - Not thread-safe. Sending and receiving must happen on one thread (or be serialised).
 #ifndef SHAPEX_IPC_CONNECTION_H_
 #define SHAPEX_IPC_CONNECTION_H_
@@ -60,7 +61,7 @@ struct ConnectionOptions {
   std::chrono::milliseconds handshake_timeout{5000};
   // How long a blocked Send waits for the peer to make room before TimeoutError.
   std::chrono::milliseconds send_timeout{30000};
-  // A ring reader asleep on its futex checks the socket for a vanished peer this often.
+  // A ring reader asleep on its futex checks the socket for a vanished peer at least this often.
   std::chrono::milliseconds liveness_interval{100};
   // What this side states in the handshake (tests change them to provoke mismatches).
   uint32_t protocol_version = 0;  // 0: kWireProtocolVersion

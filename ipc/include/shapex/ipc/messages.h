@@ -37,6 +37,15 @@ inline constexpr uint32_t kMaxTraceFrames = 1024;
 inline constexpr uint32_t kMaxArguments = 255;
 inline constexpr uint32_t kMaxNameBytes = 1 << 16;  // function names, messages, file names
 
+// Per-call limits a caller asks for (LANGUAGE.md "Limits per call"). 0 = the callee's default.
+struct CallLimits {
+  uint64_t fuel = 0;        // instructions
+  uint64_t memory = 0;      // VM heap bytes
+  uint32_t stack = 0;       // call frames
+  uint64_t timeout_ms = 0;  // wall clock
+  friend bool operator==(const CallLimits&, const CallLimits&) = default;
+};
+
 // "Call this function with these arguments."
 struct RemoteCallRequest {
   std::string function_name;                          // for name lookup and messages
@@ -46,7 +55,13 @@ struct RemoteCallRequest {
   std::optional<std::vector<WireValue>> captures;          // present: call a closure of the entry
   std::optional<std::vector<engine::FunctionBlob>> blobs;  // absent or stripped: callee has them
   std::vector<engine::ImplEntry> impls;                    // methods of the types the blobs use
+  std::optional<CallLimits> limits;                        // absent: the callee's defaults
 };
+
+// `defaults` with each limit the request sets (non-zero) put in its place; a requested memory
+// limit is capped at `defaults.memory` (the callee's maximum).
+engine::Limits EffectiveLimits(const std::optional<CallLimits>& requested,
+                               const engine::Limits& defaults);
 
 struct RemoteCallError {
   ErrorKind kind = ErrorKind::kRuntimeError;  // never kOk

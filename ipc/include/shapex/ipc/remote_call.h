@@ -17,7 +17,11 @@
 #ifndef SHAPEX_IPC_REMOTE_CALL_H_
 #define SHAPEX_IPC_REMOTE_CALL_H_
 
+#include <list>
+#include <memory>
 #include <span>
+#include <string>
+#include <unordered_map>
 #include <string_view>
 #include <vector>
 
@@ -27,6 +31,7 @@
 #include "shapex/engine/program.h"
 #include "shapex/engine/vm.h"
 #include "shapex/ipc/messages.h"
+#include "shapex/ipc/type_registry.h"
 #include "shapex/ipc/wire_value.h"
 
 namespace shapex::ipc {
@@ -69,6 +74,35 @@ RemoteCallResponse ExecuteRemoteCall(const RemoteCallRequest& request,
 // blobs the request omits (stripped after negotiation) are taken from it.
 RemoteCallResponse ExecuteRemoteCall(const RemoteCallRequest& request, const engine::Limits& limits,
                                      engine::BlobCache* cache);
+
+// Linked programs by entry hash and impls (LRU), so a warm call neither gathers blobs nor links
+// and verifies again: with content hashes the same key always links to the same program. Each
+// entry keeps the program's ProtoIndex and TypeRegistry (which outlive every Vm using them).
+class LinkCache {
+ public:
+  struct Entry {
+    std::string key;
+    engine::LinkedProgram linked;
+    ProtoIndex protos;
+    std::unique_ptr<TypeRegistry> types;
+  };
+  explicit LinkCache(size_t max_entries = 256);
+  Entry* Find(const std::string& key);
+  Entry* Insert(std::string key, engine::LinkedProgram linked);
+  size_t size() const { return entries_.size(); }
+  static std::string KeyFor(const engine::FunctionHash& entry,
+                            const std::vector<engine::ImplEntry>& impls);
+
+ private:
+  size_t max_entries_;
+  std::list<Entry> entries_;  // most recently used first
+  std::unordered_map<std::string, std::list<Entry>::iterator> index_;
+};
+
+// ExecuteRemoteCall with a blob cache and a link cache (the executor's warm path). A request
+// whose entry hash was linked before and that brings no new blobs runs without relinking.
+RemoteCallResponse ExecuteRemoteCall(const RemoteCallRequest& request, const engine::Limits& limits,
+                                     engine::BlobCache* cache, LinkCache* links);
 
 }  // namespace shapex::ipc
 

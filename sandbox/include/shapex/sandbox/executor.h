@@ -23,12 +23,15 @@
 #define SHAPEX_SANDBOX_EXECUTOR_H_
 
 #include <cstddef>
+#include <array>
 #include <cstdint>
+#include <vector>
 
 #include "shapex/core/status.h"
 #include "shapex/engine/blob_cache.h"
 #include "shapex/engine/vm.h"
 #include "shapex/ipc/connection.h"
+#include "shapex/ipc/remote_call.h"
 #include "shapex/ipc/unix_socket.h"
 
 namespace shapex::sandbox {
@@ -48,6 +51,7 @@ struct ExecutorStats {
   uint64_t blobs_received = 0;     // blobs that came with calls
   uint64_t code_bytes_received = 0;  // their encoded size
   uint64_t bad_messages = 0;       // messages that did not decode
+  std::array<uint64_t, 16> errors_by_kind{};  // indexed by ErrorKind
 };
 
 // The executor's state across connections: the blob cache survives a client's disconnect, so a
@@ -61,6 +65,19 @@ class Executor {
   // Serve an established connection.
   Status Serve(ipc::Connection& connection);
 
+  // Adds blobs (already verified by the caller) to the cache, e.g. from the supervisor's store.
+  void Preload(const std::vector<engine::FunctionBlob>& blobs) { cache_.InsertBlobs(blobs); }
+  // The cached blobs whose hashes are not in `known` (to report newly learned code).
+  template <class Set>
+  std::vector<engine::FunctionBlob> CachedBlobsExcept(const Set& known) {
+    std::vector<engine::FunctionBlob> out;
+    for (const engine::FunctionHash& h : cache_.KnownHashes()) {
+      if (known.count(h) != 0) continue;
+      if (const engine::FunctionBlob* blob = cache_.Get(h)) out.push_back(*blob);
+    }
+    return out;
+  }
+
   const ExecutorStats& stats() const { return stats_; }
   const engine::BlobCache& cache() const { return cache_; }
 
@@ -69,6 +86,7 @@ class Executor {
 
   ExecutorOptions options_;
   engine::BlobCache cache_;
+  ipc::LinkCache links_;
   ExecutorStats stats_;
 };
 

@@ -1,0 +1,90 @@
+// shapex::Client: the public way into the service. It talks to the per-user supervisor
+// (starting it on demand) and leases executors; calls then go straight to the leased executor
+// (ExecutorSession) over its own socket and call ring.
+//
+//   ASSIGN_OR_RETURN(Client client, Client::Connect());         // starts `shapex serve` if needed
+//   ASSIGN_OR_RETURN(engine::ProgramBlobs blobs, engine::BuildProgramBlobs(program));
+//   ASSIGN_OR_RETURN(ipc::WireValue v, client.Call(program, blobs, "add", {Int(10), Int(32)}));
+//
+//   // Many calls on one executor: keep the lease.
+//   ASSIGN_OR_RETURN(Lease lease, client.LeaseFor(program, blobs, "add"));
+//   for (...) lease.session.Call(program, blobs, "add", args);
+//
+// Errors keep their kinds. A leased executor that dies mid-call gives ExecutorCrashed; a call
+// that exceeds `call_timeout` gets its executor killed (through the supervisor) and Timeout.
+// Not thread-safe: one Client per thread (leases may be used from other threads, one each).
+#ifndef SHAPEX_CLIENT_CLIENT_H_
+#define SHAPEX_CLIENT_CLIENT_H_
+
+#include <chrono>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "shapex/client/executor_session.h"
+#include "shapex/core/result.h"
+#include "shapex/engine/blob.h"
+#include "shapex/engine/program.h"
+#include "shapex/ipc/connection.h"
+#include "shapex/ipc/control.h"
+#include "shapex/ipc/wire_value.h"
+
+namespace shapex {
+
+struct ClientOptions {
+  std::string socket_path;  // empty: ipc::DefaultSupervisorSocketPath()
+  // Start a supervisor when none answers: runs `serve_command` (default: this program, i.e.
+  // /proc/self/exe, with "serve --daemon --socket PATH").
+  bool start_supervisor = true;
+  std::vector<std::string> serve_command;
+  std::chrono::milliseconds start_timeout{5000};
+  ExecutorSessionOptions session;  // transport of executor connections, call timeout
+};
+
+// A leased executor: a session with it, and its pid (in our pid namespace).
+struct Lease {
+  int executor_pid = 0;
+  ExecutorSession session;
+};
+
+class Client {
+ public:
+  static Result<Client> Connect(const ClientOptions& options = {});
+
+  // Leases an executor and tells the supervisor which code we will call (it preloads what its
+  // store has). `code` may be empty.
+  Result<Lease> LeaseExecutor(std::span<const engine::FunctionHash> code);
+  // Leases an executor for calls of `function` (offering its minimal blob set).
+  Result<Lease> LeaseFor(const engine::Program& program, const engine::ProgramBlobs& blobs,
+                         std::string_view function);
+
+  // One call on a fresh lease (the lease ends with the call).
+  Result<ipc::WireValue> Call(const engine::Program& program, const engine::ProgramBlobs& blobs,
+                              std::string_view function, std::vector<ipc::WireValue> arguments);
+  // Runs `request` on `lease`, turning a lost executor into ExecutorCrashed and a call over
+  // `call_timeout` into Timeout (the executor is killed).
+  Result<ipc::RemoteCallResponse> CallOn(Lease& lease, ipc::RemoteCallRequest request);
+
+  // The supervisor's status as JSON (see `shapex status --json`).
+  Result<std::string> StatusJson();
+  // Asks the supervisor to shut down.
+  Status StopSupervisor();
+  // Asks the supervisor to kill an executor leased to us.
+  Status KillExecutor(int executor_pid);
+
+  const std::string& socket_path() const { return socket_path_; }
+
+ private:
+  Client() = default;
+  Result<ipc::ControlMessage> Request(const ipc::ControlMessage& request,
+                                      std::vector<ScopedFd>* fds);
+
+  ClientOptions options_;
+  std::string socket_path_;
+  ipc::Connection control_;
+};
+
+}  // namespace shapex
+
+#endif  // SHAPEX_CLIENT_CLIENT_H_

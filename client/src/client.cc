@@ -1,0 +1,160 @@
+#include "shapex/client/client.h"
+
+#include <fmt/core.h>
+#include <spawn.h>
+#include <cstring>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include "shapex/ipc/remote_call.h"
+#include "shapex/ipc/supervisor_socket.h"
+
+extern char** environ;
+
+namespace shapex {
+
+using ipc::ControlMessage;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+ipc::ConnectionOptions ControlOptions() {
+  ipc::ConnectionOptions options;
+  options.transport = ipc::Transport::kSocket;
+  return options;
+}
+
+// Runs `argv` (the supervisor daemonizes itself: the process we start exits at once).
+Status StartSupervisor(const std::vector<std::string>& argv) {
+  std::vector<char*> args;
+  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = 0;
+  int rc = ::posix_spawn(&pid, args[0], nullptr, nullptr, args.data(), environ);
+  if (rc != 0) return IoError(fmt::format("cannot start {}: {}", argv[0], std::strerror(rc)));
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    return IoError(fmt::format("`{} serve` failed to start (status {})", argv[0], status));
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<Client> Client::Connect(const ClientOptions& options) {
+  Client client;
+  client.options_ = options;
+  if (options.socket_path.empty()) {
+    ASSIGN_OR_RETURN(client.socket_path_, ipc::DefaultSupervisorSocketPath());
+  } else {
+    client.socket_path_ = options.socket_path;
+  }
+  Result<ipc::UnixSocket> socket = ipc::UnixSocket::Connect(client.socket_path_);
+  if (!socket.has_value() && options.start_supervisor) {
+    std::vector<std::string> command = options.serve_command;
+    if (command.empty()) {
+      command = {"/proc/self/exe", "serve", "--daemon", "--socket", client.socket_path_};
+    }
+    Status started = StartSupervisor(command);
+    // Another client may have started one at the same moment: connecting is what counts.
+    auto deadline = Clock::now() + options.start_timeout;
+    while (!socket.has_value() && Clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      socket = ipc::UnixSocket::Connect(client.socket_path_);
+    }
+    if (!socket.has_value() && !started.ok()) return started;
+  }
+  if (!socket.has_value()) {
+    return IoError(fmt::format("no supervisor at {}: {}", client.socket_path_,
+                               socket.error().message()));
+  }
+  ASSIGN_OR_RETURN(client.control_, ipc::Connection::Connect(std::move(*socket), ControlOptions()));
+  return client;
+}
+
+Result<ControlMessage> Client::Request(const ControlMessage& request, std::vector<ScopedFd>* fds) {
+  RETURN_IF_ERROR(ipc::SendControl(control_, request));
+  ASSIGN_OR_RETURN(ControlMessage reply,
+                   ipc::ReceiveControl(control_, fds, options_.session.call_timeout));
+  if (reply.op == "error") return ipc::ControlErrorStatus(reply);
+  return reply;
+}
+
+Result<Lease> Client::LeaseExecutor(std::span<const engine::FunctionHash> code) {
+  ControlMessage lease("lease");
+  lease.hashes.assign(code.begin(), code.end());
+  std::vector<ScopedFd> fds;
+  ASSIGN_OR_RETURN(ControlMessage granted, Request(lease, &fds));
+  if (granted.op != "granted" || fds.size() != 1) {
+    return ProtocolError(fmt::format("supervisor answered '{}' to a lease", granted.op));
+  }
+  ASSIGN_OR_RETURN(ipc::UnixSocket socket, ipc::UnixSocket::Adopt(std::move(fds[0])));
+  int pid = static_cast<int>(granted.Int("executor_pid"));
+  Result<ExecutorSession> session = ExecutorSession::Connect(std::move(socket), options_.session);
+  if (!session.has_value()) {
+    return ExecutorCrashedError(fmt::format("executor {} did not answer: {}", pid,
+                                            session.error().message()));
+  }
+  return Lease{pid, std::move(*session)};
+}
+
+Result<Lease> Client::LeaseFor(const engine::Program& program, const engine::ProgramBlobs& blobs,
+                               std::string_view function) {
+  ASSIGN_OR_RETURN(ipc::RemoteCallRequest probe,
+                   ipc::BuildCallRequest(program, blobs, function, {}));
+  std::vector<engine::FunctionHash> code = ipc::OfferedHashes(probe);
+  return LeaseExecutor(code);
+}
+
+Result<ipc::RemoteCallResponse> Client::CallOn(Lease& lease, ipc::RemoteCallRequest request) {
+  Result<ipc::RemoteCallResponse> response = lease.session.CallRaw(std::move(request));
+  if (response.has_value()) return response;
+  const Status& error = response.error();
+  if (error.kind() == ErrorKind::kTimeout) {
+    (void)KillExecutor(lease.executor_pid);
+    return TimeoutError(fmt::format("call timed out after {} ms (executor {} killed)",
+                                    options_.session.call_timeout.count(), lease.executor_pid));
+  }
+  if (error.kind() == ErrorKind::kIoError) {
+    return ExecutorCrashedError(fmt::format("executor {} died during the call: {}",
+                                            lease.executor_pid, error.message()));
+  }
+  return error;
+}
+
+Result<ipc::WireValue> Client::Call(const engine::Program& program,
+                                    const engine::ProgramBlobs& blobs, std::string_view function,
+                                    std::vector<ipc::WireValue> arguments) {
+  ASSIGN_OR_RETURN(ipc::RemoteCallRequest request,
+                   ipc::BuildCallRequest(program, blobs, function, std::move(arguments)));
+  std::vector<engine::FunctionHash> code = ipc::OfferedHashes(request);
+  ASSIGN_OR_RETURN(Lease lease, LeaseExecutor(code));
+  Result<ipc::RemoteCallResponse> response = CallOn(lease, std::move(request));
+  lease.session.Close();
+  if (!response.has_value()) return response.error();
+  if (!response->ok()) return response->status();
+  return std::move(std::get<ipc::WireValue>(response->result));
+}
+
+Result<std::string> Client::StatusJson() {
+  std::vector<ScopedFd> fds;
+  ASSIGN_OR_RETURN(ControlMessage reply, Request(ControlMessage("status"), &fds));
+  return reply.Text("json");
+}
+
+Status Client::StopSupervisor() {
+  std::vector<ScopedFd> fds;
+  return Request(ControlMessage("stop"), &fds).error();
+}
+
+Status Client::KillExecutor(int executor_pid) {
+  ControlMessage kill("kill");
+  kill.Set("executor_pid", executor_pid);
+  std::vector<ScopedFd> fds;
+  return Request(kill, &fds).error();
+}
+
+}  // namespace shapex

@@ -1,0 +1,101 @@
+// `shapex status`: the supervisor's report as one JSON object.
+#include <fmt/core.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <fstream>
+
+#include "supervisor_state.h"
+
+namespace shapex::sandbox {
+namespace {
+
+// Resident set size of `pid` in KiB, from /proc/PID/statm (0 if unreadable).
+uint64_t RssKib(pid_t pid) {
+  std::ifstream in(fmt::format("/proc/{}/statm", pid));
+  uint64_t size = 0, resident = 0;
+  if (!(in >> size >> resident)) return 0;
+  return resident * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE)) / 1024;
+}
+
+std::string JsonString(std::string_view text) {
+  std::string out = "\"";
+  for (char ch : text) {
+    auto c = static_cast<unsigned char>(ch);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += ch;
+    } else if (c < 0x20) {
+      out += fmt::format("\\u{:04x}", c);
+    } else {
+      out += ch;
+    }
+  }
+  return out + "\"";
+}
+
+const char* StateName(ExecutorEntry::State s) {
+  switch (s) {
+    case ExecutorEntry::kStarting: return "starting";
+    case ExecutorEntry::kIdle: return "idle";
+    case ExecutorEntry::kLeased: return "leased";
+    case ExecutorEntry::kExiting: return "exiting";
+  }
+  return "unknown";
+}
+
+}  // namespace
+
+std::string Supervisor::State::StatusJson() const {
+  double uptime = std::chrono::duration<double>(Clock::now() - started).count();
+  std::string executors_json;
+  for (const auto& [pid, e] : executors) {
+    if (!executors_json.empty()) executors_json += ", ";
+    executors_json += fmt::format(
+        "{{\"pid\": {}, \"state\": \"{}\", \"leases\": {}, \"calls_served\": {}, \"rss_kib\": {}, "
+        "\"spawn_ms\": {:.3f}}}",
+        pid, StateName(e.state), e.leases, e.calls, RssKib(pid), e.spawn_ns / 1e6);
+  }
+  std::string errors_json;
+  for (const auto& [kind, n] : errors_by_kind) {
+    if (!errors_json.empty()) errors_json += ", ";
+    errors_json += fmt::format("{}: {}", JsonString(kind), n);
+  }
+  std::string store_json = "null";
+  if (store) {
+    Result<BlobStoreStats> st = store->Stats();
+    if (st.has_value()) {
+      uint64_t lookups = st->hits + st->misses;
+      store_json = fmt::format(
+          "{{\"dir\": {}, \"objects\": {}, \"bytes\": {}, \"max_bytes\": {}, \"hits\": {}, "
+          "\"misses\": {}, \"hit_rate\": {:.3f}, \"corrupt_deleted\": {}}}",
+          JsonString(st->dir), st->objects, st->bytes, st->max_bytes, st->hits, st->misses,
+          lookups == 0 ? 0.0 : static_cast<double>(st->hits) / static_cast<double>(lookups),
+          st->corrupt_deleted);
+    }
+  }
+  auto median_ms = [](std::vector<int64_t> v) {
+    std::sort(v.begin(), v.end());
+    return v.empty() ? 0.0 : static_cast<double>(v[v.size() / 2]) / 1e6;
+  };
+  double spawn_median_ms = median_ms(spawn_ns_samples);
+  double clone_median_ms = median_ms(clone_ns_samples);
+  return fmt::format(
+      "{{\"supervisor_pid\": {}, \"socket\": {}, \"uptime_s\": {:.3f}, \"pool_size\": {}, "
+      "\"sandbox\": \"{}\", \"executors\": [{}], \"spawning\": {}, \"queued_leases\": {}, "
+      "\"clients\": {}, "
+      "\"calls\": {}, \"calls_per_s\": {:.3f}, \"errors\": {}, \"errors_by_kind\": {{{}}}, "
+      "\"leases_granted\": {}, \"leases_lost\": {}, \"spawned\": {}, \"spawn_failures\": {}, "
+      "\"spawn_median_ms\": {:.3f}, \"spawn_clone_median_ms\": {:.3f}, \"spawn_samples\": {}, "
+      "\"crashes\": {}, \"seccomp_kills\": {}, \"kills\": {}, "
+      "\"code_bytes_received\": {}, \"blobs_preloaded\": {}, \"refused_peers\": {}, "
+      "\"store\": {}}}",
+      ::getpid(), JsonString(socket_path), uptime, options.pool_size,
+      options.sandbox == SandboxMode::kFull ? "full" : "none", executors_json, spawning, queue.size(),
+      clients.size(), stats.calls, uptime > 0 ? static_cast<double>(stats.calls) / uptime : 0.0,
+      stats.errors, errors_json, stats.leases_granted, stats.leases_lost, stats.spawned,
+      stats.spawn_failures, spawn_median_ms, clone_median_ms, spawn_ns_samples.size(), stats.crashes, stats.seccomp_kills, stats.kills,
+      stats.code_bytes_received, stats.blobs_preloaded, stats.refused_peers, store_json);
+}
+
+}  // namespace shapex::sandbox

@@ -1,0 +1,297 @@
+// End-to-end tests of the service: the real `shapex serve` binary (supervisor, zygote, jailed
+// executors) driven through the public client library, with real sockets and processes.
+#include "shapex/sandbox/supervisor.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/fsuid.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "shapex/client/client.h"
+#include "shapex/ipc/remote_call.h"
+#include "testing/status_matchers.h"
+#include "testing/wire_test_util.h"
+
+#ifndef SHAPEX_BIN
+#error "SHAPEX_BIN must name the shapex binary"
+#endif
+
+namespace shapex::sandbox {
+namespace {
+
+using ipc::WireValue;
+using ipc::testing::WireTestProgram;
+using ::shapex_testing::IsError;
+using ::testing::HasSubstr;
+using std::chrono::milliseconds;
+
+constexpr char kProgram[] = R"(
+function add(a: int, b: int) -> int { a + b }
+function spin() { var i = 0; while true { i = i + 1 } }
+)";
+
+std::string Readlink(const std::string& path) {
+  std::error_code ec;
+  auto target = std::filesystem::read_symlink(path, ec);
+  return ec ? "" : target.string();
+}
+
+size_t CountEntries(const std::string& dir) {
+  size_t n = 0;
+  std::error_code ec;
+  for (auto it = std::filesystem::directory_iterator(dir, ec); !ec && it != decltype(it)();
+       it.increment(ec)) {
+    ++n;
+  }
+  return n;
+}
+
+int64_t JsonInt(const std::string& json, const std::string& key) {
+  std::smatch m;
+  std::regex re("\"" + key + "\": (-?[0-9]+)");
+  if (!std::regex_search(json, m, re)) return -1;
+  return std::stoll(m[1]);
+}
+
+// The pool is full and at rest: two idle executors, none starting, leased or exiting.
+bool PoolSettled(const std::string& j) {
+  size_t idle = 0;
+  for (size_t pos = 0; (pos = j.find("\"state\": \"idle\"", pos)) != std::string::npos; ++pos) {
+    ++idle;
+  }
+  return idle == 2 && JsonInt(j, "spawning") == 0 && j.find("starting") == std::string::npos &&
+         j.find("leased") == std::string::npos && j.find("exiting") == std::string::npos;
+}
+
+class SupervisorTest : public ::testing::Test {
+ protected:
+  SupervisorTest() : program_(kProgram) {}
+
+  void SetUp() override {
+    char pattern[] = "/tmp/shapex-supervisor-test-XXXXXX";
+    ASSERT_NE(mkdtemp(pattern), nullptr);
+    dir_ = pattern;
+    socket_ = dir_ + "/run/sock";
+    StartSupervisor();
+  }
+
+  void TearDown() override {
+    StopSupervisor();
+    std::filesystem::remove_all(dir_);
+  }
+
+  void StartSupervisor() {
+    supervisor_ = fork();
+    ASSERT_GE(supervisor_, 0);
+    if (supervisor_ == 0) {
+      std::string store = dir_ + "/store";
+      execl(SHAPEX_BIN, SHAPEX_BIN, "serve", "--socket", socket_.c_str(), "--store",
+            store.c_str(), "--pool", "2", static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    // Ready when it answers.
+    for (int i = 0; i < 500; ++i) {
+      ClientOptions options = Options();
+      if (Client::Connect(options).has_value()) return;
+      int status = 0;
+      if (waitpid(supervisor_, &status, WNOHANG) == supervisor_) {
+        supervisor_ = -1;
+        GTEST_FAIL() << "shapex serve exited with status " << status;
+      }
+      std::this_thread::sleep_for(milliseconds(10));
+    }
+    GTEST_FAIL() << "shapex serve did not come up";
+  }
+
+  void StopSupervisor() {
+    if (supervisor_ <= 0) return;
+    kill(supervisor_, SIGTERM);
+    int status = 0;
+    ASSERT_EQ(waitpid(supervisor_, &status, 0), supervisor_);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "serve status " << status;
+    supervisor_ = -1;
+  }
+
+  ClientOptions Options() const {
+    ClientOptions options;
+    options.socket_path = socket_;
+    options.start_supervisor = false;
+    return options;
+  }
+
+  Result<ipc::RemoteCallRequest> Request(const std::string& name, std::vector<WireValue> args) {
+    return ipc::BuildCallRequest(program_.program(), program_.blobs(), name, std::move(args));
+  }
+
+  // The status JSON once `pred` holds for it (or the last one after 5 s).
+  std::string StatusWhen(Client& client, const std::function<bool(const std::string&)>& pred) {
+    std::string json;
+    for (int i = 0; i < 500; ++i) {
+      auto status = client.StatusJson();
+      if (status.has_value()) {
+        json = *status;
+        if (pred(json)) break;
+      }
+      std::this_thread::sleep_for(milliseconds(10));
+    }
+    return json;
+  }
+
+  WireTestProgram program_;
+  std::string dir_, socket_;
+  pid_t supervisor_ = -1;
+};
+
+TEST_F(SupervisorTest, CallRunsInAJailedExecutorInAnotherPidAndUserNamespace) {
+  ASSERT_OK_AND_ASSIGN(Client client, Client::Connect(Options()));
+  ASSERT_OK_AND_ASSIGN(Lease lease, client.LeaseFor(program_.program(), program_.blobs(), "add"));
+  ASSERT_GT(lease.executor_pid, 0);
+  std::string proc = "/proc/" + std::to_string(lease.executor_pid);
+  EXPECT_NE(Readlink(proc + "/ns/pid"), Readlink("/proc/self/ns/pid"));
+  EXPECT_NE(Readlink(proc + "/ns/user"), Readlink("/proc/self/ns/user"));
+  EXPECT_NE(Readlink(proc + "/ns/net"), Readlink("/proc/self/ns/net"));
+  EXPECT_NE(Readlink(proc + "/ns/mnt"), Readlink("/proc/self/ns/mnt"));
+  ASSERT_OK_AND_ASSIGN(auto request, Request("add", {WireValue::Int(10), WireValue::Int(32)}));
+  ASSERT_OK_AND_ASSIGN(ipc::RemoteCallResponse r, client.CallOn(lease, std::move(request)));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r.value(), WireValue::Int(42));
+  lease.session.Close();
+}
+
+TEST_F(SupervisorTest, StatusNamesTheSupervisorAndItsExecutors) {
+  ASSERT_OK_AND_ASSIGN(Client client, Client::Connect(Options()));
+  std::string json = StatusWhen(client, [](const std::string& j) {
+    return j.find("\"state\": \"idle\"") != std::string::npos;
+  });
+  EXPECT_EQ(JsonInt(json, "supervisor_pid"), supervisor_);
+  EXPECT_EQ(JsonInt(json, "pool_size"), 2);
+  EXPECT_THAT(json, HasSubstr("\"executors\": [{\"pid\": "));
+  EXPECT_THAT(json, HasSubstr("\"state\": \"idle\""));
+}
+
+TEST_F(SupervisorTest, KnownCodeIsNotSentAgainAfterARestart) {
+  {
+    ASSERT_OK_AND_ASSIGN(Client client, Client::Connect(Options()));
+    ASSERT_OK_AND_ASSIGN(WireValue v, client.Call(program_.program(), program_.blobs(), "add",
+                                                  {WireValue::Int(1), WireValue::Int(2)}));
+    EXPECT_EQ(v, WireValue::Int(3));
+    std::string json = StatusWhen(client, [](const std::string& j) {
+      return JsonInt(j, "code_bytes_received") > 0;
+    });
+    EXPECT_GT(JsonInt(json, "code_bytes_received"), 0) << json;
+  }
+  StopSupervisor();
+  StartSupervisor();
+  ASSERT_OK_AND_ASSIGN(Client client, Client::Connect(Options()));
+  ASSERT_OK_AND_ASSIGN(Lease lease, client.LeaseFor(program_.program(), program_.blobs(), "add"));
+  ASSERT_OK_AND_ASSIGN(auto request, Request("add", {WireValue::Int(2), WireValue::Int(5)}));
+  ASSERT_OK_AND_ASSIGN(ipc::RemoteCallResponse r, client.CallOn(lease, std::move(request)));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r.value(), WireValue::Int(7));
+  EXPECT_EQ(lease.session.stats().code_bytes_sent, 0u) << "the restarted supervisor knew it";
+  lease.session.Close();
+  std::string json = StatusWhen(client, [](const std::string& j) {
+    return JsonInt(j, "calls") >= 1;
+  });
+  EXPECT_EQ(JsonInt(json, "code_bytes_received"), 0) << json;
+  EXPECT_GE(JsonInt(json, "blobs_preloaded"), 1) << json;
+}
+
+TEST_F(SupervisorTest, HundredCrashesInARowAreAllAnsweredAndNothingLeaks) {
+  ASSERT_OK_AND_ASSIGN(Client client, Client::Connect(Options()));
+  std::string before = StatusWhen(client, PoolSettled);
+  ASSERT_TRUE(PoolSettled(before)) << before;
+  size_t fds_before = CountEntries("/proc/" + std::to_string(supervisor_) + "/fd");
+  int crashed = 0;
+  for (int i = 0; i < 100; ++i) {
+    ASSERT_OK_AND_ASSIGN(Lease lease,
+                         client.LeaseFor(program_.program(), program_.blobs(), "spin"));
+    ASSERT_OK_AND_ASSIGN(auto request, Request("spin", {}));
+    ASSERT_OK_AND_ASSIGN(uint64_t id, lease.session.Start(std::move(request)));
+    (void)id;
+    // The executor dies in the middle of the call, as a crash would end it.
+    ASSERT_EQ(kill(lease.executor_pid, SIGKILL), 0);
+    ASSERT_OK_AND_ASSIGN(auto spin_again, Request("spin", {}));
+    Result<ipc::RemoteCallResponse> r = client.CallOn(lease, std::move(spin_again));
+    ASSERT_FALSE(r.has_value());
+    EXPECT_EQ(r.error().kind(), ErrorKind::kExecutorCrashed) << r.error();
+    ++crashed;
+  }
+  EXPECT_EQ(crashed, 100);
+  // Afterwards: a full pool again, a working call, and no descriptor or process left over.
+  ASSERT_OK_AND_ASSIGN(WireValue v, client.Call(program_.program(), program_.blobs(), "add",
+                                                {WireValue::Int(4), WireValue::Int(4)}));
+  EXPECT_EQ(v, WireValue::Int(8));
+  std::string after = StatusWhen(client, PoolSettled);
+  ASSERT_TRUE(PoolSettled(after)) << after;
+  EXPECT_EQ(JsonInt(after, "leases_lost"), 100) << after;
+  size_t executors = 0;
+  for (size_t pos = 0; (pos = after.find("\"pid\": ", pos)) != std::string::npos; ++pos) {
+    ++executors;
+  }
+  EXPECT_EQ(executors, 2u) << after;
+  EXPECT_EQ(CountEntries("/proc/" + std::to_string(supervisor_) + "/fd"), fds_before);
+}
+
+TEST_F(SupervisorTest, CallOverItsTimeoutKillsTheExecutorAndTheNextCallWorks) {
+  ClientOptions options = Options();
+  options.session.call_timeout = milliseconds(300);
+  ASSERT_OK_AND_ASSIGN(Client client, Client::Connect(options));
+  ASSERT_OK_AND_ASSIGN(Lease lease, client.LeaseFor(program_.program(), program_.blobs(), "spin"));
+  ASSERT_OK_AND_ASSIGN(auto request, Request("spin", {}));
+  Result<ipc::RemoteCallResponse> r = client.CallOn(lease, std::move(request));
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().kind(), ErrorKind::kTimeout) << r.error();
+  // The executor is gone (killed by the supervisor), and the pool serves the next call.
+  for (int i = 0; i < 500 && kill(lease.executor_pid, 0) == 0; ++i) {
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  EXPECT_NE(kill(lease.executor_pid, 0), 0);
+  ASSERT_OK_AND_ASSIGN(WireValue v, client.Call(program_.program(), program_.blobs(), "add",
+                                                {WireValue::Int(1), WireValue::Int(1)}));
+  EXPECT_EQ(v, WireValue::Int(2));
+}
+
+TEST_F(SupervisorTest, PeersWithAnotherUidAreRefused) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to act as another uid";
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    // Effective uid 65534 (what SO_PEERCRED reports), filesystem uid 0 (so the 0700 directory
+    // does not stop us first): only the supervisor's uid check can refuse this client.
+    if (setresgid(65534, 65534, 0) != 0 || setresuid(0, 65534, 0) != 0) _exit(10);
+    setfsuid(0);
+    ClientOptions options = Options();
+    Result<Client> client = Client::Connect(options);
+    if (client.has_value()) {
+      Result<std::string> status = client->StatusJson();
+      _exit(status.has_value() ? 1 : 0);
+    }
+    _exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "a client with another uid was served";
+  ASSERT_OK_AND_ASSIGN(Client client, Client::Connect(Options()));
+  std::string json = StatusWhen(client, [](const std::string& j) {
+    return JsonInt(j, "refused_peers") >= 1;
+  });
+  EXPECT_EQ(JsonInt(json, "refused_peers"), 1) << json;
+}
+
+}  // namespace
+}  // namespace shapex::sandbox

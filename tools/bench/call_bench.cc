@@ -1,0 +1,235 @@
+// call_bench: the service's call latency, measured in one run against a bare socket.
+//
+//   call_bench [--quick] [--iterations N] [--transport ring|socket] [--sandbox full|none]
+//              [--shapex PATH] [--json]
+//
+// It starts its own `shapex serve` (socket and blob store in a temporary directory) and measures:
+//   raw_socket     64 B write/read round trip over a blocking AF_UNIX socketpair with a forked
+//                  child (the baseline; the same as ipc_bench's)
+//   null_call      a warm call of `function nop() { None }` through a lease: client -> jailed
+//                  executor (over the lease's call ring) -> back, including request encoding,
+//                  blob negotiation bookkeeping (no code is sent), VM set-up and the response
+//   pipelined      calls per second with 64 calls in flight on one lease
+//   cold_start     executor spawn as the zygote times it (clone3 with new namespaces + every
+//                  jail step + "ready"), over the executors spawned during the run, split into
+//                  the kernel's part (the clone3 call) and ours (the rest)
+//   first_call     lease + handshake + negotiation + first call on a fresh executor (the latency
+//                  of one `shapex call` minus process start-up)
+// With --json it prints one object with at least null_call_vs_raw_rtt and cold_start_ms.
+// No CPU pinning is done (the JSON says whether the run was narrowed with taskset).
+#include <fmt/format.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <deque>
+#include <filesystem>
+#include <regex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "shapex/client/client.h"
+#include "shapex/engine/compiler.h"
+#include "shapex/ipc/remote_call.h"
+#include "tools/bench/ipc_bench_util.h"
+
+namespace {
+
+using namespace shapex;
+using namespace ipc_bench;
+
+constexpr char kProgram[] = "function nop() { None }\nfunction add(a, b) { a + b }\n";
+
+Stats RawSocket(int iterations) {
+  int fds[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) Die("socketpair");
+  pid_t child = Spawn([&] {
+    close(fds[0]);
+    uint8_t buf[64];
+    while (ReadFull(fds[1], buf, sizeof buf)) {
+      if (!WriteFull(fds[1], buf, sizeof buf)) return 1;
+    }
+    return 0;
+  });
+  close(fds[1]);
+  uint8_t buf[64] = {};
+  Stats stats = Measure(iterations, [&](int) {
+    if (!WriteFull(fds[0], buf, sizeof buf) || !ReadFull(fds[0], buf, sizeof buf)) Die("raw");
+  });
+  close(fds[0]);
+  Reap(child, "raw socket");
+  return stats;
+}
+
+double JsonNumber(const std::string& json, const std::string& key) {
+  std::smatch m;
+  if (!std::regex_search(json, m, std::regex("\"" + key + "\": (-?[0-9.]+)"))) return -1;
+  return std::stod(m[1]);
+}
+
+int AllowedCpus() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) != 0) return -1;
+  return CPU_COUNT(&set);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int iterations = 20000;
+  bool json = false, quick = false;
+  std::string transport = "ring", sandbox = "full";
+  std::string shapex_bin =
+      (std::filesystem::read_symlink("/proc/self/exe").parent_path() / ".." / "shapex").string();
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--quick") {
+      quick = true;
+      iterations = 2000;
+    } else if (arg == "--json") {
+      json = true;
+    } else if (arg == "--iterations" && i + 1 < argc) {
+      iterations = std::max(10, std::atoi(argv[++i]));
+    } else if (arg == "--transport" && i + 1 < argc) {
+      transport = argv[++i];
+    } else if (arg == "--sandbox" && i + 1 < argc) {
+      sandbox = argv[++i];
+    } else if (arg == "--shapex" && i + 1 < argc) {
+      shapex_bin = argv[++i];
+    } else {
+      std::fprintf(stderr,
+                   "usage: call_bench [--quick] [--iterations N] [--transport ring|socket] "
+                   "[--sandbox full|none] [--shapex PATH] [--json]\n");
+      return 2;
+    }
+  }
+  signal(SIGPIPE, SIG_IGN);
+  char dir_template[] = "/tmp/shapex-call-bench-XXXXXX";
+  if (mkdtemp(dir_template) == nullptr) Die("mkdtemp");
+  std::string dir = dir_template;
+  std::string socket_path = dir + "/run/sock", store = dir + "/store";
+
+  Stats raw = RawSocket(iterations);
+
+  pid_t server = Spawn([&] {
+    execl(shapex_bin.c_str(), shapex_bin.c_str(), "serve", "--socket", socket_path.c_str(),
+          "--store", store.c_str(), "--pool", "2", "--sandbox", sandbox.c_str(),
+          static_cast<char*>(nullptr));
+    return 127;
+  });
+  ClientOptions options;
+  options.socket_path = socket_path;
+  options.start_supervisor = false;
+  options.session.connection.transport =
+      transport == "socket" ? ipc::Transport::kSocket : ipc::Transport::kCallRing;
+  Result<Client> client = IoError("not started");
+  for (int i = 0; i < 500 && !client.has_value(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    client = Client::Connect(options);
+  }
+  DieIf(client.error(), "connect to shapex serve");
+
+  auto program = engine::Compile(kProgram, "bench.shape");
+  DieIf(program.error(), "compile");
+  auto blobs = engine::BuildProgramBlobs(**program);
+  DieIf(blobs.error(), "blobs");
+  auto request = [&](const char* name, std::vector<ipc::WireValue> args) {
+    auto r = ipc::BuildCallRequest(**program, *blobs, name, std::move(args));
+    DieIf(r.error(), "request");
+    return std::move(*r);
+  };
+
+  // First calls on fresh executors (each lease gets a new process: leases_per_executor = 1).
+  int first_reps = quick ? 10 : 40;
+  std::vector<double> first;
+  for (int i = 0; i < first_reps; ++i) {
+    auto start = Clock::now();
+    auto lease = client->LeaseFor(**program, *blobs, "nop");
+    DieIf(lease.error(), "lease");
+    auto r = client->CallOn(*lease, request("nop", {}));
+    DieIf(r.error(), "first call");
+    first.push_back(std::chrono::duration<double, std::micro>(Clock::now() - start).count());
+    lease->session.Close();
+  }
+  Stats first_call = Summarise(first);
+
+  // Warm null calls on one lease.
+  auto lease = client->LeaseFor(**program, *blobs, "nop");
+  DieIf(lease.error(), "lease");
+  ipc::RemoteCallRequest nop = request("nop", {});  // built once, as a real client would
+  Stats null_call = Measure(iterations, [&](int) {
+    auto r = lease->session.CallRaw(nop);
+    DieIf(r.error(), "null call");
+    if (!r->ok()) Die("null call failed: " + r->status().ToString());
+  });
+
+  // Pipelined: 64 in flight.
+  int total = quick ? 20000 : 200000;
+  std::deque<uint64_t> in_flight;
+  auto start = Clock::now();
+  int started = 0, finished = 0;
+  while (finished < total) {
+    while (started < total && in_flight.size() < 64) {
+      auto id = lease->session.Start(request("add", {ipc::WireValue::Int(started),
+                                                     ipc::WireValue::Int(1)}));
+      DieIf(id.error(), "start");
+      in_flight.push_back(*id);
+      ++started;
+    }
+    auto r = lease->session.Wait(in_flight.front());
+    DieIf(r.error(), "wait");
+    in_flight.pop_front();
+    ++finished;
+  }
+  double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  double pipelined_per_s = total / seconds;
+  lease->session.Close();
+
+  auto status = client->StatusJson();
+  DieIf(status.error(), "status");
+  double cold_ms = JsonNumber(*status, "spawn_median_ms");
+  double clone_ms = JsonNumber(*status, "spawn_clone_median_ms");
+  double samples = JsonNumber(*status, "spawn_samples");
+  (void)client->StopSupervisor();
+  int st = 0;
+  waitpid(server, &st, 0);
+  std::filesystem::remove_all(dir);
+
+  int cpus = AllowedCpus();
+  bool pinned = cpus >= 0 && cpus < sysconf(_SC_NPROCESSORS_ONLN);
+  double ratio = null_call.median_us / raw.median_us;
+  if (json) {
+    fmt::print(
+        "{{\"iterations\": {}, \"transport\": \"{}\", \"sandbox\": \"{}\", \"cpus\": {}, "
+        "\"pinned\": {}, \"raw_rtt_us\": {:.3f}, \"raw_rtt_p99_us\": {:.3f}, "
+        "\"null_call_us\": {:.3f}, \"null_call_p99_us\": {:.3f}, \"null_call_vs_raw_rtt\": {:.4f}, "
+        "\"pipelined_calls_per_s\": {:.0f}, \"cold_start_ms\": {:.3f}, "
+        "\"cold_start_kernel_ms\": {:.3f}, \"cold_start_ours_ms\": {:.3f}, "
+        "\"cold_start_samples\": {:.0f}, \"first_call_ms\": {:.3f}, \"first_call_p99_ms\": {:.3f}}}\n",
+        iterations, transport, sandbox, cpus, pinned ? "true" : "false", raw.median_us, raw.p99_us,
+        null_call.median_us, null_call.p99_us, ratio, pipelined_per_s, cold_ms, clone_ms,
+        cold_ms - clone_ms, samples, first_call.median_us / 1000, first_call.p99_us / 1000);
+    return 0;
+  }
+  fmt::print("call_bench: {} calls, transport {}, sandbox {}, {} allowed CPUs ({})\n\n", iterations,
+             transport, sandbox, cpus, pinned ? "pinned by taskset" : "not pinned");
+  fmt::print("{:<24} {:>12} {:>12} {:>10}\n", "", "median µs", "p99 µs", "÷ raw");
+  fmt::print("{:<24} {:>12.2f} {:>12.2f} {:>10.3f}\n", "raw socket round trip", raw.median_us,
+             raw.p99_us, 1.0);
+  fmt::print("{:<24} {:>12.2f} {:>12.2f} {:>10.3f}\n", "warm null call", null_call.median_us,
+             null_call.p99_us, ratio);
+  fmt::print("{:<24} {:>12.2f} {:>12.2f}\n", "first call (new lease)", first_call.median_us,
+             first_call.p99_us);
+  fmt::print("\npipelined (64 in flight): {:.0f} calls/s\n", pipelined_per_s);
+  fmt::print("executor cold start: {:.3f} ms median over {:.0f} spawns (kernel clone3 with "
+             "namespaces {:.3f} ms, jail steps + ready {:.3f} ms)\n",
+             cold_ms, samples, clone_ms, cold_ms - clone_ms);
+  return 0;
+}
