@@ -162,6 +162,7 @@ const std::set<int> kExpectAllowed = {
     SYS_lseek,
     SYS_shutdown,
     SYS_ftruncate,
+    SYS_pwrite64,
     SYS_poll,
     SYS_ppoll,
     SYS_epoll_wait,

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -41,6 +42,7 @@ using std::chrono::milliseconds;
 constexpr char kProgram[] = R"(
 function add(a: int, b: int) -> int { a + b }
 function spin() { var i = 0; while true { i = i + 1 } }
+function big(n) { Vec::f64(n).fill(2.5) }
 )";
 
 std::string Readlink(const std::string& path) {
@@ -169,6 +171,19 @@ TEST_F(SupervisorTest, CallRunsInAJailedExecutorInAnotherPidAndUserNamespace) {
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r.value(), WireValue::Int(42));
   lease.session.Close();
+}
+
+TEST_F(SupervisorTest, LargeResultsComeBackAsSealedSegmentsFromTheJail) {
+  ASSERT_OK_AND_ASSIGN(Client client, Client::Connect(Options()));
+  // 2 MiB of f64: above the sidecar threshold, so the jailed executor writes a sealed memfd.
+  ASSERT_OK_AND_ASSIGN(WireValue v, client.Call(program_.program(), program_.blobs(), "big",
+                                                {WireValue::Int(1 << 18)}));
+  ASSERT_EQ(v.kind, ipc::WireKind::kTypedArray);
+  ASSERT_NE(v.buffer().segment, nullptr) << "came back by descriptor";
+  ASSERT_EQ(v.buffer().data().size(), size_t{8} << 18);
+  double last;
+  std::memcpy(&last, v.buffer().data().data() + v.buffer().data().size() - 8, 8);
+  EXPECT_EQ(last, 2.5);
 }
 
 TEST_F(SupervisorTest, StatusNamesTheSupervisorAndItsExecutors) {

@@ -45,8 +45,9 @@ constexpr int kAllowedSyscalls[] = {
     SCMP_SYS(lseek), SCMP_SYS(recvmsg), SCMP_SYS(sendmsg), SCMP_SYS(recvfrom), SCMP_SYS(close),
     SCMP_SYS(fstat), SCMP_SYS(shutdown),
     // Sealed result segments (ipc/shared_memory.h): memfd_create (flags checked below),
-    // ftruncate, mmap, fcntl(F_ADD_SEALS). RLIMIT_FSIZE bounds their size.
-    SCMP_SYS(ftruncate),
+    // ftruncate, pwrite64 (SealedSegment::CreateByWriting fills them without mapping them),
+    // mmap, fcntl(F_ADD_SEALS). RLIMIT_FSIZE bounds their size.
+    SCMP_SYS(ftruncate), SCMP_SYS(pwrite64),
     // Waiting for descriptors. `body` only runs once the filter is in place, so it must be able
     // to create its own epoll instance (one descriptor, bounded by RLIMIT_NOFILE).
     SCMP_SYS(poll), SCMP_SYS(ppoll), SCMP_SYS(epoll_wait), SCMP_SYS(epoll_pwait),
