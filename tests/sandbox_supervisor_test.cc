@@ -24,6 +24,7 @@
 #include "shapex/client/client.h"
 #include "shapex/ipc/remote_call.h"
 #include "testing/status_matchers.h"
+#include "testing/test_natives.h"
 #include "testing/wire_test_util.h"
 
 #ifndef SHAPEX_BIN
@@ -78,9 +79,17 @@ bool PoolSettled(const std::string& j) {
          j.find("leased") == std::string::npos && j.find("exiting") == std::string::npos;
 }
 
+// The test process compiles programs that call the test natives too.
+const bool kTestNativesRegistered = [] {
+  shapex_testing::RegisterTestNatives();
+  return true;
+}();
+
 class SupervisorTest : public ::testing::Test {
  protected:
   SupervisorTest() : program_(kProgram) {}
+  // The binary `shapex serve` runs from.
+  virtual const char* ServeBinary() const { return SHAPEX_BIN; }
 
   void SetUp() override {
     char pattern[] = "/tmp/shapex-supervisor-test-XXXXXX";
@@ -100,7 +109,7 @@ class SupervisorTest : public ::testing::Test {
     ASSERT_GE(supervisor_, 0);
     if (supervisor_ == 0) {
       std::string store = dir_ + "/store";
-      execl(SHAPEX_BIN, SHAPEX_BIN, "serve", "--socket", socket_.c_str(), "--store",
+      execl(ServeBinary(), ServeBinary(), "serve", "--socket", socket_.c_str(), "--store",
             store.c_str(), "--pool", "2", static_cast<char*>(nullptr));
       _exit(127);
     }
@@ -306,6 +315,55 @@ TEST_F(SupervisorTest, PeersWithAnotherUidAreRefused) {
     return JsonInt(j, "refused_peers") >= 1;
   });
   EXPECT_EQ(JsonInt(json, "refused_peers"), 1) << json;
+}
+
+// Executors with the test-only natives: each forbidden operation, attempted from Shape code in a
+// jailed executor, is denied (an errno) or kills the executor (SIGSYS); nothing else notices.
+class JailFromInsideTest : public SupervisorTest {
+ protected:
+  const char* ServeBinary() const override { return SHAPEX_TEST_NATIVES_BIN; }
+};
+
+TEST_F(JailFromInsideTest, ForbiddenOperationsAreDenied) {
+  ASSERT_TRUE(kTestNativesRegistered);
+  WireTestProgram program(R"(
+function attempt(op) { test_attempt(op) }
+function attempt_kill(pid) { test_attempt("kill", pid) }
+)");
+  ASSERT_OK_AND_ASSIGN(Client client, Client::Connect(Options()));
+  struct Case {
+    const char* op;
+    bool killed;  // the seccomp policy kills rather than returning an errno
+  };
+  const Case cases[] = {{"open", false},       {"create", false}, {"socket_unix", true},
+                        {"socket_inet", true}, {"ptrace", true},  {"fork", true},
+                        {"execve", true}};
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.op);
+    Result<WireValue> r =
+        client.Call(program.program(), program.blobs(), "attempt", {WireValue::String(c.op)});
+    if (c.killed) {
+      ASSERT_FALSE(r.has_value()) << "the call returned " << ipc::DescribeWire(*r);
+      EXPECT_EQ(r.error().kind(), ErrorKind::kExecutorCrashed) << r.error();
+    } else {
+      ASSERT_TRUE(r.has_value()) << r.error();
+      ASSERT_EQ(r->kind, ipc::WireKind::kString);
+      EXPECT_THAT(r->text(), HasSubstr("denied")) << r->text();
+    }
+  }
+  // Killing the supervisor from inside: the executor dies, the supervisor lives on.
+  Result<WireValue> kill_result = client.Call(program.program(), program.blobs(), "attempt_kill",
+                                              {WireValue::Int(supervisor_)});
+  ASSERT_FALSE(kill_result.has_value());
+  EXPECT_EQ(kill_result.error().kind(), ErrorKind::kExecutorCrashed);
+  EXPECT_EQ(::kill(supervisor_, 0), 0);
+  std::string json = StatusWhen(client, [](const std::string& j) {
+    return JsonInt(j, "seccomp_kills") >= 6;
+  });
+  EXPECT_EQ(JsonInt(json, "seccomp_kills"), 6) << json;
+  ASSERT_OK_AND_ASSIGN(WireValue ok, client.Call(program_.program(), program_.blobs(), "add",
+                                                 {WireValue::Int(20), WireValue::Int(22)}));
+  EXPECT_EQ(ok, WireValue::Int(42));
 }
 
 }  // namespace

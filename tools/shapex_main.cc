@@ -607,4 +607,14 @@ int Main(int argc, char** argv) {
 }  // namespace
 }  // namespace shapex
 
-int main(int argc, char** argv) { return shapex::Main(argc, argv); }
+#ifdef SHAPEX_TEST_NATIVES
+#include "testing/test_natives.h"
+#endif
+
+int main(int argc, char** argv) {
+#ifdef SHAPEX_TEST_NATIVES
+  // Only the test binary `shapex_with_test_natives` (tests/CMakeLists.txt) has these.
+  shapex_testing::RegisterTestNatives();
+#endif
+  return shapex::Main(argc, argv);
+}

@@ -156,10 +156,22 @@ struct Indexes {
   std::unordered_map<std::string_view, const NativeDef*> methods;  // method entries only
 };
 
+// Natives added by RegisterExtraNatives before the indexes were built (test binaries only).
+std::vector<NativeDef>& ExtraNatives() {
+  static auto* extra = new std::vector<NativeDef>;
+  return *extra;
+}
+bool indexes_built = false;
+
 const Indexes& GetIndexes() {
   static const Indexes* indexes = [] {
     auto* ix = new Indexes;  // never destroyed: lookups may run during static destruction
-    ix->all.reserve(kNumNatives);
+    ix->all.reserve(kNumNatives + ExtraNatives().size());
+    indexes_built = true;
+    for (const NativeDef& def : ExtraNatives()) {
+      ix->all.emplace(def.name, &def);
+      if (def.method) ix->methods.emplace(def.name, &def);
+    }
     for (const NativeDef& def : kNatives) {
       bool inserted = ix->all.emplace(def.name, &def).second;
       assert(inserted && "duplicate native name in kNatives");
@@ -186,6 +198,12 @@ const NativeDef* FindQualifiedMethod(std::string_view ns, std::string_view name)
 }
 
 }  // namespace
+
+bool RegisterExtraNatives(std::span<const NativeDef> defs) {
+  if (indexes_built) return false;
+  for (const NativeDef& def : defs) ExtraNatives().push_back(def);
+  return true;
+}
 
 const NativeDef* FindNative(std::string_view qualified_name) {
   const auto& all = GetIndexes().all;

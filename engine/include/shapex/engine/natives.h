@@ -15,6 +15,7 @@
 #ifndef SHAPEX_ENGINE_NATIVES_H_
 #define SHAPEX_ENGINE_NATIVES_H_
 
+#include <span>
 #include <string_view>
 
 #include "shapex/engine/value.h"
@@ -32,6 +33,12 @@ struct NativeDef {
   int max_args;  // -1: variadic
   bool method;   // true: args[0] is the receiver
 };
+
+// Adds natives for this process, e.g. the `test.*` natives of the test-only executor binary
+// (tests/testing/test_natives.h); never used by the shipped binaries. Only before anything has
+// looked a native up (compiling, linking or running code): false (and nothing added) after.
+// Names must not collide with the standard library's. `defs` must outlive the process.
+bool RegisterExtraNatives(std::span<const NativeDef> defs);
 
 // Looks up a native by qualified name; nullptr if there is none.
 const NativeDef* FindNative(std::string_view qualified_name);
