@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# `shapex call` contract through the service: the first call starts a supervisor on demand
+# (socket from $SHAPEX_SOCKET, blob store under $XDG_CACHE_HOME), runs the function in a jailed
+# executor and prints the result as LANGUAGE.md says; errors keep their kind and exit code 1;
+# `shapex status --json` names the supervisor and its executors; --local gives the same output.
+# Usage: call_remote.sh SHAPEX_BIN
+set -euo pipefail
+bin=$1
+dir=$(mktemp -d)
+export SHAPEX_SOCKET=$dir/run/sock XDG_CACHE_HOME=$dir/cache
+cleanup() {
+  # Stop the supervisor the first call started, even if the test failed before finding it.
+  if [[ -z ${pid:-} ]]; then
+    pid=$("$bin" status --json 2>/dev/null | sed -n 's/.*"supervisor_pid": \([0-9]*\).*/\1/p') || true
+  fi
+  if [[ -n ${pid:-} ]]; then kill "$pid" 2>/dev/null || true; fi
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+
+printf 'function add(a: int, b: int) -> int { a + b }\nfunction greet(n) { f"hi {n}" }\nfunction boom(x) { x / 0 }\n' > "$dir/p.shape"
+
+out=$("$bin" call "$dir/p.shape" add 10 32)
+[[ $out == 42 ]] || { echo "remote add printed '$out'"; exit 1; }
+out=$("$bin" call "$dir/p.shape" greet '"bob"')
+[[ $out == '"hi bob"' ]] || { echo "remote greet printed '$out'"; exit 1; }
+[[ $("$bin" call --local "$dir/p.shape" greet '"bob"') == "$out" ]] || { echo "--local differs"; exit 1; }
+
+set +e
+"$bin" call "$dir/p.shape" boom 1 >"$dir/out" 2>"$dir/err"; rc=$?
+set -e
+[[ $rc == 1 ]] || { echo "runtime error exit code $rc"; exit 1; }
+grep -q '^error\[RuntimeError\]: division by zero' "$dir/err" || { echo "wrong error: $(cat "$dir/err")"; exit 1; }
+grep -q 'at boom' "$dir/err" || { echo "no remote trace: $(cat "$dir/err")"; exit 1; }
+set +e
+"$bin" call "$dir/p.shape" add 1 >/dev/null 2>"$dir/err"; rc=$?
+set -e
+[[ $rc == 1 ]] && grep -q '^error\[ArgumentError\]' "$dir/err" || { echo "arity: $rc $(cat "$dir/err")"; exit 1; }
+
+json=$("$bin" status --json)
+pid=$(sed -n 's/.*"supervisor_pid": \([0-9]*\).*/\1/p' <<<"$json")
+[[ -n $pid ]] || { echo "no supervisor_pid in: $json"; exit 1; }
+grep -q '"executors": \[{"pid": [0-9]*, "state": "' <<<"$json" || { echo "no executors in: $json"; exit 1; }
+kill -0 "$pid"
