@@ -289,6 +289,20 @@ TEST_F(SupervisorTest, CallOverItsTimeoutKillsTheExecutorAndTheNextCallWorks) {
   EXPECT_EQ(v, WireValue::Int(2));
 }
 
+TEST_F(SupervisorTest, CancellingARunningCallAnswersCancelled) {
+  ASSERT_OK_AND_ASSIGN(Client client, Client::Connect(Options()));
+  ASSERT_OK_AND_ASSIGN(Lease lease, client.LeaseFor(program_.program(), program_.blobs(), "spin"));
+  ASSERT_OK_AND_ASSIGN(auto request, Request("spin", {}));
+  ASSERT_OK_AND_ASSIGN(uint64_t id, lease.session.Start(std::move(request)));
+  ASSERT_OK(client.Cancel(lease, id));
+  ASSERT_OK_AND_ASSIGN(ipc::RemoteCallResponse r, lease.session.Wait(id));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().kind, ErrorKind::kCancelled);
+  ASSERT_OK_AND_ASSIGN(WireValue v, client.Call(program_.program(), program_.blobs(), "add",
+                                                {WireValue::Int(3), WireValue::Int(4)}));
+  EXPECT_EQ(v, WireValue::Int(7));
+}
+
 TEST_F(SupervisorTest, PeersWithAnotherUidAreRefused) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root to act as another uid";
   pid_t child = fork();

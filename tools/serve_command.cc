@@ -92,13 +92,13 @@ int ServeCommand::Run() {
       PrintError(client.error());
       return kExitRuntime;
     }
-    Result<std::string> json = client->StatusJson();
-    if (!json.has_value()) {
-      PrintError(json.error());
+    Result<std::string> report = json_ ? client->StatusJson() : client->StatusText();
+    if (!report.has_value()) {
+      PrintError(report.error());
       return kExitRuntime;
     }
-    // The human form is the same object; --json promises exactly one JSON object on stdout.
-    std::fputs((*json + "\n").c_str(), stdout);
+    // --json prints exactly one JSON object (and a newline).
+    std::fputs(json_ ? (*report + "\n").c_str() : report->c_str(), stdout);
     return kExitOk;
   }
   sandbox::SupervisorOptions options;

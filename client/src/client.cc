@@ -145,9 +145,20 @@ Result<std::string> Client::StatusJson() {
   return reply.Text("json");
 }
 
+Result<std::string> Client::StatusText() {
+  std::vector<ScopedFd> fds;
+  ASSIGN_OR_RETURN(ControlMessage reply, Request(ControlMessage("status"), &fds));
+  return reply.Text("text");
+}
+
 Status Client::StopSupervisor() {
   std::vector<ScopedFd> fds;
   return Request(ControlMessage("stop"), &fds).error();
+}
+
+Status Client::Cancel(Lease& lease, uint64_t call_id) {
+  RETURN_IF_ERROR(lease.session.Cancel(call_id));
+  return KillExecutor(lease.executor_pid);
 }
 
 Status Client::KillExecutor(int executor_pid) {

@@ -123,7 +123,18 @@ Result<RemoteCallResponse> ExecutorSession::Wait(uint64_t call_id) {
     return InvalidArgument(fmt::format("no call {} in flight", call_id));
   }
   auto deadline = Clock::now() + options_.call_timeout;
-  while (arrived_.count(call_id) == 0) RETURN_IF_ERROR(ReceiveOne(deadline));
+  while (arrived_.count(call_id) == 0) {
+    Status s = ReceiveOne(deadline);
+    if (s.ok()) continue;
+    if (cancelled_.count(call_id) != 0 && s.kind() == ErrorKind::kIoError) {
+      pending_.erase(call_id);
+      cancelled_.erase(call_id);
+      return RemoteCallResponse::Failure(ErrorKind::kCancelled,
+                                         fmt::format("call {} was cancelled", call_id));
+    }
+    return s;
+  }
+  cancelled_.erase(call_id);
   RemoteCallResponse response = std::move(arrived_[call_id]);
   arrived_.erase(call_id);
   pending_.erase(call_id);
@@ -132,6 +143,7 @@ Result<RemoteCallResponse> ExecutorSession::Wait(uint64_t call_id) {
 
 Status ExecutorSession::Cancel(uint64_t call_id) {
   if (pending_.count(call_id) == 0) return InvalidArgument("no such call in flight");
+  cancelled_.insert(call_id);
   return connection_.Send(ipc::FrameType::kCancel, call_id, {});
 }
 

@@ -271,6 +271,7 @@ void Supervisor::State::OnClient(int id) {
     } else if (m.op == "status") {
       ControlMessage reply("status");
       reply.Set("json", StatusJson());
+      reply.Set("text", StatusText());
       (void)ipc::SendControl(c.conn, reply);
     } else if (m.op == "kill") {
       auto e = executors.find(static_cast<pid_t>(m.Int("executor_pid")));

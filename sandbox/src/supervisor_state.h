@@ -88,6 +88,7 @@ struct Supervisor::State {
   Status Grant(ExecutorEntry& e, ClientEntry& c, const std::vector<engine::FunctionHash>& hashes);
   void KillExecutorProcess(const ExecutorEntry& e);
   std::string StatusJson() const;
+  std::string StatusText() const;  // the human form of `shapex status`
 };
 
 }  // namespace shapex::sandbox

@@ -98,4 +98,41 @@ std::string Supervisor::State::StatusJson() const {
       stats.code_bytes_received, stats.blobs_preloaded, stats.refused_peers, store_json);
 }
 
+std::string Supervisor::State::StatusText() const {
+  double uptime = std::chrono::duration<double>(Clock::now() - started).count();
+  std::string out = fmt::format(
+      "supervisor  pid {}, up {:.0f} s, socket {}, sandbox {}\n"
+      "pool        {} executors wanted, {} starting\n"
+      "calls       {} ({:.2f}/s), errors {}",
+      ::getpid(), uptime, socket_path, options.sandbox == SandboxMode::kFull ? "full" : "none",
+      options.pool_size, spawning, stats.calls,
+      uptime > 0 ? static_cast<double>(stats.calls) / uptime : 0.0, stats.errors);
+  for (const auto& [kind, n] : errors_by_kind) out += fmt::format(", {} {}", kind, n);
+  std::vector<int64_t> spawn = spawn_ns_samples;
+  std::sort(spawn.begin(), spawn.end());
+  out += fmt::format("\nexecutors   lost mid-lease {}, seccomp kills {}, spawn median {:.2f} ms\n",
+                     stats.leases_lost, stats.seccomp_kills,
+                     spawn.empty() ? 0.0 : static_cast<double>(spawn[spawn.size() / 2]) / 1e6);
+  out += fmt::format("  {:>8}  {:<9} {:>7} {:>8} {:>9}\n", "PID", "STATE", "LEASES", "CALLS",
+                     "RSS KiB");
+  for (const auto& [pid, e] : executors) {
+    out += fmt::format("  {:>8}  {:<9} {:>7} {:>8} {:>9}\n", pid, StateName(e.state), e.leases,
+                       e.calls, RssKib(pid));
+  }
+  if (store) {
+    Result<BlobStoreStats> st = store->Stats();
+    if (st.has_value()) {
+      uint64_t lookups = st->hits + st->misses;
+      out += fmt::format("blob store  {}: {} objects, {} bytes, hit rate {:.0f}% of {} reads\n",
+                         st->dir, st->objects, st->bytes,
+                         lookups == 0 ? 0.0 : 100.0 * static_cast<double>(st->hits) /
+                                                  static_cast<double>(lookups),
+                         lookups);
+    }
+  } else {
+    out += "blob store  none\n";
+  }
+  return out;
+}
+
 }  // namespace shapex::sandbox

@@ -68,10 +68,16 @@ class Client {
 
   // The supervisor's status as JSON (see `shapex status --json`).
   Result<std::string> StatusJson();
+  // The same as a human-readable table (`shapex status`).
+  Result<std::string> StatusText();
   // Asks the supervisor to shut down.
   Status StopSupervisor();
   // Asks the supervisor to kill an executor leased to us.
   Status KillExecutor(int executor_pid);
+  // Cancels a call in flight on `lease`: calls run to completion in an executor, so this sends
+  // Cancel and has the supervisor kill the executor; Wait then answers Cancelled. The lease is
+  // finished afterwards (lease another executor for more calls).
+  Status Cancel(Lease& lease, uint64_t call_id);
 
   const std::string& socket_path() const { return socket_path_; }
 

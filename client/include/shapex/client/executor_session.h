@@ -70,7 +70,9 @@ class ExecutorSession {
   // responses to other calls that arrive first. Start negotiates synchronously when needed.
   Result<uint64_t> Start(ipc::RemoteCallRequest request);
   Result<ipc::RemoteCallResponse> Wait(uint64_t call_id);
-  // Asks the executor to cancel a call (it still answers it, see docs/wire-protocol.md).
+  // Asks the executor to cancel a call (it still answers it, see docs/wire-protocol.md). If the
+  // connection is lost before the answer (the executor was killed to stop the call), Wait
+  // reports the call as Cancelled instead of failing.
   Status Cancel(uint64_t call_id);
 
   // Says Goodbye and waits (briefly) for the executor's.
@@ -96,6 +98,7 @@ class ExecutorSession {
   std::map<uint64_t, Pending> pending_;
   std::map<uint64_t, ipc::RemoteCallResponse> arrived_;
   std::map<uint64_t, ipc::BlobNegotiationResponse> negotiation_replies_;
+  std::unordered_set<uint64_t> cancelled_;
   ExecutorSessionStats stats_;
 };
 
