@@ -132,25 +132,14 @@ int BlockForever() {
   for (;;) poll(nullptr, 0, -1);
 }
 
-class JailTest : public testing::Test {
+class JailTest : public shapex_testing::WithExecutorPolicy {
  protected:
-  static void SetUpTestSuite() {
-    auto built = SeccompProgram::BuildExecutorPolicy();
-    ASSERT_OK(built);
-    program_ = new SeccompProgram(std::move(*built));
-  }
-  static void TearDownTestSuite() {
-    delete program_;
-    program_ = nullptr;
-  }
   static JailOptions Options() {
     JailOptions options;
     options.limits = shapex_testing::TestLimits();
     return options;
   }
-  static SeccompProgram* program_;
 };
-SeccompProgram* JailTest::program_ = nullptr;
 
 TEST_F(JailTest, ProbeSucceedsOnThisMachine) { EXPECT_OK(ProbeJailSupport()); }
 

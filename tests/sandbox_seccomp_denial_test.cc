@@ -143,20 +143,9 @@ const DenialCase kDenialCases[] = {
     {"Ioctl", [](auto&) { return syscall(SYS_ioctl, 0, 0x5401 /* TCGETS */, nullptr); }, ENOTTY},
 };
 
-class SeccompInJailTest : public testing::Test {
+class SeccompInJailTest : public shapex_testing::WithExecutorPolicy {
  protected:
-  static void SetUpTestSuite() {
-    auto built = SeccompProgram::BuildExecutorPolicy();
-    ASSERT_OK(built);
-    program_ = new SeccompProgram(std::move(*built));
-  }
-  static void TearDownTestSuite() {
-    delete program_;
-    program_ = nullptr;
-  }
-  static SeccompProgram* program_;
 };
-SeccompProgram* SeccompInJailTest::program_ = nullptr;
 
 class SeccompDenialTest : public SeccompInJailTest,
                           public testing::WithParamInterface<DenialCase> {};

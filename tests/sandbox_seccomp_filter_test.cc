@@ -122,17 +122,8 @@ uint32_t RunBpf(std::span<const sock_filter> program, const seccomp_data& data) 
   return 0xbad;
 }
 
-class SeccompPolicyTest : public testing::Test {
+class SeccompPolicyTest : public shapex_testing::WithExecutorPolicy {
  protected:
-  static void SetUpTestSuite() {
-    auto built = SeccompProgram::BuildExecutorPolicy();
-    ASSERT_OK(built);
-    program_ = new SeccompProgram(std::move(*built));
-  }
-  static void TearDownTestSuite() {
-    delete program_;
-    program_ = nullptr;
-  }
 
   static uint32_t Eval(int nr, std::array<uint64_t, 6> args = {},
                        uint32_t arch = AUDIT_ARCH_X86_64) {
@@ -143,9 +134,7 @@ class SeccompPolicyTest : public testing::Test {
     return RunBpf(program_->instructions(), data);
   }
 
-  static SeccompProgram* program_;
 };
-SeccompProgram* SeccompPolicyTest::program_ = nullptr;
 
 // The expected policy, written independently of seccomp_filter.cc.
 const std::set<int> kExpectAllowed = {

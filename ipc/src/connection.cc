@@ -85,11 +85,11 @@ Status Connection::CheckHandshake(const Handshake& peer) const {
   return Status::Ok();
 }
 
+Connection::Connection(UnixSocket socket, const ConnectionOptions& options)
+    : socket_(std::move(socket)), options_(options), reader_(options.max_frame_payload) {}
+
 Result<Connection> Connection::Connect(UnixSocket socket, const ConnectionOptions& options) {
-  Connection c;
-  c.socket_ = std::move(socket);
-  c.options_ = options;
-  c.reader_ = FrameReader(options.max_frame_payload);
+  Connection c(std::move(socket), options);
   auto deadline = DeadlineAfter(options.handshake_timeout);
   bool want_ring = options.transport == Transport::kCallRing;
   std::optional<CallRing> ring;
@@ -125,10 +125,7 @@ Result<Connection> Connection::Connect(UnixSocket socket, const ConnectionOption
 }
 
 Result<Connection> Connection::Accept(UnixSocket socket, const ConnectionOptions& options) {
-  Connection c;
-  c.socket_ = std::move(socket);
-  c.options_ = options;
-  c.reader_ = FrameReader(options.max_frame_payload);
+  Connection c(std::move(socket), options);
   auto deadline = DeadlineAfter(options.handshake_timeout);
   IncomingFrame hello;
   RETURN_IF_ERROR(c.ReceiveFromSocket(&hello, deadline));

@@ -20,6 +20,7 @@
 #define SHAPEX_TESTS_TESTING_JAILED_CHILD_H_
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -34,6 +35,22 @@
 #include "shapex/sandbox/jail.h"
 
 namespace shapex_testing {
+
+// A fixture base that compiles the executor's seccomp policy once per test suite (the
+// supervisor does it once at start-up too) and offers it as `program_`.
+class WithExecutorPolicy : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    auto built = shapex::sandbox::SeccompProgram::BuildExecutorPolicy();
+    ASSERT_TRUE(built.has_value()) << built.error().ToString();
+    program_ = new shapex::sandbox::SeccompProgram(std::move(*built));
+  }
+  static void TearDownTestSuite() {
+    delete program_;
+    program_ = nullptr;
+  }
+  static inline shapex::sandbox::SeccompProgram* program_ = nullptr;
+};
 
 struct ChildRun {
   shapex::Status spawn;                       // SpawnJailed's error, if any

@@ -47,37 +47,10 @@ using namespace ipc_bench;
 
 constexpr char kProgram[] = "function nop() { None }\nfunction add(a, b) { a + b }\n";
 
-Stats RawSocket(int iterations) {
-  int fds[2];
-  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) Die("socketpair");
-  pid_t child = Spawn([&] {
-    close(fds[0]);
-    uint8_t buf[64];
-    while (ReadFull(fds[1], buf, sizeof buf)) {
-      if (!WriteFull(fds[1], buf, sizeof buf)) return 1;
-    }
-    return 0;
-  });
-  close(fds[1]);
-  uint8_t buf[64] = {};
-  Stats stats = Measure(iterations, [&](int) {
-    if (!WriteFull(fds[0], buf, sizeof buf) || !ReadFull(fds[0], buf, sizeof buf)) Die("raw");
-  });
-  close(fds[0]);
-  Reap(child, "raw socket");
-  return stats;
-}
-
 double JsonNumber(const std::string& json, const std::string& key) {
   std::smatch m;
   if (!std::regex_search(json, m, std::regex("\"" + key + "\": (-?[0-9.]+)"))) return -1;
   return std::stod(m[1]);
-}
-
-int AllowedCpus() {
-  cpu_set_t set;
-  if (sched_getaffinity(0, sizeof(set), &set) != 0) return -1;
-  return CPU_COUNT(&set);
 }
 
 }  // namespace
@@ -116,7 +89,7 @@ int main(int argc, char** argv) {
   std::string dir = dir_template;
   std::string socket_path = dir + "/run/sock", store = dir + "/store";
 
-  Stats raw = RawSocket(iterations);
+  Stats raw = RawSocketRoundTrip(iterations);
 
   pid_t server = Spawn([&] {
     execl(shapex_bin.c_str(), shapex_bin.c_str(), "serve", "--socket", socket_path.c_str(),

@@ -56,29 +56,6 @@ using namespace ipc_bench;
 constexpr size_t kMessageSize = 64;
 constexpr uint8_t kEchoType = 1;
 
-Stats RawSocket(int iterations) {
-  int fds[2];
-  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) Die("socketpair");
-  pid_t child = Spawn([&] {
-    close(fds[0]);
-    uint8_t buf[kMessageSize];
-    while (ReadFull(fds[1], buf, sizeof(buf))) {
-      if (!WriteFull(fds[1], buf, sizeof(buf))) return 1;
-    }
-    return 0;
-  });
-  close(fds[1]);
-  uint8_t buf[kMessageSize] = {1};
-  Stats stats = Measure(iterations, [&](int) {
-    if (!WriteFull(fds[0], buf, sizeof(buf)) || !ReadFull(fds[0], buf, sizeof(buf))) {
-      Die("raw socket echo failed");
-    }
-  });
-  close(fds[0]);
-  Reap(child, "raw socket");
-  return stats;
-}
-
 inline void Pause() {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_ia32_pause();
@@ -178,12 +155,6 @@ EchoResult ConnectionEcho(int iterations, Transport transport, std::chrono::nano
   return result;
 }
 
-int AllowedCpus() {
-  cpu_set_t set;
-  if (sched_getaffinity(0, sizeof(set), &set) != 0) return -1;
-  return CPU_COUNT(&set);
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -214,7 +185,7 @@ int main(int argc, char** argv) {
   int cpus = AllowedCpus();
   bool pinned = cpus >= 0 && cpus < sysconf(_SC_NPROCESSORS_ONLN);
 
-  Stats raw = RawSocket(iterations);
+  Stats raw = RawSocketRoundTrip(iterations);
   Stats spin = ShmSpin(iterations);
   EchoResult framed_result = ConnectionEcho(iterations, Transport::kSocket, max_spin);
   const Stats& framed = framed_result.echo;

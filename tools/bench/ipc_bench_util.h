@@ -3,6 +3,8 @@
 #define SHAPEX_TOOLS_BENCH_IPC_BENCH_UTIL_H_
 
 #include <fmt/format.h>
+#include <sched.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -95,6 +97,38 @@ inline bool WriteFull(int fd, const uint8_t* buf, size_t size) {
     size -= n;
   }
   return true;
+}
+
+// The baseline of every latency benchmark: a 64-byte write/read round trip over a blocking
+// AF_UNIX socketpair with a forked child echoing it.
+inline Stats RawSocketRoundTrip(int iterations) {
+  int fds[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) Die("socketpair");
+  pid_t child = Spawn([&] {
+    close(fds[0]);
+    uint8_t buf[64];
+    while (ReadFull(fds[1], buf, sizeof(buf))) {
+      if (!WriteFull(fds[1], buf, sizeof(buf))) return 1;
+    }
+    return 0;
+  });
+  close(fds[1]);
+  uint8_t buf[64] = {1};
+  Stats stats = Measure(iterations, [&](int) {
+    if (!WriteFull(fds[0], buf, sizeof(buf)) || !ReadFull(fds[0], buf, sizeof(buf))) {
+      Die("raw socket echo failed");
+    }
+  });
+  close(fds[0]);
+  Reap(child, "raw socket");
+  return stats;
+}
+
+// CPUs this process may run on (fewer than online CPUs: the run was narrowed with taskset).
+inline int AllowedCpus() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) != 0) return -1;
+  return CPU_COUNT(&set);
 }
 
 }  // namespace ipc_bench

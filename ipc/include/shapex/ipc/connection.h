@@ -135,6 +135,7 @@ class Connection {
  private:
   using Clock = std::chrono::steady_clock;
 
+  Connection(UnixSocket socket, const ConnectionOptions& options);  // before the handshake
   Status Fail(Status status);
   Status SendOnSocket(FrameType type, uint64_t call_id, std::span<const uint8_t> payload,
                       std::span<const int> fds, Clock::time_point deadline);
