@@ -16,7 +16,6 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <regex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -62,11 +61,12 @@ size_t CountEntries(const std::string& dir) {
   return n;
 }
 
+// The integer after the first `"key": ` in `json` (-1 if absent).
 int64_t JsonInt(const std::string& json, const std::string& key) {
-  std::smatch m;
-  std::regex re("\"" + key + "\": (-?[0-9]+)");
-  if (!std::regex_search(json, m, re)) return -1;
-  return std::stoll(m[1]);
+  std::string needle = "\"" + key + "\": ";
+  size_t pos = json.find(needle);
+  if (pos == std::string::npos) return -1;
+  return std::strtoll(json.c_str() + pos + needle.size(), nullptr, 10);
 }
 
 // The pool is full and at rest: two idle executors, none starting, leased or exiting.

@@ -30,7 +30,6 @@
 #include <cstdlib>
 #include <deque>
 #include <filesystem>
-#include <regex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -47,10 +46,12 @@ using namespace ipc_bench;
 
 constexpr char kProgram[] = "function nop() { None }\nfunction add(a, b) { a + b }\n";
 
+// The number after the first `"key": ` in `json` (-1 if absent).
 double JsonNumber(const std::string& json, const std::string& key) {
-  std::smatch m;
-  if (!std::regex_search(json, m, std::regex("\"" + key + "\": (-?[0-9.]+)"))) return -1;
-  return std::stod(m[1]);
+  std::string needle = "\"" + key + "\": ";
+  size_t pos = json.find(needle);
+  if (pos == std::string::npos) return -1;
+  return std::strtod(json.c_str() + pos + needle.size(), nullptr);
 }
 
 }  // namespace

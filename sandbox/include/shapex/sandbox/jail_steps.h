@@ -63,9 +63,25 @@ inline constexpr size_t kMaxKeptFds = 64;
 // Resource limits for a jailed process. Each present value sets both the soft and the hard
 // limit (a process can lower them, never raise them back); std::nullopt keeps what the process
 // inherited. Raising a limit above the inherited hard limit fails with a SandboxError.
+// Sanitizer runtimes (ASan) reserve terabytes of address space for their shadow memory before
+// main, so under them no RLIMIT_AS can be set without breaking every later allocation.
+#if defined(__SANITIZE_ADDRESS__)
+#define SHAPEX_UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SHAPEX_UNDER_ASAN 1
+#endif
+#endif
+#ifdef SHAPEX_UNDER_ASAN
+inline constexpr std::optional<uint64_t> kDefaultAddressSpaceLimit = std::nullopt;
+#else
+inline constexpr std::optional<uint64_t> kDefaultAddressSpaceLimit = uint64_t{4} << 30;
+#endif
+
 struct RlimitOptions {
-  // RLIMIT_AS. 4 GiB: the VM heap, the shared-memory segments it maps, and the stacks.
-  std::optional<uint64_t> address_space_bytes = uint64_t{4} << 30;
+  // RLIMIT_AS. 4 GiB: the VM heap, the shared-memory segments it maps, and the stacks (not set
+  // in sanitizer builds, see kDefaultAddressSpaceLimit).
+  std::optional<uint64_t> address_space_bytes = kDefaultAddressSpaceLimit;
   // RLIMIT_CPU, over the process's whole life (a warm executor serves many calls). A backstop
   // only: per-call timeouts belong to the supervisor. The kernel sends SIGKILL at the limit.
   std::optional<uint64_t> cpu_seconds = 3600;
