@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -152,6 +153,19 @@ TEST_F(ExecutorTest, CancelledCallStillGetsItsAnswer) {
   ASSERT_OK(session_->Cancel(id));
   ASSERT_OK_AND_ASSIGN(ipc::RemoteCallResponse r, session_->Wait(id));
   EXPECT_TRUE(r.ok());
+}
+
+TEST_F(ExecutorTest, LargeArgumentsTravelInReusedSegments) {
+  // 2 MiB arguments built in ordinary memory: copied into the session's pooled segments, which
+  // are reused call after call; every call must see its own values.
+  for (int round = 1; round <= 3; ++round) {
+    std::vector<double> values(1 << 18, static_cast<double>(round));
+    std::vector<uint8_t> bytes(values.size() * sizeof(double));
+    std::memcpy(bytes.data(), values.data(), bytes.size());
+    ASSERT_OK_AND_ASSIGN(WireValue sum,
+                         Call("total", {WireValue::TypedArray(engine::ElemKind::kF64, bytes)}));
+    EXPECT_EQ(sum, WireValue::Number(round * static_cast<double>(values.size()))) << round;
+  }
 }
 
 TEST_F(ExecutorTest, SharedVecArgumentIsReadInPlace) {

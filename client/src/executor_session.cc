@@ -98,12 +98,14 @@ Result<uint64_t> ExecutorSession::Start(RemoteCallRequest request) {
   bool asked = false;
   ASSIGN_OR_RETURN(RemoteCallRequest stripped, Negotiate(std::move(request), &asked));
   uint64_t id = next_call_id_++;
-  RETURN_IF_ERROR(SendCall(id, std::move(stripped)));
-  pending_[id] = Pending{!asked};
+  Pending pending{!asked, {}};
+  RETURN_IF_ERROR(SendCall(id, std::move(stripped), &pending.segments));
+  pending_[id] = std::move(pending);
   return id;
 }
 
-Status ExecutorSession::SendCall(uint64_t call_id, RemoteCallRequest request) {
+Status ExecutorSession::SendCall(uint64_t call_id, RemoteCallRequest request,
+                                 std::vector<std::shared_ptr<const ipc::SegmentView>>* segments) {
   ++stats_.calls;
   if (request.blobs) {
     for (const engine::FunctionBlob& blob : *request.blobs) {
@@ -113,7 +115,11 @@ Status ExecutorSession::SendCall(uint64_t call_id, RemoteCallRequest request) {
   }
   // Calls run in order on the executor: once this one is linked there, its blobs are cached.
   std::vector<engine::FunctionHash> sent = ipc::OfferedHashes(request);
-  RETURN_IF_ERROR(ipc::SendMessage(connection_, call_id, std::move(request)));
+  ipc::SidecarTransportOptions send;
+  send.pool = pool_.get();
+  ASSIGN_OR_RETURN(ipc::OutgoingMessage out, ipc::PrepareOutgoing(std::move(request), send));
+  RETURN_IF_ERROR(ipc::SendPrepared(connection_, call_id, out));
+  *segments = std::move(out.pooled);
   for (const auto& h : sent) peer_has_.insert(h);
   return Status::Ok();
 }

@@ -10,6 +10,8 @@
 //   ASSIGN_OR_RETURN(uint64_t b, session.Start(request_b));
 //   ASSIGN_OR_RETURN(ipc::RemoteCallResponse rb, session.Wait(b));
 //
+// Arguments of 1 MiB or more are copied once into reused shared-memory segments (SegmentPool)
+// and passed by descriptor; SharedVec arguments are passed with no copy at all.
 // Code is sent only when the executor lacks it. The session remembers which blobs the executor
 // has (it told us in a negotiation, or we sent them and the call succeeded); a call whose blobs
 // are all known goes out with no code and no negotiation round trip. If the executor lost some
@@ -22,6 +24,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <span>
 #include <string_view>
 #include <unordered_set>
@@ -33,6 +36,7 @@
 #include "shapex/engine/program.h"
 #include "shapex/ipc/connection.h"
 #include "shapex/ipc/messages.h"
+#include "shapex/ipc/shared_vec.h"
 #include "shapex/ipc/wire_value.h"
 
 namespace shapex {
@@ -84,15 +88,21 @@ class ExecutorSession {
  private:
   struct Pending {
     bool stripped_without_asking = false;  // blobs left out on our own knowledge
+    // Large arguments copied into pooled segments stay untouched until the call is answered.
+    std::vector<std::shared_ptr<const ipc::SegmentView>> segments;
   };
   // Strips the blobs the executor has, negotiating if some are unknown.
   Result<ipc::RemoteCallRequest> Negotiate(ipc::RemoteCallRequest request, bool* asked);
-  Status SendCall(uint64_t call_id, ipc::RemoteCallRequest request);
+  // Sends the call; large arguments go in segments from pool_ (executors accept read-only
+  // segments), which `*segments` keeps until the answer.
+  Status SendCall(uint64_t call_id, ipc::RemoteCallRequest request,
+                  std::vector<std::shared_ptr<const ipc::SegmentView>>* segments);
   // Receives one response frame and files it under its call id.
   Status ReceiveOne(std::chrono::steady_clock::time_point deadline);
 
   ipc::Connection connection_;
   ExecutorSessionOptions options_;
+  std::unique_ptr<ipc::SegmentPool> pool_ = std::make_unique<ipc::SegmentPool>();
   uint64_t next_call_id_ = 1;
   std::unordered_set<engine::FunctionHash, engine::FunctionHashHasher> peer_has_;
   std::map<uint64_t, Pending> pending_;
