@@ -3,6 +3,8 @@
 // (jail_steps.cc), so no libseccomp code and no allocation ever run there.
 #include "shapex/sandbox/seccomp_filter.h"
 
+#include "shapex/sandbox/jail_steps.h"  // SHAPEX_UNDER_ASAN
+
 #include <fcntl.h>
 #include <fmt/core.h>
 #include <linux/futex.h>
@@ -154,6 +156,11 @@ Status AddExecutorRules(scmp_filter_ctx ctx) {
   for (int nr : kAllowedSyscalls) rules.Add(kAllow, nr);
   for (int nr : kEpermSyscalls) rules.Add(kEperm, nr);
   rules.Add(kEnotty, SCMP_SYS(ioctl));
+#ifdef SHAPEX_UNDER_ASAN
+  // AddressSanitizer probes whether memory is readable by writing it into a pipe (for example
+  // while unwinding a C++ exception). Sanitizer builds only; release policies never allow it.
+  rules.Add(kAllow, SCMP_SYS(pipe2));
+#endif
 
   // No new executable memory: the interpreter never generates code, so PROT_EXEC can only mean
   // an exploit staging shellcode. Existing code pages stay executable.
