@@ -2,6 +2,8 @@
 // parse it; `stats --json` is the machine-readable form.
 #include "cache_command.h"
 
+#include "exit_codes.h"
+
 #include <fmt/format.h>
 
 #include <cstdio>
@@ -21,10 +23,8 @@ namespace {
 
 using sandbox::BlobStore;
 
-constexpr int kExitOk = 0;
-constexpr int kExitCorruptionFound = 1;
-constexpr int kExitUsageOrIo = 2;
-constexpr int kExitCompile = 65;
+constexpr int kExitCorruptionFound = kExitRuntime;
+constexpr int kExitUsageOrIo = kExitUsage;
 
 int Fail(const Status& status) {
   std::fflush(stdout);

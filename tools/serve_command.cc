@@ -1,5 +1,7 @@
 #include "serve_command.h"
 
+#include "exit_codes.h"
+
 #include <fcntl.h>
 #include <fmt/core.h>
 #include <unistd.h>
@@ -15,9 +17,6 @@
 namespace shapex {
 namespace {
 
-constexpr int kExitOk = 0;
-constexpr int kExitRuntime = 1;
-constexpr int kExitUsage = 2;
 
 void PrintError(const Status& status) {
   std::fflush(stdout);

@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "cache_command.h"
+#include "exit_codes.h"
 #include "serve_command.h"
 #include "shapex/client/client.h"
 #include "shapex/ipc/remote_call.h"
@@ -54,10 +55,6 @@ namespace {
 
 using engine::Program;
 
-constexpr int kExitOk = 0;
-constexpr int kExitRuntime = 1;
-constexpr int kExitUsage = 2;
-constexpr int kExitCompile = 65;
 
 // The generated entry points of `shapex call` (see RunCall).
 constexpr const char* kCallEntry = "__shapex_call_entry";

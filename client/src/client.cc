@@ -20,12 +20,6 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-ipc::ConnectionOptions ControlOptions() {
-  ipc::ConnectionOptions options;
-  options.transport = ipc::Transport::kSocket;
-  return options;
-}
-
 // Runs `argv` (the supervisor daemonizes itself: the process we start exits at once).
 Status StartSupervisor(const std::vector<std::string>& argv) {
   std::vector<char*> args;
@@ -71,7 +65,7 @@ Result<Client> Client::Connect(const ClientOptions& options) {
     return IoError(fmt::format("no supervisor at {}: {}", client.socket_path_,
                                socket.error().message()));
   }
-  ASSIGN_OR_RETURN(client.control_, ipc::Connection::Connect(std::move(*socket), ControlOptions()));
+  ASSIGN_OR_RETURN(client.control_, ipc::Connection::Connect(std::move(*socket), ipc::ControlConnectionOptions()));
   return client;
 }
 

@@ -48,6 +48,12 @@ ControlMessage& ControlMessage::Set(std::string key, std::string value) {
   return *this;
 }
 
+ConnectionOptions ControlConnectionOptions() {
+  ConnectionOptions options;
+  options.transport = Transport::kSocket;
+  return options;
+}
+
 ControlMessage ControlError(const Status& status) {
   ControlMessage m("error");
   m.Set("kind", std::string(ErrorKindName(status.kind())));

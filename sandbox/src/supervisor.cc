@@ -30,9 +30,9 @@ using std::chrono::nanoseconds;
 
 namespace {
 
+// A slow client must not hold up the event loop for long during its handshake.
 ipc::ConnectionOptions ControlOptions() {
-  ipc::ConnectionOptions options;
-  options.transport = ipc::Transport::kSocket;
+  ipc::ConnectionOptions options = ipc::ControlConnectionOptions();
   options.handshake_timeout = std::chrono::milliseconds(2000);
   return options;
 }

@@ -25,12 +25,6 @@ using std::chrono::nanoseconds;
 
 constexpr nanoseconds kForever = std::chrono::hours(24 * 365);
 
-ipc::ConnectionOptions ControlOptions() {
-  ipc::ConnectionOptions options;
-  options.transport = ipc::Transport::kSocket;
-  return options;
-}
-
 // Spawns one executor; replies "spawned" or "error" on `channel`.
 void Spawn(ipc::Connection& channel, const ZygoteOptions& options, const SeccompProgram& seccomp,
            int64_t token, std::map<pid_t, JailedProcess>* children) {
@@ -69,7 +63,7 @@ void Spawn(ipc::Connection& channel, const ZygoteOptions& options, const Seccomp
 
 int ZygoteMain(ipc::UnixSocket socket, const ZygoteOptions& options) {
   // Executors are our children; we reap them. Nothing else runs here.
-  Result<ipc::Connection> channel = ipc::Connection::Accept(std::move(socket), ControlOptions());
+  Result<ipc::Connection> channel = ipc::Connection::Accept(std::move(socket), ipc::ControlConnectionOptions());
   if (!channel.has_value()) return 1;
   Result<SeccompProgram> seccomp = SeccompProgram::BuildExecutorPolicy();
   if (!seccomp.has_value()) {
@@ -133,13 +127,13 @@ Result<ZygoteHandle> StartZygote(const ZygoteOptions& options) {
   pair.second.Close();
   ZygoteHandle handle;
   handle.pid = pid;
-  ASSIGN_OR_RETURN(handle.channel, ipc::Connection::Connect(std::move(pair.first), ControlOptions()));
+  ASSIGN_OR_RETURN(handle.channel, ipc::Connection::Connect(std::move(pair.first), ipc::ControlConnectionOptions()));
   return handle;
 }
 
 int ExecutorProcessMain(ipc::UnixSocket control_socket, const ExecutorOptions& options) {
   Result<ipc::Connection> control =
-      ipc::Connection::Accept(std::move(control_socket), ControlOptions());
+      ipc::Connection::Accept(std::move(control_socket), ipc::ControlConnectionOptions());
   if (!control.has_value()) return 10;
   if (!ipc::SendControl(*control, ControlMessage("ready")).ok()) return 11;
   Executor executor(options);

@@ -50,6 +50,10 @@ struct ControlMessage {
   ControlMessage& Set(std::string key, std::string value);
 };
 
+// Options of a control connection: the socket transport (control messages are few and may
+// carry descriptors; a call ring would only cost memory and a spinning reader).
+ConnectionOptions ControlConnectionOptions();
+
 // An "error" message carrying a Status (kind name and message), and back.
 ControlMessage ControlError(const Status& status);
 Status ControlErrorStatus(const ControlMessage& message);
