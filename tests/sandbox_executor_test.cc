@@ -7,14 +7,17 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "shapex/client/executor_session.h"
 #include "shapex/ipc/remote_call.h"
+#include "shapex/ipc/shared_memory.h"
 #include "shapex/ipc/shared_vec.h"
 #include "testing/open_fds.h"
 #include "testing/status_matchers.h"
@@ -43,6 +46,7 @@ function helper(x) { x / 0 }
 function spin() { while true {} }
 function total(v) { v.sum() }
 function slow(n) { var s = 0; for i in 0..n { s = s + i }; s }
+function filled(n, k) { Vec::f64(n) + k }
 )";
 
 class ExecutorTest : public ::testing::Test {
@@ -173,6 +177,49 @@ TEST_F(ExecutorTest, SharedVecArgumentIsReadInPlace) {
   for (size_t i = 0; i < v.size(); ++i) v[i] = 0.5;
   ASSERT_OK_AND_ASSIGN(WireValue sum, Call("total", {v.ToWire()}));
   EXPECT_EQ(sum, WireValue::Number(0.5 * static_cast<double>(v.size())));
+}
+
+// Large results go back sealed; from the second one of a size on, they are written into the
+// spare pages the executor prepared after the previous answer. The executor runs on a thread
+// here so its statistics can be read.
+TEST(ExecutorResultTest, LargeResultsAreSealedAndReuseSparePages) {
+  size_t fds_before = CountOpenFds();
+  {
+    WireTestProgram program(kProgram);
+    ASSERT_OK_AND_ASSIGN(auto sockets, ipc::UnixSocket::Pair());
+    Executor executor(ExecutorOptions{});
+    Status served;
+    std::thread server([&, socket = std::move(sockets.second)]() mutable {
+      served = executor.ServeConnection(std::move(socket));
+    });
+    {
+      ASSERT_OK_AND_ASSIGN(ExecutorSession session,
+                           ExecutorSession::Connect(std::move(sockets.first)));
+      const int64_t n = 1 << 18;  // 2 MiB of f64
+      for (int round = 1; round <= 3; ++round) {
+        ASSERT_OK_AND_ASSIGN(WireValue result,
+                             session.Call(program.program(), program.blobs(), "filled",
+                                          {WireValue::Int(n), WireValue::Number(round)}));
+        const ipc::WireBuffer& buffer = result.buffer();
+        ASSERT_NE(buffer.segment, nullptr) << "a 2 MiB result travels in a segment";
+        EXPECT_EQ(fcntl(buffer.segment->fd, F_GET_SEALS), ipc::ImmutableSeals());
+        std::span<const uint8_t> bytes = buffer.data();
+        ASSERT_EQ(bytes.size(), static_cast<size_t>(n) * sizeof(double));
+        for (size_t i = 0; i < bytes.size(); i += 4096) {
+          double d;
+          std::memcpy(&d, bytes.data() + i, sizeof d);
+          ASSERT_EQ(d, round) << "round " << round << " byte " << i;
+        }
+      }
+      session.Close();
+    }
+    server.join();
+    EXPECT_OK(served);
+    EXPECT_EQ(executor.stats().result_segments, 3u);
+    EXPECT_EQ(executor.segment_stats().spare_misses, 1u);
+    EXPECT_EQ(executor.segment_stats().spare_hits, 2u);
+  }
+  EXPECT_EQ(CountOpenFds(), fds_before) << "descriptor leak";
 }
 
 }  // namespace

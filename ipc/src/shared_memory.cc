@@ -88,12 +88,12 @@ void SharedMapping::Reset() {
   writable_ = false;
 }
 
-Result<SharedMapping> SharedMapping::Map(int fd, size_t size, Access access) {
+Result<SharedMapping> SharedMapping::Map(int fd, size_t size, Access access, bool populate) {
   SharedMapping mapping;
   mapping.writable_ = access == Access::kReadWrite;
   if (size == 0) return mapping;
   int prot = mapping.writable_ ? PROT_READ | PROT_WRITE : PROT_READ;
-  void* addr = ::mmap(nullptr, size, prot, MAP_SHARED, fd, 0);
+  void* addr = ::mmap(nullptr, size, prot, MAP_SHARED | (populate ? MAP_POPULATE : 0), fd, 0);
   if (addr == MAP_FAILED) return ErrnoStatus(mapping.writable_ ? "mmap(rw)" : "mmap(ro)");
   mapping.data_ = static_cast<uint8_t*>(addr);
   mapping.size_ = size;
@@ -146,10 +146,18 @@ Result<SealedSegment> SealedSegment::CreateFrom(std::span<const uint8_t> content
 Result<SealedSegment> SealedSegment::CreateByWriting(size_t size, std::span<const Piece> pieces,
                                                      const char* name) {
   ASSIGN_OR_RETURN(ScopedFd fd, CreateMemfd(size, name));
+  return SealWritten(std::move(fd), size, pieces);
+}
+
+Result<SealedSegment> SealedSegment::SealWritten(ScopedFd fd, size_t size,
+                                                 std::span<const Piece> pieces) {
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return ErrnoStatus("fstat(memfd)");
+  if (st.st_size < 0 || static_cast<uint64_t>(st.st_size) < size) {
+    return InvalidArgument(fmt::format("memfd has {} bytes, {} needed", st.st_size, size));
+  }
+  RETURN_IF_ERROR(CheckPieces(size, pieces));
   for (const Piece& piece : pieces) {
-    if (piece.offset > size || piece.bytes.size() > size - piece.offset) {
-      return InvalidArgument("segment piece lies outside the segment");
-    }
     const uint8_t* data = piece.bytes.data();
     size_t left = piece.bytes.size();
     off_t offset = static_cast<off_t>(piece.offset);
@@ -164,8 +172,21 @@ Result<SealedSegment> SealedSegment::CreateByWriting(size_t size, std::span<cons
       offset += n;
     }
   }
+  if (static_cast<uint64_t>(st.st_size) > size &&
+      ::ftruncate(fd.get(), static_cast<off_t>(size)) != 0) {
+    return ErrnoStatus("ftruncate(memfd)");
+  }
   RETURN_IF_ERROR(AddSeals(fd.get(), ImmutableSeals()));
   return SealedSegment(std::move(fd), size);
+}
+
+Status SealedSegment::CheckPieces(size_t size, std::span<const Piece> pieces) {
+  for (const Piece& piece : pieces) {
+    if (piece.offset > size || piece.bytes.size() > size - piece.offset) {
+      return InvalidArgument("segment piece lies outside the segment");
+    }
+  }
+  return Status::Ok();
 }
 
 Result<ScopedFd> SealedSegment::ShareFd() const {

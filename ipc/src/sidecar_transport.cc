@@ -113,11 +113,19 @@ Result<OutgoingMessage> PrepareOutgoing(WireMessage message,
       out.sidecar_bytes += s.bytes.size();
       out.copied_bytes += s.bytes.size();
     }
-    ASSIGN_OR_RETURN(SealedSegment sealed,
-                     SealedSegment::CreateByWriting(packed_size, pieces, "shapex-sidecars"));
-    ASSIGN_OR_RETURN(ScopedFd fd, sealed.ShareFd());
+    ScopedFd fd;
+    if (options.reserve != nullptr) {
+      ASSIGN_OR_RETURN(fd, options.reserve->WriteSealed(packed_size, pieces));
+    } else {
+      ASSIGN_OR_RETURN(SealedSegment sealed,
+                       SealedSegment::CreateByWriting(packed_size, pieces, "shapex-sidecars"));
+      ASSIGN_OR_RETURN(fd, sealed.ShareFd());
+    }
     out.fds.push_back(fd.get());
     out.owned_fds.push_back(std::move(fd));
+  }
+  for (Sidecar& s : sidecars) {
+    if (!s.segment) out.sources.push_back(std::move(s));
   }
   if (out.fds.size() > kMaxFdsPerFrame) {
     return ResourceExhausted(fmt::format("message needs {} segments, at most {} per frame",

@@ -14,7 +14,7 @@ namespace shapex::sandbox {
 using ipc::FrameType;
 
 Executor::Executor(const ExecutorOptions& options)
-    : options_(options), cache_(options.cache_entries) {}
+    : options_(options), cache_(options.cache_entries), segments_(options.segments) {}
 
 Status Executor::ServeConnection(ipc::UnixSocket socket) {
   ASSIGN_OR_RETURN(ipc::Connection connection,
@@ -79,7 +79,7 @@ Status Executor::HandleMessage(ipc::Connection& connection, ipc::IncomingFrame& 
     }
     // The request's segments are unmapped before the answer goes out.
     message = ipc::WireMessage();
-    return ipc::SendMessage(connection, call_id, std::move(response));
+    return SendResponse(connection, call_id, std::move(response));
   }
   ++stats_.bad_messages;
   ++stats_.errors;
@@ -88,6 +88,37 @@ Status Executor::HandleMessage(ipc::Connection& connection, ipc::IncomingFrame& 
                           ipc::RemoteCallResponse::Failure(
                               ErrorKind::kProtocolError, "executors accept only calls and "
                                                          "blob negotiations"));
+}
+
+Status Executor::SendResponse(ipc::Connection& connection, uint64_t call_id,
+                              ipc::RemoteCallResponse response) {
+  ipc::SidecarTransportOptions send;
+  send.reserve = &segments_;
+  bool sealed = false;
+  {
+    Result<ipc::OutgoingMessage> out =
+        ipc::PrepareOutgoing(ipc::WireMessage{std::move(response)}, send);
+    if (!out.has_value()) {
+      // E.g. a result beyond RLIMIT_FSIZE or no memory for its segment: the call fails, the
+      // executor carries on.
+      ++stats_.errors;
+      ++stats_.errors_by_kind[static_cast<size_t>(ErrorKind::kResourceExhausted)];
+      return ipc::SendMessage(
+          connection, call_id,
+          ipc::RemoteCallResponse::Failure(
+              ErrorKind::kResourceExhausted,
+              fmt::format("the result could not be sent: {}", out.error().message())));
+    }
+    RETURN_IF_ERROR(ipc::SendPrepared(connection, call_id, *out));
+    sealed = !out->owned_fds.empty();
+  }  // the result's own bytes are freed here, after the answer went out
+  if (sealed) {
+    ++stats_.result_segments;
+    // While the client reads the result: drop our references to earlier segments and prepare
+    // spare pages for the next large result.
+    segments_.Replenish();
+  }
+  return Status::Ok();
 }
 
 }  // namespace shapex::sandbox

@@ -43,6 +43,7 @@
 #include "shapex/ipc/call_ring.h"
 #include "shapex/ipc/connection.h"
 #include "shapex/ipc/frame.h"
+#include "shapex/ipc/segment_reserve.h"
 #include "shapex/ipc/unix_socket.h"
 #include "tools/bench/ipc_bench_large.h"
 #include "tools/bench/ipc_bench_util.h"
@@ -202,10 +203,17 @@ int main(int argc, char** argv) {
       shm_fixed += fmt::format("\"{}\": {:.4f}", r.mib, r.zero_copy.median_us / 1000);
       if (!large_rows.empty()) large_rows += ", ";
       large_rows += fmt::format(
-          "{{\"mib\": {}, \"reps\": {}, \"socket_ms\": {:.3f}, \"sealed_ms\": {:.3f}, \"pooled_ms\": {:.3f}, "
+          "{{\"mib\": {}, \"reps\": {}, \"socket_ms\": {:.3f}, \"socket_p99_ms\": {:.3f}, "
+          "\"sealed_ms\": {:.3f}, \"sealed_p99_ms\": {:.3f}, \"sealed_busy_ms\": {:.3f}, "
+          "\"sealed_fresh_ms\": {:.3f}, \"spare_hits\": {}, \"spare_misses\": {}, "
+          "\"sealed_vs_socket\": {:.3f}, \"pooled_ms\": {:.3f}, "
           "\"zero_copy_ms\": {:.4f}, \"zero_copy_p99_ms\": {:.4f}, \"memcpy_ms\": {:.3f}}}",
-          r.mib, r.reps, r.socket.median_us / 1000, r.sealed.median_us / 1000,
-          r.pooled.median_us / 1000, r.zero_copy.median_us / 1000, r.zero_copy.p99_us / 1000, r.memcpy_floor.median_us / 1000);
+          r.mib, r.reps, r.socket.median_us / 1000, r.socket.p99_us / 1000,
+          r.sealed.median_us / 1000, r.sealed.p99_us / 1000, r.sealed_busy.median_us / 1000,
+          r.sealed_fresh.median_us / 1000, r.spare_hits, r.spare_misses,
+          r.sealed.median_us / r.socket.median_us, r.pooled.median_us / 1000,
+          r.zero_copy.median_us / 1000, r.zero_copy.p99_us / 1000,
+          r.memcpy_floor.median_us / 1000);
     }
     fmt::print(
         "{{\"iterations\": {}, \"cpus\": {}, \"pinned\": {}, "
@@ -238,16 +246,23 @@ int main(int argc, char** argv) {
              ring.idle_cpu_ms_per_s);
   if (!large.rows.empty()) {
     fmt::print("\nlarge f64 arrays to another process, round trip, median ms (p99)\n");
-    fmt::print("{:>6} {:>5} {:>18} {:>18} {:>18} {:>16} {:>9}\n", "MiB", "reps", "socket",
-               "sealed copy", "pooled copy", "zero-copy", "memcpy");
+    fmt::print("{:>6} {:>5} {:>18} {:>18} {:>18} {:>18} {:>18} {:>16} {:>9}\n", "MiB", "reps",
+               "socket", "sealed (spare)", "sealed busy", "sealed fresh", "pooled copy",
+               "zero-copy", "memcpy");
     for (const LargeRow& r : large.rows) {
       auto cell = [](const Stats& st) {
         return fmt::format("{:.3f} ({:.3f})", st.median_us / 1000, st.p99_us / 1000);
       };
-      fmt::print("{:>6} {:>5} {:>18} {:>18} {:>18} {:>16} {:>9.3f}\n", r.mib, r.reps,
-                 cell(r.socket), cell(r.sealed), cell(r.pooled), cell(r.zero_copy),
+      fmt::print("{:>6} {:>5} {:>18} {:>18} {:>18} {:>18} {:>18} {:>16} {:>9.3f}\n", r.mib,
+                 r.reps, cell(r.socket), cell(r.sealed), cell(r.sealed_busy),
+                 cell(r.sealed_fresh), cell(r.pooled), cell(r.zero_copy),
                  r.memcpy_floor.median_us / 1000);
     }
+    fmt::print("sealed (spare): {} of the sealed sends found a spare ready, {} made a new memfd "
+               "(spares up to {} MiB by default)\n",
+               [&] { uint64_t n = 0; for (auto& r : large.rows) n += r.spare_hits; return n; }(),
+               [&] { uint64_t n = 0; for (auto& r : large.rows) n += r.spare_misses; return n; }(),
+               shapex::ipc::SegmentReserveOptions().max_spare_bytes >> 20);
     fmt::print("\nfilling 64 MiB in a segment: new {:.2f} ms, new + MADV_HUGEPAGE {:.2f} ms "
                "(huge pages {}; shmem_enabled: {}), reused from the pool {:.2f} ms\n",
                large.fill_fresh_ms, large.fill_hugepage_ms,

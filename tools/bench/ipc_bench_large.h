@@ -1,7 +1,11 @@
-// ipc_bench, part 2: large f64 arrays from this process to a child process, four ways.
+// ipc_bench, part 2: large f64 arrays from this process to a child process, several ways.
 //   socket     the bytes written through a bare AF_UNIX stream socket into a ready buffer
-//   sealed     our copy path for untrusting receivers: the array (in ordinary memory) is written
-//              into a new sealed segment whose descriptor travels in a kMessageWithFds frame
+//   sealed     our copy path for untrusting receivers (results from executors): the array (in
+//              ordinary memory) is written into a sealed segment whose descriptor travels in a
+//              kMessageWithFds frame. Three variants: `sealed` writes into spare pages from a
+//              SegmentReserve (default options) replenished between calls outside the timing,
+//              as a sender with idle time does; `sealed_busy` times the Replenish too (a
+//              back-to-back sender's cost per call); `sealed_fresh` uses a new memfd per message
 //   pooled     our copy path for receivers that accept read-only segments (executors): copied
 //              into a reused, already faulted-in segment from a SegmentPool
 //   zero_copy  our zero-copy path: the array was built in a SharedVec; only its read-only
@@ -25,7 +29,8 @@ namespace ipc_bench {
 struct LargeRow {
   size_t mib = 0;
   int reps = 0;
-  Stats socket, sealed, pooled, zero_copy, memcpy_floor;  // microseconds
+  uint64_t spare_hits = 0, spare_misses = 0;  // the reserve of the sealed paths
+  Stats socket, sealed, sealed_busy, sealed_fresh, pooled, zero_copy, memcpy_floor;  // µs
 };
 
 struct LargeResults {

@@ -60,7 +60,8 @@ class SharedMapping {
   SharedMapping& operator=(const SharedMapping&) = delete;
 
   // Maps `size` bytes of `fd` from offset 0. A size of 0 gives an empty mapping without mmap.
-  static Result<SharedMapping> Map(int fd, size_t size, Access access);
+  // `populate` maps every page at once (MAP_POPULATE) instead of on first touch.
+  static Result<SharedMapping> Map(int fd, size_t size, Access access, bool populate = false);
 
   std::span<const uint8_t> bytes() const { return {data_, size_}; }
   // Empty for a read-only mapping.
@@ -132,6 +133,13 @@ class SealedSegment {
   };
   static Result<SealedSegment> CreateByWriting(size_t size, std::span<const Piece> pieces,
                                                const char* name = "shapex");
+  // The same into an existing, unsealed memfd whose first `size` bytes are zero (e.g. a spare
+  // with pages already allocated, see SegmentReserve): writes the pieces, truncates the file to
+  // `size` if it is longer, then seals it.
+  static Result<SealedSegment> SealWritten(ScopedFd memfd, size_t size,
+                                           std::span<const Piece> pieces);
+  // InvalidArgument unless every piece lies within `size` bytes.
+  static Status CheckPieces(size_t size, std::span<const Piece> pieces);
 
   // A new close-on-exec descriptor for the same segment, to send to a peer.
   Result<ScopedFd> ShareFd() const;

@@ -31,6 +31,7 @@
 #include "shapex/core/scoped_fd.h"
 #include "shapex/ipc/connection.h"
 #include "shapex/ipc/messages.h"
+#include "shapex/ipc/segment_reserve.h"
 #include "shapex/ipc/shared_vec.h"
 #include "shapex/ipc/sidecar.h"
 
@@ -45,6 +46,9 @@ struct SidecarTransportOptions {
   // read-only segments; the OutgoingMessage must then live until the peer is done with the
   // values (normally: until the call's response), since the pool reuses the memory after.
   SegmentPool* pool = nullptr;
+  // Sending without a pool: write the sealed segment into spare pages from this reserve (its
+  // owner calls Replenish when idle) instead of into a new memfd.
+  SegmentReserve* reserve = nullptr;
 };
 
 // An encoded frame, ready for Connection::Send.
@@ -54,6 +58,9 @@ struct OutgoingMessage {
   std::vector<ScopedFd> owned_fds;  // segments made for this message (closed when it dies)
   std::vector<std::shared_ptr<const SegmentView>> pooled;  // pool segments used by the message
   std::vector<int> fds;             // what to pass, in FdTable order
+  // The copied values' own bytes, taken from the message: freed with this object, i.e. after
+  // the send rather than before it (freeing 64 MiB takes milliseconds).
+  std::vector<Sidecar> sources;
 
   uint64_t sidecar_bytes = 0;  // bytes passed by descriptor
   uint64_t copied_bytes = 0;   // of those, bytes copied into a new segment

@@ -12,7 +12,8 @@
 //   runs in a fresh VM with the options' limits (nothing survives from one call to the next but
 //   the verified blobs in the per-executor BlobCache), and the result or typed error goes back.
 //   Large arguments arrive as segment descriptors (read-only segments from the client are
-//   accepted); large results go back in sealed segments.
+//   accepted); large results go back in sealed segments, copied into spare pages that the
+//   executor prepares after answering (ipc::SegmentReserve), while the client reads the result.
 // - A message that does not decode gets a ProtocolError response for its call id; the
 //   connection carries on. Cancel frames are acknowledged by the rule that every call gets one
 //   response: calls run one at a time to completion, so a Cancel always names a call already
@@ -32,6 +33,7 @@
 #include "shapex/engine/vm.h"
 #include "shapex/ipc/connection.h"
 #include "shapex/ipc/remote_call.h"
+#include "shapex/ipc/segment_reserve.h"
 #include "shapex/ipc/unix_socket.h"
 
 namespace shapex::sandbox {
@@ -42,6 +44,8 @@ struct ExecutorOptions {
   ipc::ConnectionOptions connection;
   // How long to wait for the next frame before giving up on an idle client (0 = forever).
   std::chrono::milliseconds idle_timeout{0};
+  // Spare pages for large results (prepared after each answer that used them).
+  ipc::SegmentReserveOptions segments;
 };
 
 struct ExecutorStats {
@@ -51,6 +55,7 @@ struct ExecutorStats {
   uint64_t blobs_received = 0;     // blobs that came with calls
   uint64_t code_bytes_received = 0;  // their encoded size
   uint64_t bad_messages = 0;       // messages that did not decode
+  uint64_t result_segments = 0;    // answers that sent a sealed segment
   std::array<uint64_t, 16> errors_by_kind{};  // indexed by ErrorKind
 };
 
@@ -80,14 +85,18 @@ class Executor {
 
   const ExecutorStats& stats() const { return stats_; }
   const engine::BlobCache& cache() const { return cache_; }
+  const ipc::SegmentReserveStats& segment_stats() const { return segments_.stats(); }
 
  private:
   Status HandleMessage(ipc::Connection& connection, ipc::IncomingFrame& frame);
+  Status SendResponse(ipc::Connection& connection, uint64_t call_id,
+                      ipc::RemoteCallResponse response);
 
   ExecutorOptions options_;
   engine::BlobCache cache_;
   ipc::LinkCache links_;
   ExecutorStats stats_;
+  ipc::SegmentReserve segments_;
 };
 
 }  // namespace shapex::sandbox
