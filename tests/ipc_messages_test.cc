@@ -64,7 +64,7 @@ std::vector<WireMessage> AllMessages() {
       BlobNegotiationResponse{{Hash(2)}},
       BlobNegotiationResponse{{}},
       FullRequest(),
-      RemoteCallRequest{"bare", std::nullopt, std::nullopt, {}, std::nullopt, std::nullopt, {}, std::nullopt},
+      RemoteCallRequest{"bare", std::nullopt, std::nullopt, {}, std::nullopt, std::nullopt, {}, std::nullopt, {}},
       RemoteCallResponse::Success(WireValue::Array({WireValue::Int(42), WireValue::None()})),
       RemoteCallResponse::Failure(ErrorKind::kRuntimeError, "division by zero", trace),
       Sidecar{7, SidecarKind::kMatrix, std::vector<uint8_t>(16, 0), nullptr},
@@ -314,7 +314,20 @@ TEST(MessageCorpus, SeedMessagesRoundTrip) {
   corpus.push_back(
       {"call_with_sidecar_ref",
        RemoteCallRequest{"f", 0, std::nullopt, {ref_arg}, std::nullopt, std::nullopt, {},
-                         CallLimits{1000, 1 << 20, 50, 2500}}});
+                         CallLimits{1000, 1 << 20, 50, 2500}, {}}});
+  corpus.push_back(
+      {"call_with_globals",
+       RemoteCallRequest{"g", 1, std::nullopt, {WireValue::Int(1)}, std::nullopt, std::nullopt,
+                         {}, std::nullopt,
+                         {{"scale", WireValue::Number(2.5)},
+                          {"names", WireValue::Array({WireValue::String("a")})}}}});
+  RemoteCallResponse printed = RemoteCallResponse::Success(WireValue::Int(3));
+  printed.output = "hello\n";
+  corpus.push_back({"response_with_output", printed});
+  RemoteCallResponse failed_printed =
+      RemoteCallResponse::Failure(ErrorKind::kRuntimeError, "boom", {{"f", "a.shape", 1}});
+  failed_printed.output = "before the error\n";
+  corpus.push_back({"error_with_output", failed_printed});
   EXPECT_GE(corpus.size(), 20u);
 
   const char* dir = std::getenv("SHAPEX_WRITE_FUZZ_CORPUS");
@@ -328,6 +341,91 @@ TEST(MessageCorpus, SeedMessagesRoundTrip) {
               static_cast<std::streamsize>(bytes.size()));
     ASSERT_TRUE(out.good()) << "writing " << name;
   }
+}
+
+TEST(MessagesTest, GlobalsAndOutputRoundTripAndAreOptionalOnTheWire) {
+  RemoteCallRequest call;
+  call.function_name = "f";
+  std::vector<uint8_t> without = EncodeMessage(call);
+  call.globals = {{"limit", WireValue::Int(7)}, {"label", WireValue::String("x")}};
+  std::vector<uint8_t> with = EncodeMessage(call);
+  EXPECT_GT(with.size(), without.size());
+  ASSERT_OK_AND_ASSIGN(WireMessage back, DecodeMessage(with));
+  const auto& globals = std::get<RemoteCallRequest>(back).globals;
+  ASSERT_EQ(globals.size(), 2u);
+  EXPECT_EQ(globals[0].first, "limit");
+  EXPECT_EQ(globals[0].second, WireValue::Int(7));
+  EXPECT_EQ(globals[1].second, WireValue::String("x"));
+
+  RemoteCallResponse response = RemoteCallResponse::Success(WireValue::Int(1));
+  size_t plain = EncodeMessage(response).size();
+  response.output = "hi\n";
+  EXPECT_EQ(EncodeMessage(response).size(), plain + 1 + 3)
+      << "output costs its bytes and a string header only";
+  ASSERT_OK_AND_ASSIGN(back, DecodeMessage(EncodeMessage(response)));
+  EXPECT_EQ(std::get<RemoteCallResponse>(back).output, "hi\n");
+  RemoteCallResponse error = RemoteCallResponse::Failure(ErrorKind::kTimeout, "late");
+  error.output = "partial";
+  ASSERT_OK_AND_ASSIGN(back, DecodeMessage(EncodeMessage(error)));
+  EXPECT_EQ(std::get<RemoteCallResponse>(back).output, "partial");
+  EXPECT_EQ(std::get<RemoteCallResponse>(back).error().kind, ErrorKind::kTimeout);
+}
+
+// Hand-made encodings the encoder never produces: each is a ProtocolError, never a crash.
+TEST(MessagesTest, MalformedGlobalsAndOutputAreProtocolErrors) {
+  auto encode = [](auto&& fill) {
+    msgpack::sbuffer buffer;
+    msgpack::packer<msgpack::sbuffer> pk(buffer);
+    fill(pk);
+    return std::vector<uint8_t>(buffer.data(), buffer.data() + buffer.size());
+  };
+  auto call_with = [&](auto&& globals) {
+    return encode([&](auto& pk) {
+      pk.pack_array(12);
+      pk.pack_uint32(kWireProtocolVersion);
+      pk.pack_uint64(3);  // Call
+      pk.pack(std::string("f"));
+      pk.pack_nil();
+      pk.pack_nil();
+      pk.pack_array(0);  // schemas
+      pk.pack_array(0);  // arguments
+      pk.pack_nil();
+      pk.pack_nil();
+      pk.pack_array(0);  // impls
+      pk.pack_nil();
+      globals(pk);
+    });
+  };
+  EXPECT_THAT(DecodeMessage(call_with([](auto& pk) { pk.pack_array(0); })),
+              IsError(ErrorKind::kProtocolError));  // empty list: the field is omitted instead
+  EXPECT_THAT(DecodeMessage(call_with([](auto& pk) {
+                pk.pack_array(1);
+                pk.pack_array(1);
+                pk.pack(std::string("g"));
+              })),
+              IsError(ErrorKind::kProtocolError));
+  EXPECT_THAT(DecodeMessage(call_with([](auto& pk) {
+                pk.pack_array(1);
+                pk.pack_array(2);
+                pk.pack(7);  // name must be a string
+                pk.pack(7);
+              })),
+              IsError(ErrorKind::kProtocolError));
+  // A valid call decodes (so the cases above fail for their globals alone).
+  EXPECT_OK(DecodeMessage(call_with([](auto& pk) {
+    pk.pack_array(1);
+    pk.pack_array(2);
+    pk.pack(std::string("g"));
+    pk.pack_nil();
+  })));
+  // An output field that is present but empty: the encoder omits it instead.
+  RemoteCallResponse response = RemoteCallResponse::Success(WireValue::Int(1));
+  response.output = "x";
+  std::vector<uint8_t> bytes = EncodeMessage(response);
+  ASSERT_EQ(bytes[bytes.size() - 2], 0xa1);  // fixstr of length 1, then 'x'
+  bytes[bytes.size() - 2] = 0xa0;
+  bytes.pop_back();
+  EXPECT_THAT(DecodeMessage(bytes), IsError(ErrorKind::kProtocolError));
 }
 
 }  // namespace

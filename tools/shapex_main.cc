@@ -10,9 +10,10 @@
 // I/O error, 65 compile error. Errors go to stderr as `error[Kind]: message`, after stdout has
 // been flushed so the two streams interleave the way the program produced them.
 //
-// `call` runs the function in a jailed executor leased from the per-user supervisor (started on
-// demand; `shapex serve`, serve_command.h) unless --local is given. `run` still executes @remote
-// functions in-process. In-process, `--timeout` is also enforced by a watchdog thread.
+// `call` runs the function, and `run` every call of an @remote function, in a jailed executor
+// leased from the per-user supervisor (started on demand; `shapex serve`, serve_command.h)
+// unless --local is given (client/remote_calls.h). In-process, `--timeout` is also enforced by
+// a watchdog thread.
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
@@ -38,6 +39,7 @@
 #include "exit_codes.h"
 #include "serve_command.h"
 #include "shapex/client/client.h"
+#include "shapex/client/remote_calls.h"
 #include "shapex/ipc/remote_call.h"
 #include "shapex/ipc/type_registry.h"
 #include "shapex/ipc/wire_value.h"
@@ -320,6 +322,18 @@ struct RunOptions {
   ipc::CallLimits RemoteLimits() const {
     return ipc::CallLimits{fuel, memory, stack, static_cast<uint64_t>(timeout * 1000)};
   }
+  // How remote calls reach the supervisor. A call gets 2 s beyond --timeout (the executor
+  // enforces the timeout itself) before its executor is killed.
+  ClientOptions Client() const {
+    ClientOptions options;
+    options.socket_path = socket;
+    options.session.connection.transport =
+        transport == "socket" ? ipc::Transport::kSocket : ipc::Transport::kCallRing;
+    options.session.call_timeout =
+        timeout > 0 ? std::chrono::milliseconds(static_cast<int64_t>(timeout * 1000) + 2000)
+                    : std::chrono::milliseconds(int64_t{24} * 3600 * 1000);
+    return options;
+  }
 };
 
 // The remote half of `call`: the arguments are evaluated here (with the top-level code), the
@@ -344,14 +358,7 @@ int RunCallRemote(const RunOptions& o, const Program& program) {
       ipc::BuildCallRequest(program, *blobs, o.function, std::move(args));
   if (!request.has_value()) return ReportRuntimeError(request.error(), {}, o.file);
   request->limits = o.RemoteLimits();
-  ClientOptions options;
-  options.socket_path = o.socket;
-  options.session.connection.transport =
-      o.transport == "socket" ? ipc::Transport::kSocket : ipc::Transport::kCallRing;
-  options.session.call_timeout =
-      o.timeout > 0 ? std::chrono::milliseconds(static_cast<int64_t>(o.timeout * 1000) + 2000)
-                    : std::chrono::milliseconds(int64_t{24} * 3600 * 1000);
-  Result<Client> client = Client::Connect(options);
+  Result<Client> client = Client::Connect(o.Client());
   if (!client.has_value()) return ReportRuntimeError(client.error(), {}, o.file);
   Result<Lease> lease = client->LeaseExecutor(ipc::OfferedHashes(*request));
   if (!lease.has_value()) return ReportRuntimeError(lease.error(), {}, o.file);
@@ -378,8 +385,11 @@ int RunRun(const RunOptions& o) {
   if (!ReadFile(o.file, &source)) return kExitUsage;
   std::unique_ptr<Program> program = CompileChecked(source, o.file);
   if (!program) return kExitCompile;
+  // @remote calls go to an executor (leased on the first one) unless --local.
+  RemoteCalls remote(*program, RemoteCallsOptions{o.Client(), o.RemoteLimits()});
   Watchdog watchdog(o.timeout);
   engine::Vm vm(*program, o.Limits());
+  if (!o.local) remote.Install(vm);
   Status status = vm.RunMain(o.args);
   FlushStdout();
   if (!status.ok()) return ReportRuntimeError(status, vm.trace(), o.file);

@@ -274,4 +274,17 @@ Result<BlobSet> MinimalBlobs(const ProgramBlobs& pb, std::string_view name) {
   return MinimalBlobsByHash(pb, matches[0]->hash);
 }
 
+std::vector<uint32_t> GlobalsUsedBy(const Proto& proto) {
+  std::vector<uint32_t> slots;
+  for (size_t pc = 0; pc < proto.code.size(); ++pc) {
+    uint32_t word = proto.code[pc];
+    Op op = code::GetOp(word);
+    if (op == Op::kGETGLOBAL || op == Op::kSETGLOBAL) slots.push_back(code::GetBx(word));
+    if (OpHasExtra(op)) ++pc;
+  }
+  std::sort(slots.begin(), slots.end());
+  slots.erase(std::unique(slots.begin(), slots.end()), slots.end());
+  return slots;
+}
+
 }  // namespace shapex::engine

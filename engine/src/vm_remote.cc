@@ -12,6 +12,10 @@
 
 namespace shapex::engine {
 
+const Value& Vm::global(size_t slot) const { return impl_->globals.at(slot); }
+
+void Vm::SetGlobal(size_t slot, const Value& v) { impl_->globals.at(slot) = v; }
+
 void Vm::SetRemoteCallHandler(RemoteCallHandler handler) {
   remote_call_ = std::move(handler);
   // @remote protos leave the CALL fast path while a handler is set, so the fast path needs no

@@ -69,7 +69,8 @@ void PackRequest(Packer& pk, const RemoteCallRequest& r) {
   for (const WireValue& v : r.arguments) schemas.Collect(v);
   if (r.captures)
     for (const WireValue& v : *r.captures) schemas.Collect(v);
-  Head(pk, kTagCall, 9);
+  for (const auto& [name, v] : r.globals) schemas.Collect(v);
+  Head(pk, kTagCall, r.globals.empty() ? 9 : 10);
   internal::PackStr(pk, r.function_name);
   if (r.function_id) {
     pk.pack_uint32(*r.function_id);
@@ -110,20 +111,29 @@ void PackRequest(Packer& pk, const RemoteCallRequest& r) {
   } else {
     pk.pack_nil();
   }
+  if (!r.globals.empty()) {
+    pk.pack_array(static_cast<uint32_t>(r.globals.size()));
+    for (const auto& [name, v] : r.globals) {
+      pk.pack_array(2);
+      internal::PackStr(pk, name);
+      internal::PackValue(pk, v, schemas);
+    }
+  }
 }
 
 void PackResponse(Packer& pk, const RemoteCallResponse& r) {
   if (r.ok()) {
     internal::SchemaTableWriter schemas;
     schemas.Collect(r.value());
-    Head(pk, kTagCallResponse, 3);
+    Head(pk, kTagCallResponse, r.output.empty() ? 3 : 4);
     pk.pack_uint64(kResultValue);
     schemas.Pack(pk);
     internal::PackValue(pk, r.value(), schemas);
+    if (!r.output.empty()) internal::PackStr(pk, r.output);
     return;
   }
   const RemoteCallError& e = r.error();
-  Head(pk, kTagCallResponse, 4);
+  Head(pk, kTagCallResponse, r.output.empty() ? 4 : 5);
   pk.pack_uint64(kResultError);
   internal::PackStr(pk, ErrorKindName(e.kind));
   internal::PackStr(pk, e.message);
@@ -134,6 +144,7 @@ void PackResponse(Packer& pk, const RemoteCallResponse& r) {
     internal::PackStr(pk, f.file);
     pk.pack_uint32(f.line);
   }
+  if (!r.output.empty()) internal::PackStr(pk, r.output);
 }
 
 // ---- decoding ----
@@ -169,7 +180,7 @@ Result<std::string> ReadText(const msgpack::object& o, std::string_view what) {
 }
 
 Result<RemoteCallRequest> ReadRequest(Items f) {
-  if (f.size() != 9) return ProtocolError("call: wrong number of fields");
+  if (f.size() != 9 && f.size() != 10) return ProtocolError("call: wrong number of fields");
   RemoteCallRequest r;
   ASSIGN_OR_RETURN(r.function_name, ReadText(f[0], "function name"));
   if (!internal::IsNil(f[1])) {
@@ -217,19 +228,41 @@ Result<RemoteCallRequest> ReadRequest(Items f) {
     ASSIGN_OR_RETURN(limits.timeout_ms, internal::ReadUint(l[3], "timeout", uint64_t{1} << 40));
     r.limits = limits;
   }
+  if (f.size() == 10) {
+    ASSIGN_OR_RETURN(Items globals, internal::ReadArray(f[9], "globals", 1, kMaxGlobals));
+    r.globals.reserve(globals.size());
+    for (size_t i = 0; i < globals.size(); ++i) {
+      ASSIGN_OR_RETURN(Items g, internal::ReadArray(globals[i], "global", 2, 2));
+      ASSIGN_OR_RETURN(std::string name, ReadText(g[0], "global name"));
+      Result<WireValue> v = internal::ReadValue(g[1], schemas);
+      if (!v) return ProtocolError(fmt::format("global {}: {}", name, v.error().message()));
+      r.globals.emplace_back(std::move(name), std::move(*v));
+    }
+  }
   return r;
+}
+
+Result<std::string> ReadOutput(const msgpack::object& o) {
+  ASSIGN_OR_RETURN(std::string_view s, internal::ReadStr(o, "output", kMaxOutputBytes + 1024));
+  if (s.empty()) return ProtocolError("call response: empty output field");
+  return std::string(s);
 }
 
 Result<RemoteCallResponse> ReadResponse(Items f) {
   if (f.empty()) return ProtocolError("call response: missing result");
   ASSIGN_OR_RETURN(uint64_t which, internal::ReadUint(f[0], "call result kind", kResultError));
   if (which == kResultValue) {
-    if (f.size() != 3) return ProtocolError("call response: wrong number of fields");
+    if (f.size() != 3 && f.size() != 4)
+      return ProtocolError("call response: wrong number of fields");
     ASSIGN_OR_RETURN(internal::SchemaList schemas, internal::ReadSchemaTable(f[1]));
     ASSIGN_OR_RETURN(WireValue v, internal::ReadValue(f[2], schemas));
-    return RemoteCallResponse::Success(std::move(v));
+    RemoteCallResponse r = RemoteCallResponse::Success(std::move(v));
+    if (f.size() == 4) {
+      ASSIGN_OR_RETURN(r.output, ReadOutput(f[3]));
+    }
+    return r;
   }
-  if (f.size() != 4) return ProtocolError("call error: wrong number of fields");
+  if (f.size() != 4 && f.size() != 5) return ProtocolError("call error: wrong number of fields");
   RemoteCallError e;
   ASSIGN_OR_RETURN(std::string kind, ReadText(f[1], "error kind"));
   if (!ErrorKindFromName(kind, &e.kind)) return ProtocolError("unknown error kind '" + kind + "'");
@@ -244,7 +277,11 @@ Result<RemoteCallResponse> ReadResponse(Items f) {
     frame.line = static_cast<uint32_t>(line);
     e.trace.push_back(std::move(frame));
   }
-  return RemoteCallResponse{std::move(e)};
+  RemoteCallResponse r{std::move(e), {}};
+  if (f.size() == 5) {
+    ASSIGN_OR_RETURN(r.output, ReadOutput(f[4]));
+  }
+  return r;
 }
 
 Result<Sidecar> ReadSidecar(Items f) {
@@ -265,7 +302,7 @@ Result<Sidecar> ReadSidecar(Items f) {
 RemoteCallResponse RemoteCallResponse::Failure(ErrorKind kind, std::string message,
                                                std::vector<engine::TraceFrame> trace) {
   if (kind == ErrorKind::kOk) kind = ErrorKind::kInternal;
-  return {RemoteCallError{kind, std::move(message), std::move(trace)}};
+  return {RemoteCallError{kind, std::move(message), std::move(trace)}, {}};
 }
 
 Status RemoteCallResponse::status() const {

@@ -64,6 +64,19 @@ RemoteCallResponse Run(const RemoteCallRequest& request, const engine::LinkedPro
   engine::Vm vm(program, limits);
   FromWireContext ctx{&vm, &protos, &types};
   engine::Vm::RootScope roots(vm);  // the collector may run before the call starts
+  // What the call prints goes back with the response, up to kMaxOutputBytes.
+  std::string output;
+  size_t dropped = 0;
+  vm.SetOutput([&](std::string_view text) {
+    size_t room = kMaxOutputBytes - output.size();
+    output.append(text.substr(0, room));
+    dropped += text.size() - std::min(room, text.size());
+  });
+  auto with_output = [&](RemoteCallResponse response) {
+    if (dropped > 0) output += fmt::format("\n[shapex: {} more bytes of output dropped]\n", dropped);
+    response.output = std::move(output);
+    return response;
+  };
 
   auto rebuild = [&](const WireValue& w, std::string_view what, size_t i) -> Result<engine::Value> {
     Result<engine::Value> v = FromWire(w, ctx);
@@ -76,6 +89,16 @@ RemoteCallResponse Run(const RemoteCallRequest& request, const engine::LinkedPro
     roots.Add(*v);
     return v;
   };
+
+  // The caller's values of the globals the code reads (globals it does not send stay None).
+  for (size_t i = 0; i < request.globals.size(); ++i) {
+    const auto& [name, wire] = request.globals[i];
+    auto slot = std::find(program.global_names.begin(), program.global_names.end(), name);
+    if (slot == program.global_names.end()) continue;  // not read by the linked code
+    Result<engine::Value> v = rebuild(wire, "global", i);
+    if (!v) return FailureFrom(v.error());
+    vm.SetGlobal(static_cast<size_t>(slot - program.global_names.begin()), *v);
+  }
 
   std::vector<engine::Value> args;
   for (size_t i = 0; i < request.arguments.size(); ++i) {
@@ -94,13 +117,13 @@ RemoteCallResponse Run(const RemoteCallRequest& request, const engine::LinkedPro
   } else {
     called = vm.CallFunction(linked.entry, args, &result);
   }
-  if (!called.ok()) return FailureFrom(called, vm.trace());
+  if (!called.ok()) return with_output(FailureFrom(called, vm.trace()));
 
   Result<WireValue> wire = ToWire(result, ToWireContext{&program, linked.proto_hashes});
   if (!wire)
-    return RemoteCallResponse::Failure(ErrorKind::kRuntimeError,
-                                       "the result cannot be sent back: " + wire.error().message());
-  return RemoteCallResponse::Success(std::move(*wire));
+    return with_output(RemoteCallResponse::Failure(
+        ErrorKind::kRuntimeError, "the result cannot be sent back: " + wire.error().message()));
+  return with_output(RemoteCallResponse::Success(std::move(*wire)));
 }
 
 }  // namespace

@@ -23,6 +23,7 @@ std::vector<WireValue*> ValueRoots(WireMessage* message) {
     if (call->captures) {
       for (WireValue& v : *call->captures) roots.push_back(&v);
     }
+    for (auto& [name, v] : call->globals) roots.push_back(&v);
   } else if (auto* response = std::get_if<RemoteCallResponse>(message)) {
     if (auto* value = std::get_if<WireValue>(&response->result)) roots.push_back(value);
   }

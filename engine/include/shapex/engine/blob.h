@@ -79,6 +79,10 @@ struct ProgramBlobs {
 
 Result<ProgramBlobs> BuildProgramBlobs(const Program& program);
 
+// The module-global slots (Program::global_names) that `proto`'s code reads or writes,
+// ascending: what a caller sends along with a remote call (RemoteCallRequest::globals).
+std::vector<uint32_t> GlobalsUsedBy(const Proto& proto);
+
 // The transitive closure of one function (plus the methods of every type it uses).
 struct BlobSet {
   FunctionHash entry{};

@@ -109,6 +109,10 @@ class Vm {
   // first), put before the caller's frames in trace(). Ignored when the handler returns OK.
   void SetRemoteErrorTrace(std::vector<TraceFrame> frames) { remote_trace_ = std::move(frames); }
   uint64_t instructions_executed() const;
+  // Module globals by slot (Program::global_names). SetGlobal is for embedders between calls,
+  // e.g. an executor installing the caller's values of the globals a remote function reads.
+  const Value& global(size_t slot) const;
+  void SetGlobal(size_t slot, const Value& v);
 
   // ---------------- API for natives ----------------
   Value NewString(std::string s);

@@ -36,6 +36,10 @@ inline constexpr uint32_t kMaxHashesPerMessage = 1 << 20;
 inline constexpr uint32_t kMaxTraceFrames = 1024;
 inline constexpr uint32_t kMaxArguments = 255;
 inline constexpr uint32_t kMaxNameBytes = 1 << 16;  // function names, messages, file names
+inline constexpr uint32_t kMaxGlobals = 1 << 16;
+// What a call printed travels back with its response, up to this many bytes (the executor
+// drops the rest and says so in a last line).
+inline constexpr uint32_t kMaxOutputBytes = 4 << 20;
 
 // Per-call limits a caller asks for (LANGUAGE.md "Limits per call"). 0 = the callee's default.
 struct CallLimits {
@@ -56,6 +60,10 @@ struct RemoteCallRequest {
   std::optional<std::vector<engine::FunctionBlob>> blobs;  // absent or stripped: callee has them
   std::vector<engine::ImplEntry> impls;                    // methods of the types the blobs use
   std::optional<CallLimits> limits;                        // absent: the callee's defaults
+  // Module globals the code reads, by name, with the caller's values at the time of the call
+  // (send-copy, like captures: the callee's assignments are not seen by the caller). Top-level
+  // statements never run on the callee, so globals not listed here start as None there.
+  std::vector<std::pair<std::string, WireValue>> globals;
 };
 
 // `defaults` with each limit the request sets (non-zero) put in its place; a requested memory
@@ -72,8 +80,10 @@ struct RemoteCallError {
 // A returned value or a typed error.
 struct RemoteCallResponse {
   std::variant<WireValue, RemoteCallError> result;
+  // What the call printed (print), for the caller to print where the call was made.
+  std::string output;
 
-  static RemoteCallResponse Success(WireValue v) { return {std::move(v)}; }
+  static RemoteCallResponse Success(WireValue v) { return {std::move(v), {}}; }
   // `kind` must not be kOk (it becomes kInternal).
   static RemoteCallResponse Failure(ErrorKind kind, std::string message,
                                     std::vector<engine::TraceFrame> trace = {});
