@@ -13,6 +13,10 @@
 //   // flags: --fuel 10000       extra flags for `shapex run`
 //   // args: a b c               arguments passed to main after `--`
 //
+// A file that uses @remote is run twice, as `shapex run` (its @remote calls go to jailed
+// executors of a supervisor this test starts on demand in a private directory and stops at the
+// end) and with --local; both runs must meet the same directives.
+//
 // SHAPEX_BIN and SHAPEX_LANG_DIR are defined by the build.
 #include <fcntl.h>
 #include <poll.h>
@@ -24,12 +28,15 @@
 #include <cctype>
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -247,14 +254,44 @@ std::string TestName(const testing::TestParamInfo<std::string>& info) {
   return name;
 }
 
+// The supervisor that `shapex run` starts for @remote files: a private socket and blob store
+// (never the user's), stopped when the test program ends.
+class PrivateSupervisor : public testing::Environment {
+ public:
+  void SetUp() override {
+    char pattern[] = "/tmp/shapex-golden-XXXXXX";
+    if (mkdtemp(pattern) == nullptr) return;
+    dir_ = pattern;
+    setenv("SHAPEX_SOCKET", (dir_ + "/run/sock").c_str(), 1);
+    setenv("XDG_CACHE_HOME", (dir_ + "/cache").c_str(), 1);
+  }
+  void TearDown() override;
+
+ private:
+  std::string dir_;
+};
+
+void CheckRun(const fs::path& file, const Expectations& e, bool local);
+
 class LangGoldenTest : public testing::TestWithParam<std::string> {};
 
 TEST_P(LangGoldenTest, Run) {
   const fs::path file = fs::path(SHAPEX_LANG_DIR) / GetParam();
   const Expectations e = ParseDirectives(file);
   ASSERT_TRUE(e.problem.empty()) << e.problem;
+  std::ifstream in(file);
+  std::string source((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (source.find("@remote") != std::string::npos) {
+    SCOPED_TRACE("shapex run (remote)");
+    CheckRun(file, e, /*local=*/false);
+  }
+  SCOPED_TRACE("shapex run --local");
+  CheckRun(file, e, /*local=*/true);
+}
 
+void CheckRun(const fs::path& file, const Expectations& e, bool local) {
   std::vector<std::string> argv = {SHAPEX_BIN, "run", file.string()};
+  if (local) argv.push_back("--local");
   argv.insert(argv.end(), e.flags.begin(), e.flags.end());
   if (!e.args.empty()) {
     argv.push_back("--");
@@ -288,6 +325,27 @@ TEST_P(LangGoldenTest, Run) {
     EXPECT_TRUE(found) << "no stderr line contains: " << trace << context;
   }
 }
+
+void PrivateSupervisor::TearDown() {
+  if (dir_.empty()) return;
+  // Stop the supervisor a remote run started, if any, and wait until it is gone.
+  RunResult status = RunProcess({SHAPEX_BIN, "status", "--json"});
+  const std::string key = "\"supervisor_pid\": ";
+  size_t at = status.out.find(key);
+  if (status.exit_code == 0 && at != std::string::npos) {
+    pid_t pid = static_cast<pid_t>(std::strtol(status.out.c_str() + at + key.size(), nullptr, 10));
+    if (pid > 0 && kill(pid, SIGTERM) == 0) {
+      for (int i = 0; i < 500 && kill(pid, 0) == 0; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+    }
+  }
+  std::error_code ec;
+  fs::remove_all(dir_, ec);
+}
+
+const testing::Environment* const kPrivateSupervisor =
+    testing::AddGlobalTestEnvironment(new PrivateSupervisor);
 
 INSTANTIATE_TEST_SUITE_P(Lang, LangGoldenTest, testing::ValuesIn(TestFiles()), TestName);
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(LangGoldenTest);

@@ -24,12 +24,9 @@
 #include "shapex/ipc/remote_call.h"
 #include "shapex/ipc/shared_memory.h"
 #include "testing/status_matchers.h"
+#include "testing/supervisor_fixture.h"
 #include "testing/test_natives.h"
 #include "testing/wire_test_util.h"
-
-#ifndef SHAPEX_BIN
-#error "SHAPEX_BIN must name the shapex binary"
-#endif
 
 namespace shapex::sandbox {
 namespace {
@@ -37,6 +34,8 @@ namespace {
 using ipc::WireValue;
 using ipc::testing::WireTestProgram;
 using ::shapex_testing::IsError;
+using ::shapex_testing::JsonInt;
+using ::shapex_testing::PoolSettled;
 using ::testing::HasSubstr;
 using std::chrono::milliseconds;
 
@@ -62,109 +61,21 @@ size_t CountEntries(const std::string& dir) {
   return n;
 }
 
-// The integer after the first `"key": ` in `json` (-1 if absent).
-int64_t JsonInt(const std::string& json, const std::string& key) {
-  std::string needle = "\"" + key + "\": ";
-  size_t pos = json.find(needle);
-  if (pos == std::string::npos) return -1;
-  return std::strtoll(json.c_str() + pos + needle.size(), nullptr, 10);
-}
-
-// The pool is full and at rest: two idle executors, none starting, leased or exiting.
-bool PoolSettled(const std::string& j) {
-  size_t idle = 0;
-  for (size_t pos = 0; (pos = j.find("\"state\": \"idle\"", pos)) != std::string::npos; ++pos) {
-    ++idle;
-  }
-  return idle == 2 && JsonInt(j, "spawning") == 0 && j.find("starting") == std::string::npos &&
-         j.find("leased") == std::string::npos && j.find("exiting") == std::string::npos;
-}
-
 // The test process compiles programs that call the test natives too.
 const bool kTestNativesRegistered = [] {
   shapex_testing::RegisterTestNatives();
   return true;
 }();
 
-class SupervisorTest : public ::testing::Test {
+class SupervisorTest : public shapex_testing::SupervisorFixture {
  protected:
   SupervisorTest() : program_(kProgram) {}
-  // The binary `shapex serve` runs from.
-  virtual const char* ServeBinary() const { return SHAPEX_BIN; }
-
-  void SetUp() override {
-    char pattern[] = "/tmp/shapex-supervisor-test-XXXXXX";
-    ASSERT_NE(mkdtemp(pattern), nullptr);
-    dir_ = pattern;
-    socket_ = dir_ + "/run/sock";
-    StartSupervisor();
-  }
-
-  void TearDown() override {
-    StopSupervisor();
-    std::filesystem::remove_all(dir_);
-  }
-
-  void StartSupervisor() {
-    supervisor_ = fork();
-    ASSERT_GE(supervisor_, 0);
-    if (supervisor_ == 0) {
-      std::string store = dir_ + "/store";
-      execl(ServeBinary(), ServeBinary(), "serve", "--socket", socket_.c_str(), "--store",
-            store.c_str(), "--pool", "2", static_cast<char*>(nullptr));
-      _exit(127);
-    }
-    // Ready when it answers.
-    for (int i = 0; i < 500; ++i) {
-      ClientOptions options = Options();
-      if (Client::Connect(options).has_value()) return;
-      int status = 0;
-      if (waitpid(supervisor_, &status, WNOHANG) == supervisor_) {
-        supervisor_ = -1;
-        GTEST_FAIL() << "shapex serve exited with status " << status;
-      }
-      std::this_thread::sleep_for(milliseconds(10));
-    }
-    GTEST_FAIL() << "shapex serve did not come up";
-  }
-
-  void StopSupervisor() {
-    if (supervisor_ <= 0) return;
-    kill(supervisor_, SIGTERM);
-    int status = 0;
-    ASSERT_EQ(waitpid(supervisor_, &status, 0), supervisor_);
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "serve status " << status;
-    supervisor_ = -1;
-  }
-
-  ClientOptions Options() const {
-    ClientOptions options;
-    options.socket_path = socket_;
-    options.start_supervisor = false;
-    return options;
-  }
 
   Result<ipc::RemoteCallRequest> Request(const std::string& name, std::vector<WireValue> args) {
     return ipc::BuildCallRequest(program_.program(), program_.blobs(), name, std::move(args));
   }
 
-  // The status JSON once `pred` holds for it (or the last one after 5 s).
-  std::string StatusWhen(Client& client, const std::function<bool(const std::string&)>& pred) {
-    std::string json;
-    for (int i = 0; i < 500; ++i) {
-      auto status = client.StatusJson();
-      if (status.has_value()) {
-        json = *status;
-        if (pred(json)) break;
-      }
-      std::this_thread::sleep_for(milliseconds(10));
-    }
-    return json;
-  }
-
   WireTestProgram program_;
-  std::string dir_, socket_;
-  pid_t supervisor_ = -1;
 };
 
 TEST_F(SupervisorTest, CallRunsInAJailedExecutorInAnotherPidAndUserNamespace) {

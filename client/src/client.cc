@@ -77,9 +77,10 @@ Result<ControlMessage> Client::Request(const ControlMessage& request, std::vecto
   return reply;
 }
 
-Result<Lease> Client::LeaseExecutor(std::span<const engine::FunctionHash> code) {
+Result<Lease> Client::LeaseExecutor(std::span<const engine::FunctionHash> code, bool wait) {
   ControlMessage lease("lease");
   lease.hashes.assign(code.begin(), code.end());
+  if (!wait) lease.Set("wait", int64_t{0});
   std::vector<ScopedFd> fds;
   ASSIGN_OR_RETURN(ControlMessage granted, Request(lease, &fds));
   if (granted.op != "granted" || fds.size() != 1) {
@@ -106,7 +107,16 @@ Result<Lease> Client::LeaseFor(const engine::Program& program, const engine::Pro
 Result<ipc::RemoteCallResponse> Client::CallOn(Lease& lease, ipc::RemoteCallRequest request) {
   Result<ipc::RemoteCallResponse> response = lease.session.CallRaw(std::move(request));
   if (response.has_value()) return response;
-  const Status& error = response.error();
+  return LostCall(lease, response.error());
+}
+
+Result<ipc::RemoteCallResponse> Client::WaitOn(Lease& lease, uint64_t call_id) {
+  Result<ipc::RemoteCallResponse> response = lease.session.Wait(call_id);
+  if (response.has_value()) return response;
+  return LostCall(lease, response.error());
+}
+
+Status Client::LostCall(Lease& lease, const Status& error) {
   if (error.kind() == ErrorKind::kTimeout) {
     (void)KillExecutor(lease.executor_pid);
     return TimeoutError(fmt::format("call timed out after {} ms (executor {} killed)",

@@ -3,7 +3,9 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <deque>
 #include <string>
+#include <thread>
 #include <utility>
 
 #include "shapex/ipc/remote_call.h"
@@ -11,16 +13,25 @@
 namespace shapex {
 
 RemoteCalls::RemoteCalls(const engine::Program& program, RemoteCallsOptions options)
-    : program_(program), options_(std::move(options)) {}
+    : program_(program), options_(std::move(options)) {
+  if (options_.max_parallel == 0)
+    options_.max_parallel = std::max<size_t>(1, std::thread::hardware_concurrency());
+  options_.window = std::max<size_t>(1, options_.window);
+}
 
 RemoteCalls::~RemoteCalls() {
-  if (lease_) lease_->session.Close();
+  for (Lease& lease : leases_) lease.session.Close();
 }
 
 void RemoteCalls::Install(engine::Vm& vm) {
   vm.SetRemoteCallHandler([this](engine::Vm& v, const engine::Value& callee,
                                  std::span<const engine::Value> args, engine::Value* result) {
     return Call(v, callee, args, result);
+  });
+  vm.SetRemoteMapHandler([this](engine::Vm& v, const engine::Value& callee,
+                                std::span<const engine::Value> items,
+                                std::vector<engine::Value>* results, bool* handled) {
+    return Map(v, callee, items, results, handled);
   });
 }
 
@@ -39,6 +50,8 @@ Status RemoteCalls::Prepare() {
 }
 
 Result<RemoteCalls::Entry*> RemoteCalls::EntryFor(const ipc::WireValue& callee) {
+  if (callee.kind != ipc::WireKind::kFunction && callee.kind != ipc::WireKind::kClosure)
+    return ArgumentError("cannot call a " + ipc::DescribeWire(callee) + " remotely");
   const auto* hash = std::get_if<engine::FunctionHash>(&callee.data);
   if (hash == nullptr) return ArgumentError("malformed function value");
   auto found = entries_.find(*hash);
@@ -50,11 +63,14 @@ Result<RemoteCalls::Entry*> RemoteCalls::EntryFor(const ipc::WireValue& callee) 
   ASSIGN_OR_RETURN(ipc::RemoteCallRequest request,
                    ipc::BuildValueCallRequest(*blobs_, function, {}));
   Entry entry;
-  for (const engine::FunctionBlob& blob : *request.blobs) {
-    auto proto = protos_.find(blob.hash);
-    if (proto == protos_.end()) continue;
-    for (uint32_t slot : engine::GlobalsUsedBy(*program_.protos[proto->second]))
-      entry.globals.push_back(slot);
+  if (request.blobs) {
+    for (const engine::FunctionBlob& blob : *request.blobs) {
+      auto proto = protos_.find(blob.hash);
+      if (proto == protos_.end()) continue;
+      const engine::Proto& p = *program_.protos[proto->second];
+      entry.reaches_remote |= p.remote;
+      for (uint32_t slot : engine::GlobalsUsedBy(p)) entry.globals.push_back(slot);
+    }
   }
   std::sort(entry.globals.begin(), entry.globals.end());
   entry.globals.erase(std::unique(entry.globals.begin(), entry.globals.end()),
@@ -63,29 +79,22 @@ Result<RemoteCalls::Entry*> RemoteCalls::EntryFor(const ipc::WireValue& callee) 
   return &entries_.emplace(*hash, std::move(entry)).first->second;
 }
 
-Status RemoteCalls::Call(engine::Vm& vm, const engine::Value& callee,
-                         std::span<const engine::Value> args, engine::Value* result) {
-  RETURN_IF_ERROR(Prepare());
+Result<ipc::RemoteCallRequest> RemoteCalls::BuildRequest(engine::Vm& vm,
+                                                         const ipc::WireValue& callee,
+                                                         const Entry& entry,
+                                                         std::span<const engine::Value> args) {
   ipc::ToWireContext to_wire{&program_, blobs_->proto_hashes};
-  ASSIGN_OR_RETURN(ipc::WireValue callee_wire, ipc::ToWire(callee, to_wire));
-  if (callee_wire.kind != ipc::WireKind::kFunction &&
-      callee_wire.kind != ipc::WireKind::kClosure) {
-    return ArgumentError("cannot call a " + ipc::DescribeWire(callee_wire) + " remotely");
-  }
-  ASSIGN_OR_RETURN(Entry * entry, EntryFor(callee_wire));
-
-  ipc::RemoteCallRequest request = entry->request;
+  ipc::RemoteCallRequest request = entry.request;
   for (size_t i = 0; i < args.size(); ++i) {
     Result<ipc::WireValue> w = ipc::ToWire(args[i], to_wire);
     if (!w) {
-      return Status(w.error().kind(),
-                    fmt::format("argument {} of {}: {}", i + 1, request.function_name,
-                                w.error().message()));
+      return Status(w.error().kind(), fmt::format("argument {} of {}: {}", i + 1,
+                                                  request.function_name, w.error().message()));
     }
     request.arguments.push_back(std::move(*w));
   }
-  if (callee_wire.kind == ipc::WireKind::kClosure) request.captures = callee_wire.children;
-  for (uint32_t slot : entry->globals) {
+  if (callee.kind == ipc::WireKind::kClosure) request.captures = callee.children;
+  for (uint32_t slot : entry.globals) {
     const engine::Value& value = vm.global(slot);
     if (value.type == engine::Type::kNone) continue;  // None there too
     Result<ipc::WireValue> w = ipc::ToWire(value, to_wire);
@@ -97,26 +106,121 @@ Status RemoteCalls::Call(engine::Vm& vm, const engine::Value& callee,
     request.globals.emplace_back(program_.global_names[slot], std::move(*w));
   }
   if (options_.limits != ipc::CallLimits{}) request.limits = options_.limits;
+  return request;
+}
 
-  if (!lease_) {
-    ASSIGN_OR_RETURN(Lease lease, client_->LeaseExecutor(ipc::OfferedHashes(request)));
-    lease_.emplace(std::move(lease));
-    ++stats_.leases;
-  }
-  ++stats_.calls;
-  Result<ipc::RemoteCallResponse> response = client_->CallOn(*lease_, std::move(request));
-  if (!response.has_value()) {
-    // The executor is gone (crashed, or killed for a timeout): the next call leases another.
-    lease_.reset();
-    return response.error();
-  }
-  if (!response->output.empty()) vm.Print(response->output);
-  if (!response->ok()) {
-    vm.SetRemoteErrorTrace(response->error().trace);
-    return response->status();
+Status RemoteCalls::Finish(engine::Vm& vm, const ipc::RemoteCallResponse& response,
+                           engine::Value* result) {
+  if (!response.output.empty()) vm.Print(response.output);
+  if (!response.ok()) {
+    vm.SetRemoteErrorTrace(response.error().trace);
+    return response.status();
   }
   ipc::FromWireContext from_wire{&vm, &protos_, types_.get()};
-  ASSIGN_OR_RETURN(*result, ipc::FromWire(response->value(), from_wire));
+  ASSIGN_OR_RETURN(*result, ipc::FromWire(response.value(), from_wire));
+  return Status::Ok();
+}
+
+Status RemoteCalls::EnsureLeases(size_t n, const ipc::RemoteCallRequest& sample) {
+  std::vector<engine::FunctionHash> code = ipc::OfferedHashes(sample);
+  while (leases_.size() < n) {
+    // Only the first lease may wait: holding one executor while queueing for another could
+    // wait forever on a supervisor with a smaller pool.
+    Result<Lease> lease = client_->LeaseExecutor(code, /*wait=*/leases_.empty());
+    if (!lease.has_value()) {
+      // Fewer executors than wanted (a busy supervisor) is fine; none is the error.
+      if (!leases_.empty()) return Status::Ok();
+      return lease.error();
+    }
+    leases_.push_back(std::move(*lease));
+    ++stats_.leases;
+  }
+  return Status::Ok();
+}
+
+Status RemoteCalls::Call(engine::Vm& vm, const engine::Value& callee,
+                         std::span<const engine::Value> args, engine::Value* result) {
+  RETURN_IF_ERROR(Prepare());
+  ASSIGN_OR_RETURN(ipc::WireValue callee_wire,
+                   ipc::ToWire(callee, ipc::ToWireContext{&program_, blobs_->proto_hashes}));
+  ASSIGN_OR_RETURN(Entry * entry, EntryFor(callee_wire));
+  ASSIGN_OR_RETURN(ipc::RemoteCallRequest request, BuildRequest(vm, callee_wire, *entry, args));
+  RETURN_IF_ERROR(EnsureLeases(1, request));
+  ++stats_.calls;
+  Result<ipc::RemoteCallResponse> response = client_->CallOn(leases_[0], std::move(request));
+  if (!response.has_value()) {
+    // The executor is gone (crashed, or killed for a timeout): the next call leases another.
+    leases_.erase(leases_.begin());
+    return response.error();
+  }
+  return Finish(vm, *response, result);
+}
+
+Status RemoteCalls::Map(engine::Vm& vm, const engine::Value& callee,
+                        std::span<const engine::Value> items, std::vector<engine::Value>* results,
+                        bool* handled) {
+  RETURN_IF_ERROR(Prepare());
+  ASSIGN_OR_RETURN(ipc::WireValue callee_wire,
+                   ipc::ToWire(callee, ipc::ToWireContext{&program_, blobs_->proto_hashes}));
+  ASSIGN_OR_RETURN(Entry * entry, EntryFor(callee_wire));
+  if (!entry->reaches_remote) {
+    *handled = false;  // a local function: pmap maps it here
+    return Status::Ok();
+  }
+  std::vector<ipc::RemoteCallRequest> requests;
+  requests.reserve(items.size());
+  for (const engine::Value& item : items) {
+    ASSIGN_OR_RETURN(ipc::RemoteCallRequest request,
+                     BuildRequest(vm, callee_wire, *entry, std::span<const engine::Value>(&item, 1)));
+    requests.push_back(std::move(request));
+  }
+  RETURN_IF_ERROR(EnsureLeases(std::min(items.size(), options_.max_parallel), requests[0]));
+  const size_t n = std::min(items.size(), leases_.size());
+  ++stats_.batches;
+  stats_.max_executors = std::max(stats_.max_executors, n);
+
+  // Item i runs on executor i mod n; each executor has at most `window` calls in flight, and
+  // answers are taken in item order, so the oldest call in flight on executor i mod n is i.
+  std::vector<uint64_t> call_ids(items.size());
+  std::vector<size_t> next(n);  // per executor: the next item to send
+  for (size_t e = 0; e < n; ++e) next[e] = e;
+  std::vector<bool> busy(n, false);  // has calls in flight
+  auto send_more = [&](size_t e, size_t upto) -> Status {
+    while (next[e] < items.size() && next[e] <= upto) {
+      size_t i = next[e];
+      ASSIGN_OR_RETURN(call_ids[i], leases_[e].session.Start(std::move(requests[i])));
+      ++stats_.calls;
+      busy[e] = true;
+      next[e] += n;
+    }
+    return Status::Ok();
+  };
+  // Drops the executors that still run calls (killing them, so later items stop) and gives
+  // `error`.
+  auto fail = [&](Status error) {
+    for (size_t e = n; e-- > 0;) {
+      if (!busy[e]) continue;
+      (void)client_->KillExecutor(leases_[e].executor_pid);
+      leases_[e].session.Close();
+      leases_.erase(leases_.begin() + static_cast<std::ptrdiff_t>(e));
+    }
+    return error;
+  };
+  for (size_t e = 0; e < n; ++e) {
+    Status sent = send_more(e, e + (options_.window - 1) * n);
+    if (!sent.ok()) return fail(sent);
+  }
+  results->resize(items.size());
+  for (size_t i = 0; i < items.size(); ++i) {
+    size_t e = i % n;
+    Result<ipc::RemoteCallResponse> response = client_->WaitOn(leases_[e], call_ids[i]);
+    if (!response.has_value()) return fail(response.error());
+    busy[e] = next[e] - n > i;  // calls after i are still in flight there
+    Status sent = send_more(e, i + options_.window * n);
+    if (!sent.ok()) return fail(sent);
+    Status done = Finish(vm, *response, &(*results)[i]);
+    if (!done.ok()) return fail(done);
+  }
   return Status::Ok();
 }
 

@@ -21,9 +21,6 @@
 
 namespace shapex::engine {
 
-namespace {
-constexpr uint64_t kFuelSlice = 4096;
-
 std::string ArgCountMessage(const Proto& p, int argc) {
   bool method = !p.param_names.empty() && p.param_names[0] == "self";
   int shown_argc = argc - (method ? 1 : 0);
@@ -34,6 +31,9 @@ std::string ArgCountMessage(const Proto& p, int argc) {
                        shown_argc);
   return fmt::format("{} expected {} to {} arguments, got {}", p.name, lo, hi, shown_argc);
 }
+
+namespace {
+constexpr uint64_t kFuelSlice = 4096;
 
 std::string ConcatValues(const Value* values, uint32_t n) {
   std::string s;

@@ -200,16 +200,21 @@ bool NativeRange(Vm& vm, Value* args, int /*argc*/, Value* out) {
 }
 
 bool NativePmap(Vm& vm, Value* args, int /*argc*/, Value* out) {
-  // In-process pmap is a plain ordered map; spreading over executors is the runtime's job.
+  // An ordered map; with a RemoteMapHandler installed, calls of a remote f go out as one batch
+  // that the embedder spreads over executors (Vm::MapCalls).
   if (!ArgCallable(vm, args[1])) return false;
-  if (args[0].Is(Type::kArray)) return ArrayMap(vm, args, 2, out);
-  if (!args[0].Is(Type::kRange)) return FailType(vm, "array", args[0]);
-  Value arr;
-  if (!RangeToArray(vm, args, 1, &arr)) return false;
+  Value arr = args[0];
+  if (args[0].Is(Type::kRange)) {
+    if (!RangeToArray(vm, args, 1, &arr)) return false;
+  } else if (!args[0].Is(Type::kArray)) {
+    return FailType(vm, "array", args[0]);
+  }
   Vm::RootScope roots(vm);
   roots.Add(arr);
-  Value map_args[2] = {arr, args[1]};
-  return ArrayMap(vm, map_args, 2, out);
+  // A copy: f may change the array while it runs (locally, one call at a time).
+  std::vector<Value> items = AsArray(arr)->items;
+  for (const Value& v : items) roots.Add(v);
+  return vm.MapCalls(args[1], items, out);
 }
 
 bool NativeLen(Vm& vm, Value* args, int /*argc*/, Value* out) {

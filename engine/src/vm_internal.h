@@ -134,6 +134,8 @@ const NativeDef* NoMethodSentinel();
 // Checks `v` against an annotation; converts Int to Number for `number`. Returns false when it
 // does not match.
 bool MatchesType(Value* v, const TypeSpec& t, const Program& p);
+// "expected 2 arguments, got 3" (methods do not count self), for a call of p with argc values.
+std::string ArgCountMessage(const Proto& p, int argc);
 
 }  // namespace shapex::engine
 

@@ -54,4 +54,73 @@ bool Vm::CallRemote(const Proto& proto, Value* slot, int argc) {
   return true;
 }
 
+bool Vm::MapCalls(const Value& f, std::span<const Value> items, Value* out) {
+  Value result = NewArray();
+  RootScope roots(*this);
+  roots.Add(result);
+  ObjArray* r = AsArray(result);
+  const Proto* proto = f.type == Type::kFunction  ? AsFunction(f)->proto
+                       : f.type == Type::kClosure ? AsClosure(f)->proto
+                                                  : nullptr;
+  if (remote_map_ && proto != nullptr) {
+    // The batch goes to the handler only as far as the calls pass the entry checks: a local
+    // map runs items 0..k-1 and then fails on item k's arguments, and so do we.
+    std::vector<Value> checked;
+    checked.reserve(items.size());
+    Status entry_error;
+    for (const Value& item : items) {
+      Value arg = item;
+      if (proto->num_required > 1 || proto->num_params < 1) {
+        entry_error = Status(ErrorKind::kArgumentError, ArgCountMessage(*proto, 1));
+        break;
+      }
+      if (!CheckArgumentTypes(*proto, &arg, 1)) {
+        entry_error = std::exchange(error_, Status::Ok());
+        break;
+      }
+      roots.Add(arg);
+      checked.push_back(arg);
+    }
+    std::vector<Value> results;
+    bool handled = true;
+    Status status;
+    remote_trace_.clear();
+    if (!checked.empty()) status = remote_map_(*this, f, checked, &results, &handled);
+    std::vector<TraceFrame> remote_trace = std::exchange(remote_trace_, {});
+    if (handled) {
+      if (!status.ok()) {
+        error_ = std::move(status);
+        trace_ = std::move(remote_trace);
+        if (!trace_.empty()) AppendFrameTrace();
+        return false;
+      }
+      if (results.size() != checked.size())
+        return FailKind(ErrorKind::kInternal, "pmap: the handler returned the wrong number of results");
+      trace_.clear();
+      for (Value& y : results) {
+        if (proto->has_return_type && !MatchesType(&y, proto->return_type, program_))
+          return Fail(fmt::format("return value of {}: expected {}, got {}", proto->name,
+                                  TypeSpecName(proto->return_type, program_), TypeName(y)));
+        r->items.push_back(y);
+      }
+      Recharge(r);
+      if (!entry_error.ok()) {
+        error_ = std::move(entry_error);
+        return false;
+      }
+      *out = result;
+      return true;
+    }
+  }
+  for (const Value& item : items) {
+    Value x = item;
+    Value y;
+    if (!Call(f, &x, 1, &y)) return false;
+    r->items.push_back(y);
+    Recharge(r);
+  }
+  *out = result;
+  return true;
+}
+
 }  // namespace shapex::engine

@@ -259,7 +259,17 @@ void Supervisor::State::OnClient(int id) {
   ClientEntry& c = it->second;
   Status s = DrainControl(c.conn, [&](ControlMessage& m, std::vector<ScopedFd>&) {
     if (m.op == "lease") {
-      if (queue.size() >= options.max_queued_leases || stopping) {
+      // Executors that will be free without anyone releasing one: idle or coming up.
+      size_t coming = spawning;
+      for (const auto& [pid, e] : executors) {
+        if (e.state == ExecutorEntry::kIdle || e.state == ExecutorEntry::kStarting) ++coming;
+      }
+      if (m.Int("wait", 1) == 0 && queue.size() >= coming && !stopping) {
+        // A lease that could only be served once some client releases an executor was asked
+        // not to wait (e.g. a pmap that wants another executor while holding one).
+        (void)ipc::SendControl(c.conn, ipc::ControlError(ResourceExhausted(
+                                           "no executor is idle right now")));
+      } else if (queue.size() >= options.max_queued_leases || stopping) {
         (void)ipc::SendControl(c.conn, ipc::ControlError(ResourceExhausted(
                                            stopping ? "the supervisor is stopping"
                                                     : "every executor is busy and the lease "

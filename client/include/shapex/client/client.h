@@ -54,7 +54,9 @@ class Client {
 
   // Leases an executor and tells the supervisor which code we will call (it preloads what its
   // store has). `code` may be empty.
-  Result<Lease> LeaseExecutor(std::span<const engine::FunctionHash> code);
+  // With `wait` false the supervisor answers ResourceExhausted at once instead of queueing the
+  // lease when no executor is idle or starting for it (it would have to wait for a release).
+  Result<Lease> LeaseExecutor(std::span<const engine::FunctionHash> code, bool wait = true);
   // Leases an executor for calls of `function` (offering its minimal blob set).
   Result<Lease> LeaseFor(const engine::Program& program, const engine::ProgramBlobs& blobs,
                          std::string_view function);
@@ -65,6 +67,8 @@ class Client {
   // Runs `request` on `lease`, turning a lost executor into ExecutorCrashed and a call over
   // `call_timeout` into Timeout (the executor is killed).
   Result<ipc::RemoteCallResponse> CallOn(Lease& lease, ipc::RemoteCallRequest request);
+  // Pipelined: waits for a call started with lease.session.Start, with CallOn's error rules.
+  Result<ipc::RemoteCallResponse> WaitOn(Lease& lease, uint64_t call_id);
 
   // The supervisor's status as JSON (see `shapex status --json`).
   Result<std::string> StatusJson();
@@ -85,6 +89,9 @@ class Client {
   Client() = default;
   Result<ipc::ControlMessage> Request(const ipc::ControlMessage& request,
                                       std::vector<ScopedFd>* fds);
+  // A call on `lease` failed without a response: Timeout (after killing the executor) or
+  // ExecutorCrashed for a lost connection; other errors unchanged.
+  Status LostCall(Lease& lease, const Status& error);
 
   ClientOptions options_;
   std::string socket_path_;

@@ -14,8 +14,15 @@
 // this Vm; an error keeps its kind and message, and its trace is the remote frames followed by
 // the caller's frames here.
 //
-// One executor is leased on the first call and kept until this object dies. A call that loses
-// its executor (ExecutorCrashed) or runs past the call timeout (Timeout: the executor is killed)
+// pmap(xs, f) where f is @remote, or a closure whose code reaches a @remote function, is spread
+// over up to `max_parallel` executors (RemoteMapHandler): the calls f(xs[i]) go out pipelined,
+// item i to executor i mod n, and results are taken in item order, printing each call's output
+// as it is taken. The first failing item in order wins: its output and error are reported, and
+// the executors still running later items are killed (so nothing after it has any effect
+// here). A closure is shipped with copies of its captures, like any remote closure.
+//
+// Executors are leased on first use and kept until this object dies. A call that loses its
+// executor (ExecutorCrashed) or runs past the call timeout (Timeout: the executor is killed)
 // fails with that error; the next call leases a new executor.
 //
 // Thread-safety: as the Vm, single-threaded. The Program must outlive this object, and this
@@ -44,11 +51,17 @@ namespace shapex {
 struct RemoteCallsOptions {
   ClientOptions client;     // supervisor socket, autostart, transport, call timeout
   ipc::CallLimits limits;   // sent with every call (0 = the executor's default)
+  // Executors one pmap spreads over (0: one per CPU of this machine).
+  size_t max_parallel = 0;
+  // Calls in flight per executor during a pmap.
+  size_t window = 8;
 };
 
 struct RemoteCallsStats {
   uint64_t calls = 0;
   uint64_t leases = 0;
+  uint64_t batches = 0;       // pmaps spread over executors
+  size_t max_executors = 0;   // the most executors one pmap used
 };
 
 class RemoteCalls {
@@ -58,7 +71,7 @@ class RemoteCalls {
   RemoteCalls(const RemoteCalls&) = delete;
   RemoteCalls& operator=(const RemoteCalls&) = delete;
 
-  // Routes `vm`'s @remote calls here (Vm::SetRemoteCallHandler).
+  // Routes `vm`'s @remote calls and pmaps here (Vm::SetRemoteCallHandler, SetRemoteMapHandler).
   void Install(engine::Vm& vm);
 
   const RemoteCallsStats& stats() const { return stats_; }
@@ -68,12 +81,24 @@ class RemoteCalls {
   struct Entry {
     ipc::RemoteCallRequest request;  // name, id, hash, blobs, impls; no arguments
     std::vector<uint32_t> globals;   // global slots the entry's code (transitively) uses
+    bool reaches_remote = false;     // the entry or a function it reaches is @remote
   };
 
   Status Call(engine::Vm& vm, const engine::Value& callee, std::span<const engine::Value> args,
               engine::Value* result);
+  Status Map(engine::Vm& vm, const engine::Value& callee, std::span<const engine::Value> items,
+             std::vector<engine::Value>* results, bool* handled);
   Status Prepare();
   Result<Entry*> EntryFor(const ipc::WireValue& callee);
+  // The request for callee(args): the entry's template plus arguments, captures and globals.
+  Result<ipc::RemoteCallRequest> BuildRequest(engine::Vm& vm, const ipc::WireValue& callee,
+                                              const Entry& entry,
+                                              std::span<const engine::Value> args);
+  // Prints the call's output through `vm`, then gives its value as a `vm` value or its error
+  // (with the remote trace set on `vm`).
+  Status Finish(engine::Vm& vm, const ipc::RemoteCallResponse& response, engine::Value* result);
+  // Makes sure at least `n` executors are leased (at least one, or the lease error).
+  Status EnsureLeases(size_t n, const ipc::RemoteCallRequest& sample);
 
   const engine::Program& program_;
   RemoteCallsOptions options_;
@@ -81,7 +106,7 @@ class RemoteCalls {
   ipc::ProtoIndex protos_;
   std::unique_ptr<ipc::TypeRegistry> types_;
   std::optional<Client> client_;
-  std::optional<Lease> lease_;
+  std::vector<Lease> leases_;  // leases_[0] takes single calls
   std::map<engine::FunctionHash, Entry> entries_;
   RemoteCallsStats stats_;
 };

@@ -83,6 +83,18 @@ class Vm;
 using RemoteCallHandler =
     std::function<Status(Vm& vm, const Value& callee, std::span<const Value> args, Value* result)>;
 
+// pmap(xs, f) as one batch, so the embedder can spread the calls f(xs[i]) over several
+// executors. The Vm has checked every call's arguments as a local call would (count,
+// annotations; `items` holds the checked, possibly converted, single arguments). The handler
+// sets *handled = false to decline (pmap then calls f item by item, through the
+// RemoteCallHandler where f is @remote). Otherwise it returns OK with one result per item, in
+// order, or the error of the first failing item in order, after printing through vm.Print
+// exactly what items 0..k of a one-by-one map would have printed. Same rules as
+// RemoteCallHandler otherwise (SetRemoteErrorTrace for remote frames).
+using RemoteMapHandler = std::function<Status(Vm& vm, const Value& callee,
+                                              std::span<const Value> items,
+                                              std::vector<Value>* results, bool* handled)>;
+
 class Vm {
  public:
   Vm(const Program& program, Limits limits);
@@ -108,6 +120,11 @@ class Vm {
   // For a RemoteCallHandler about to return an error: the remote side's trace frames (innermost
   // first), put before the caller's frames in trace(). Ignored when the handler returns OK.
   void SetRemoteErrorTrace(std::vector<TraceFrame> frames) { remote_trace_ = std::move(frames); }
+  // Where pmap hands its whole batch (see RemoteMapHandler); empty: pmap maps one by one.
+  void SetRemoteMapHandler(RemoteMapHandler handler) { remote_map_ = std::move(handler); }
+  // pmap's body: f over `items` in order, through the RemoteMapHandler when there is one and it
+  // accepts f, else one call at a time. False with the error set, like Call.
+  bool MapCalls(const Value& f, std::span<const Value> items, Value* out);
   uint64_t instructions_executed() const;
   // Module globals by slot (Program::global_names). SetGlobal is for embedders between calls,
   // e.g. an executor installing the caller's values of the globals a remote function reads.
@@ -194,6 +211,7 @@ class Vm {
   Status error_;
   std::function<void(std::string_view)> output_;
   RemoteCallHandler remote_call_;
+  RemoteMapHandler remote_map_;
   std::vector<TraceFrame> remote_trace_;
   bool script_ran_ = false;
 };

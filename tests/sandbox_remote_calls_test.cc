@@ -1,0 +1,173 @@
+// Tests for client/remote_calls.h against a real supervisor and jailed executors: a Vm's
+// @remote calls and pmaps leave the process, with the same values, output and errors as a
+// local run, and pmap spreads its calls over the executors.
+#include "shapex/client/remote_calls.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "shapex/engine/compiler.h"
+#include "shapex/engine/value.h"
+#include "shapex/engine/vm.h"
+#include "testing/status_matchers.h"
+#include "testing/supervisor_fixture.h"
+
+namespace shapex {
+namespace {
+
+using ::shapex_testing::IsError;
+using ::shapex_testing::JsonInt;
+
+constexpr char kProgram[] = R"(
+let factor = 3
+var log = []
+@remote
+function triple(x: int) -> int { print("triple", x); x * factor }
+@remote
+function fail_on(x) { if x == 2 { panic("two") }; print("ok", x); x }
+@remote
+function remember(x) { log.push(x); log.len() }
+function local_only(x) { x + 1 }
+function main(args) {
+  print(triple(2))
+  print(pmap([1, 2, 3, 4, 5], triple))
+  let k = 10
+  print(pmap(0..4, |x| triple(x) + k))
+  print(pmap([1, 2, 3], local_only))
+  print(remember(1), remember(2), log.len())
+}
+)";
+
+struct Outcome {
+  Status status;
+  std::string out;
+  std::vector<engine::TraceFrame> trace;
+};
+
+class RemoteCallsTest : public shapex_testing::SupervisorFixture {
+ protected:
+  std::unique_ptr<engine::Program> Compile(const std::string& source) {
+    engine::Diagnostic diag;
+    auto program = engine::Compile(source, "t.shape", &diag);
+    EXPECT_TRUE(program.has_value()) << diag.message;
+    return program.has_value() ? std::move(*program) : nullptr;
+  }
+
+  // Runs `source`'s main, with `remote` installed or (nullptr) locally.
+  Outcome Run(const engine::Program& program, RemoteCalls* remote) {
+    engine::Vm vm(program, engine::Limits{});
+    Outcome o;
+    vm.SetOutput([&](std::string_view text) { o.out.append(text); });
+    if (remote != nullptr) remote->Install(vm);
+    o.status = vm.RunMain({});
+    o.trace = vm.trace();
+    return o;
+  }
+
+  void SetUp() override {
+    SupervisorFixture::SetUp();
+    WaitForSettledPool();  // so a pmap finds both executors idle
+  }
+
+  RemoteCallsOptions RemoteOptions(size_t max_parallel = 2) {
+    RemoteCallsOptions options;
+    options.client = Options();
+    options.max_parallel = max_parallel;
+    options.window = 2;
+    return options;
+  }
+};
+
+TEST_F(RemoteCallsTest, SameOutputAsLocalAndPmapUsesBothExecutors) {
+  auto program = Compile(kProgram);
+  ASSERT_NE(program, nullptr);
+  Outcome local = Run(*program, nullptr);
+  ASSERT_OK(local.status);
+  RemoteCalls remote(*program, RemoteOptions());
+  Outcome got = Run(*program, &remote);
+  ASSERT_OK(got.status);
+  // Globals are send-copy: `remember` pushes onto its own copy of `log` each time.
+  std::string expected = local.out;
+  ASSERT_NE(expected.find("1 2 2\n"), std::string::npos) << expected;
+  expected.replace(expected.find("1 2 2\n"), 6, "1 1 0\n");
+  EXPECT_EQ(got.out, expected);
+  EXPECT_EQ(remote.stats().batches, 2u) << "pmap of a @remote function and of a closure over one";
+  EXPECT_EQ(remote.stats().max_executors, 2u);
+  EXPECT_EQ(remote.stats().calls, 1u + 5u + 4u + 2u);
+  EXPECT_EQ(remote.stats().leases, 2u);
+}
+
+TEST_F(RemoteCallsTest, FirstFailingItemWinsWithItsOutputAndTrace) {
+  auto program = Compile(R"(
+@remote
+function fail_on(x) { print("item", x); if x == 2 { panic("two") }; x }
+function main(args) { print(pmap([0, 1, 2, 3, 4, 5, 6, 7], fail_on)) }
+)");
+  ASSERT_NE(program, nullptr);
+  Outcome local = Run(*program, nullptr);
+  RemoteCalls remote(*program, RemoteOptions());
+  Outcome got = Run(*program, &remote);
+  EXPECT_THAT(local.status, IsError(ErrorKind::kRuntimeError));
+  EXPECT_THAT(got.status, IsError(ErrorKind::kRuntimeError));
+  EXPECT_EQ(got.status.message(), local.status.message());
+  EXPECT_EQ(got.out, "item 0\nitem 1\nitem 2\n") << "nothing after the failing item";
+  EXPECT_EQ(got.out, local.out);
+  ASSERT_EQ(got.trace.size(), local.trace.size());
+  for (size_t i = 0; i < got.trace.size(); ++i) {
+    EXPECT_EQ(got.trace[i].function, local.trace[i].function);
+    EXPECT_EQ(got.trace[i].line, local.trace[i].line);
+  }
+  // Both executors still had later items in flight (window 2: items 3 and 5 on one, 4 on the
+  // other) and were killed through the supervisor.
+  ASSERT_OK_AND_ASSIGN(Client client, Client::Connect(Options()));
+  std::string json = StatusWhen(client, [](const std::string& j) { return JsonInt(j, "kills") >= 2; });
+  EXPECT_EQ(JsonInt(json, "kills"), 2) << json;
+  // The next call leases a fresh executor.
+  engine::Vm vm(*program, engine::Limits{});
+  remote.Install(vm);
+  engine::Value v;
+  std::string out;
+  vm.SetOutput([&](std::string_view text) { out.append(text); });
+  ASSERT_OK(vm.CallByName("fail_on", {engine::Value::Int(5)}, &v));
+  EXPECT_EQ(out, "item 5\n");
+  EXPECT_EQ(remote.stats().leases, 3u);
+}
+
+TEST_F(RemoteCallsTest, ArgumentCheckFailsAfterTheItemsBeforeIt) {
+  auto program = Compile(R"(
+@remote
+function sq(x: int) { print("sq", x); x * x }
+function main(args) { print(pmap([1, 2, "three", 4], sq)) }
+)");
+  ASSERT_NE(program, nullptr);
+  Outcome local = Run(*program, nullptr);
+  RemoteCalls remote(*program, RemoteOptions());
+  Outcome got = Run(*program, &remote);
+  EXPECT_THAT(got.status, IsError(ErrorKind::kArgumentError));
+  EXPECT_EQ(got.status.message(), local.status.message());
+  EXPECT_EQ(got.out, "sq 1\nsq 2\n");
+  EXPECT_EQ(got.out, local.out);
+  EXPECT_EQ(remote.stats().calls, 2u);
+}
+
+TEST_F(RemoteCallsTest, MoreParallelismThanThePoolUsesWhatIsIdle) {
+  auto program = Compile(R"(
+@remote
+function id(x) { x }
+function main(args) { print(pmap(0..20, id).len()) }
+)");
+  ASSERT_NE(program, nullptr);
+  RemoteCalls remote(*program, RemoteOptions(/*max_parallel=*/8));
+  Outcome got = Run(*program, &remote);
+  ASSERT_OK(got.status);
+  EXPECT_EQ(got.out, "20\n");
+  EXPECT_GE(remote.stats().max_executors, 1u);
+  EXPECT_LE(remote.stats().max_executors, 2u) << "the pool has two executors";
+}
+
+}  // namespace
+}  // namespace shapex
