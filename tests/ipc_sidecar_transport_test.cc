@@ -9,7 +9,10 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <future>
 #include <string>
 #include <vector>
@@ -149,6 +152,62 @@ TEST_P(SidecarTransportTest, ReserveSparesCarryTheSameSealedValues) {
   }
   EXPECT_EQ(reserve.stats().spare_misses, 1u);
   EXPECT_EQ(reserve.stats().spare_hits, 1u);
+}
+
+size_t CountMappings() {
+  std::ifstream maps("/proc/self/maps");
+  return static_cast<size_t>(std::count(std::istreambuf_iterator<char>(maps),
+                                        std::istreambuf_iterator<char>(), '\n'));
+}
+
+// A typed array or matrix in a sealed segment becomes a Vm value over a private mapping of the
+// segment (no copy); writing to it copies only the written page and never reaches the segment.
+// A read-only (owner-writable) segment is copied instead, since its owner may still change it.
+TEST_P(SidecarTransportTest, SealedArraysAreAdoptedByTheVmWithoutACopy) {
+  ASSERT_OK_AND_ASSIGN(auto pair, MakePair(GetParam()));
+  WireTestProgram program("function f(v) { v }");
+  const size_t n = 2 * kMiB / 8;
+  std::vector<uint8_t> bytes = Doubles(n, 0.5);
+  { testing::VmSide warm(program); }  // a Vm keeps its register stack for the next one
+  size_t mappings_before = CountMappings();
+  {
+    ASSERT_OK_AND_ASSIGN(WireMessage in,
+                         RoundTrip(pair, RequestWith({WireValue::TypedArray(
+                                                          engine::ElemKind::kF64, bytes),
+                                                      WireValue::Matrix(512, 512, bytes)})));
+    auto& args = std::get<RemoteCallRequest>(in).arguments;
+    ASSERT_NE(args[0].buffer().segment, nullptr);
+    EXPECT_TRUE(args[0].buffer().segment->sealed);
+    testing::VmSide side(program);
+    ASSERT_OK_AND_ASSIGN(engine::Value array, side.FromWire(args[0]));
+    engine::ObjTypedArray* a = engine::AsTypedArray(array);
+    EXPECT_NE(a->external.release, nullptr) << "adopted, not copied";
+    EXPECT_EQ(std::memcmp(a->data, bytes.data(), bytes.size()), 0);
+    a->As<double>()[0] = 42.0;  // copy-on-write: the segment keeps 0.5
+    double in_segment;
+    std::memcpy(&in_segment, args[0].buffer().data().data(), sizeof in_segment);
+    EXPECT_EQ(in_segment, 0.5);
+    EXPECT_EQ(a->As<double>()[1], 1.5);
+    ASSERT_OK_AND_ASSIGN(engine::Value matrix, side.FromWire(args[1]));
+    EXPECT_NE(engine::AsMatrix(matrix)->external.release, nullptr);
+    EXPECT_EQ(engine::AsMatrix(matrix)->At(511, 511), 0.5 + static_cast<double>(n - 1));
+    EXPECT_GT(CountMappings(), mappings_before);
+  }  // the Vm unmaps what it adopted
+  EXPECT_EQ(CountMappings(), mappings_before);
+
+  // Read-only segments (SharedVec, pooled arguments) are copied.
+  ASSERT_OK_AND_ASSIGN(SharedVec<double> v, SharedVec<double>::Create(n));
+  std::memcpy(v.data(), bytes.data(), bytes.size());
+  SidecarTransportOptions trusting;
+  trusting.accept_read_only_segments = true;
+  ASSERT_OK_AND_ASSIGN(WireMessage in, RoundTrip(pair, RequestWith({v.ToWire()}), trusting));
+  const WireValue& arg = std::get<RemoteCallRequest>(in).arguments[0];
+  EXPECT_FALSE(arg.buffer().segment->sealed);
+  testing::VmSide side(program);
+  ASSERT_OK_AND_ASSIGN(engine::Value copy, side.FromWire(arg));
+  EXPECT_EQ(engine::AsTypedArray(copy)->external.release, nullptr);
+  v[0] = -1.0;  // the owner changes its segment: the Vm's copy does not see it
+  EXPECT_EQ(engine::AsTypedArray(copy)->As<double>()[0], 0.5);
 }
 
 TEST_P(SidecarTransportTest, SharedVecTravelsWithoutACopy) {

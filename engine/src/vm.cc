@@ -269,6 +269,27 @@ bool Vm::NewMatrix(size_t rows, size_t cols, Value* out) {
   return true;
 }
 
+bool Vm::AdoptTypedArray(ElemKind kind, size_t length, uint8_t* data, ExternalBuffer owner,
+                         Value* out) {
+  size_t es = ElemSize(kind);
+  if (length > (SIZE_MAX / 2) / es || !CheckAlloc(length * es + sizeof(ObjTypedArray))) {
+    if (owner.release != nullptr) owner.release(owner.base, owner.size);
+    return FailKind(ErrorKind::kResourceExhausted, "memory limit exceeded");
+  }
+  *out = Value::Object(impl_->heap.New<ObjTypedArray>(kind, length, data, owner));
+  return true;
+}
+
+bool Vm::AdoptMatrix(size_t rows, size_t cols, double* data, ExternalBuffer owner, Value* out) {
+  if ((cols != 0 && rows > (SIZE_MAX / 16) / cols) ||
+      !CheckAlloc(rows * cols * sizeof(double) + sizeof(ObjMatrix))) {
+    if (owner.release != nullptr) owner.release(owner.base, owner.size);
+    return FailKind(ErrorKind::kResourceExhausted, "memory limit exceeded");
+  }
+  *out = Value::Object(impl_->heap.New<ObjMatrix>(rows, cols, data, owner));
+  return true;
+}
+
 Value Vm::NewNative(const NativeDef* def) {
   for (auto& n : impl_->native_objects)
     if (n->def == def) return Value::Object(n.get());

@@ -34,6 +34,7 @@ std::vector<WireValue*> ValueRoots(WireMessage* message) {
 struct MappedSegment {
   ScopedFd fd;
   SharedMapping mapping;
+  bool sealed = false;  // immutable (all four seals), not merely read-only to us
 };
 
 Result<std::shared_ptr<MappedSegment>> MapReceived(ScopedFd fd, bool accept_read_only) {
@@ -42,6 +43,7 @@ Result<std::shared_ptr<MappedSegment>> MapReceived(ScopedFd fd, bool accept_read
   size_t size = 0;
   if (sealed.has_value()) {
     size = *sealed;
+    segment->sealed = true;
   } else {
     if (!accept_read_only) return sealed.error();
     int flags = ::fcntl(fd.get(), F_GETFL);
@@ -190,7 +192,7 @@ Result<WireMessage> DecodeIncoming(IncomingFrame* frame, const SidecarTransportO
     used[slice.fd_index] = true;
     auto view = std::make_shared<std::pair<std::shared_ptr<MappedSegment>, SegmentView>>(
         segment, SegmentView{segment->mapping.bytes().subspan(slice.offset, slice.length),
-                             segment->fd.get(), slice.offset});
+                             segment->fd.get(), slice.offset, segment->sealed});
     sidecars[i].id = static_cast<uint32_t>(i);
     sidecars[i].segment = std::shared_ptr<const SegmentView>(view, &view->second);
   }

@@ -1,6 +1,8 @@
 // engine::Value <-> WireValue. Both directions walk the tree recursively; recursion depth is
 // bounded by kMaxWireDepth, so the native stack stays small whatever the input.
 #include <fmt/format.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <bit>
@@ -331,6 +333,30 @@ class FromWireBuilder {
     return vm_.NewClosure(it->second, std::move(captures));
   }
 
+  // A private copy-on-write mapping of a sealed segment's bytes, for a typed array or matrix
+  // to adopt instead of copying them: reading shares the page cache's pages, writing copies
+  // only the pages written. Empty when the bytes are not in a sealed segment, too small to be
+  // worth a mapping, or the mapping fails (then the caller copies).
+  struct Adopted {
+    uint8_t* data = nullptr;
+    engine::ExternalBuffer owner;
+  };
+  static Adopted MapPrivately(const WireBuffer& b) {
+    constexpr size_t kMinAdopt = size_t{256} << 10;
+    const SegmentView* s = b.segment.get();
+    if (s == nullptr || !s->sealed || s->fd < 0 || s->bytes.size() < kMinAdopt) return {};
+    const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+    const uint64_t start = s->offset / page * page;
+    const size_t length = static_cast<size_t>(s->offset - start) + s->bytes.size();
+    void* base = ::mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_PRIVATE, s->fd,
+                        static_cast<off_t>(start));
+    if (base == MAP_FAILED) return {};
+    Adopted a;
+    a.data = static_cast<uint8_t*>(base) + (s->offset - start);
+    a.owner = engine::ExternalBuffer{[](void* p, size_t n) { ::munmap(p, n); }, base, length};
+    return a;
+  }
+
   Result<Value> TypedArray(const WireValue& w) {
     ASSIGN_OR_RETURN(const WireBuffer* b, Data<WireBuffer>(w));
     if (static_cast<int>(b->elem) >= engine::kNumElemKinds) return Malformed(w);
@@ -340,11 +366,20 @@ class FromWireBuilder {
       return ArgumentError(fmt::format("typed array of {} has {} bytes",
                                        engine::ElemKindName(b->elem), bytes.size()));
     Value out;
-    if (!vm_.NewTypedArray(b->elem, bytes.size() / size, &out))
-      return ResourceExhausted("memory limit exceeded");
-    uint8_t* data = engine::AsTypedArray(out)->data;
-    if (!bytes.empty()) std::memcpy(data, bytes.data(), bytes.size());
-    // Validate the private copy: shared memory may change under us after any check.
+    uint8_t* data = nullptr;
+    if (Adopted a = MapPrivately(*b); a.data != nullptr) {
+      // Sealed: the bytes cannot change, so checking them in place is safe.
+      if (!vm_.AdoptTypedArray(b->elem, bytes.size() / size, a.data, a.owner, &out))
+        return ResourceExhausted("memory limit exceeded");
+      data = a.data;
+    } else {
+      if (!vm_.NewTypedArray(b->elem, bytes.size() / size, &out))
+        return ResourceExhausted("memory limit exceeded");
+      data = engine::AsTypedArray(out)->data;
+      if (!bytes.empty()) std::memcpy(data, bytes.data(), bytes.size());
+    }
+    // Validate the private copy (or the sealed bytes): a writable segment may change under us
+    // after any check.
     if (b->elem == engine::ElemKind::kBool &&
         std::any_of(data, data + bytes.size(), [](uint8_t x) { return x > 1; }))
       return ArgumentError("bool typed array holds a byte other than 0 or 1");
@@ -359,6 +394,11 @@ class FromWireBuilder {
     if (b->rows * b->cols * sizeof(double) != bytes.size())
       return ArgumentError("matrix shape does not match its data");
     Value out;
+    if (Adopted a = MapPrivately(*b); a.data != nullptr) {
+      if (!vm_.AdoptMatrix(b->rows, b->cols, reinterpret_cast<double*>(a.data), a.owner, &out))
+        return ResourceExhausted("memory limit exceeded");
+      return out;
+    }
     if (!vm_.NewMatrix(b->rows, b->cols, &out)) return ResourceExhausted("memory limit exceeded");
     if (!bytes.empty()) std::memcpy(engine::AsMatrix(out)->data, bytes.data(), bytes.size());
     return out;

@@ -213,12 +213,24 @@ struct ObjNative : Obj {
   explicit ObjNative(const NativeDef* d) : Obj(Type::kNative), def(d) {}
 };
 
+// A buffer a typed array or matrix took over from the embedder instead of allocating it (e.g.
+// a private mapping of a received shared-memory segment): `release(base, size)` frees it when
+// the object dies.
+struct ExternalBuffer {
+  void (*release)(void* base, size_t size) = nullptr;
+  void* base = nullptr;
+  size_t size = 0;
+};
+
 // Fixed-length contiguous typed array. `data` is 64-byte aligned and owned by the object.
 struct ObjTypedArray : Obj {
   ElemKind kind;
   size_t length;
   uint8_t* data;
+  ExternalBuffer external;  // release set: `data` lies in this buffer
   ObjTypedArray(ElemKind k, size_t n);  // zero-filled
+  ObjTypedArray(ElemKind k, size_t n, uint8_t* adopted, ExternalBuffer owner)
+      : Obj(Type::kTypedArray), kind(k), length(n), data(adopted), external(owner) {}
   ~ObjTypedArray();
   ObjTypedArray(const ObjTypedArray&) = delete;
   ObjTypedArray& operator=(const ObjTypedArray&) = delete;
@@ -239,7 +251,10 @@ struct ObjTypedArray : Obj {
 struct ObjMatrix : Obj {
   size_t rows, cols;
   double* data;
+  ExternalBuffer external;  // release set: `data` lies in this buffer
   ObjMatrix(size_t r, size_t c);  // zero-filled
+  ObjMatrix(size_t r, size_t c, double* adopted, ExternalBuffer owner)
+      : Obj(Type::kMatrix), rows(r), cols(c), data(adopted), external(owner) {}
   ~ObjMatrix();
   ObjMatrix(const ObjMatrix&) = delete;
   ObjMatrix& operator=(const ObjMatrix&) = delete;

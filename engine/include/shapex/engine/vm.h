@@ -154,6 +154,12 @@ class Vm {
   // Fail with ResourceExhausted (and return false) when the buffer would exceed the limit.
   bool NewTypedArray(ElemKind kind, size_t length, Value* out);
   bool NewMatrix(size_t rows, size_t cols, Value* out);
+  // The same over a buffer the caller hands over (`data`, 64-byte aligned, inside `owner`),
+  // e.g. a private mapping of a received segment: no allocation and no copy. The object owns
+  // the buffer from here on, also when this fails (ResourceExhausted: it is released at once).
+  bool AdoptTypedArray(ElemKind kind, size_t length, uint8_t* data, ExternalBuffer owner,
+                       Value* out);
+  bool AdoptMatrix(size_t rows, size_t cols, double* data, ExternalBuffer owner, Value* out);
   Value NewNative(const struct NativeDef* def);
   // A container's owned buffers changed size: update the heap's byte count.
   void Recharge(Obj* o);

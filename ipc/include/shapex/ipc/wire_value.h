@@ -111,6 +111,9 @@ struct SegmentView {
   std::span<const uint8_t> bytes;
   int fd = -1;
   uint64_t offset = 0;  // of `bytes` within the segment
+  // The receiver checked that the segment carries all four immutability seals: nobody can
+  // change these bytes, so FromWire may map them privately instead of copying them.
+  bool sealed = false;
 };
 
 // Elements of a typed array (elem, bytes) or matrix (rows, cols, bytes of rows*cols f64),
