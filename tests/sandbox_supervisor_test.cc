@@ -130,6 +130,29 @@ TEST_F(SupervisorTest, LargeResultsComeBackAsSealedSegmentsFromTheJail) {
   EXPECT_EQ(JsonInt(json, "seccomp_kills"), 0);
 }
 
+// A client that gave up waiting for a lease still gets the grant later, before the reply to
+// its next request: the client drops it (ending that lease) and reads on.
+TEST_F(SupervisorTest, ALateGrantDoesNotConfuseTheNextRequest) {
+  WaitForSettledPool();
+  ASSERT_OK_AND_ASSIGN(Client holder, Client::Connect(Options()));
+  ASSERT_OK_AND_ASSIGN(Lease first, holder.LeaseExecutor({}));
+  ASSERT_OK_AND_ASSIGN(Lease second, holder.LeaseExecutor({}));
+  ClientOptions impatient = Options();
+  impatient.session.call_timeout = milliseconds(300);
+  ASSERT_OK_AND_ASSIGN(Client waiter, Client::Connect(impatient));
+  EXPECT_THAT(waiter.LeaseExecutor({}), IsError(ErrorKind::kTimeout));
+  first.session.Close();  // its replacement goes to the queued lease
+  std::string json = StatusWhen(holder, [](const std::string& j) {
+    return JsonInt(j, "queued_leases") == 0 && JsonInt(j, "leases_granted") == 3;
+  });
+  ASSERT_EQ(JsonInt(json, "leases_granted"), 3) << json;
+  ASSERT_OK_AND_ASSIGN(std::string status, waiter.StatusJson());
+  EXPECT_EQ(JsonInt(status, "supervisor_pid"), supervisor_);
+  second.session.Close();
+  // The dropped lease ends like any other: the pool settles with two idle executors again.
+  EXPECT_TRUE(PoolSettled(StatusWhen(holder, PoolSettled)));
+}
+
 TEST_F(SupervisorTest, StatusNamesTheSupervisorAndItsExecutors) {
   ASSERT_OK_AND_ASSIGN(Client client, Client::Connect(Options()));
   std::string json = StatusWhen(client, [](const std::string& j) {

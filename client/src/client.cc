@@ -6,7 +6,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
+#include <string_view>
 #include <thread>
+#include <utility>
 
 #include "shapex/ipc/remote_call.h"
 #include "shapex/ipc/supervisor_socket.h"
@@ -70,11 +74,27 @@ Result<Client> Client::Connect(const ClientOptions& options) {
 }
 
 Result<ControlMessage> Client::Request(const ControlMessage& request, std::vector<ScopedFd>* fds) {
+  // The supervisor answers requests in order, one reply each; a lease we stopped waiting for
+  // may still be granted later, before the reply to this request.
+  static constexpr std::pair<std::string_view, std::string_view> kReplies[] = {
+      {"lease", "granted"}, {"status", "status"}, {"kill", "killed"}, {"stop", "stopping"}};
+  std::string_view expected;
+  for (const auto& [op, reply] : kReplies) {
+    if (op == request.op) expected = reply;
+  }
   RETURN_IF_ERROR(ipc::SendControl(control_, request));
-  ASSIGN_OR_RETURN(ControlMessage reply,
-                   ipc::ReceiveControl(control_, fds, options_.session.call_timeout));
-  if (reply.op == "error") return ipc::ControlErrorStatus(reply);
-  return reply;
+  auto deadline = std::chrono::steady_clock::now() + options_.session.call_timeout;
+  for (;;) {
+    auto left = std::max<std::chrono::steady_clock::duration>(
+        deadline - std::chrono::steady_clock::now(), std::chrono::milliseconds(1));
+    fds->clear();  // closes the descriptors of a reply we drop
+    ASSIGN_OR_RETURN(ControlMessage reply, ipc::ReceiveControl(control_, fds, left));
+    if (reply.op == "error") return ipc::ControlErrorStatus(reply);
+    if (reply.op == expected) return reply;
+    // A late "granted": closing its socket ends that lease (the executor is replaced).
+    if (reply.op == "granted" && request.op != "lease") continue;
+    return ProtocolError(fmt::format("supervisor answered '{}' to '{}'", reply.op, request.op));
+  }
 }
 
 Result<Lease> Client::LeaseExecutor(std::span<const engine::FunctionHash> code, bool wait) {

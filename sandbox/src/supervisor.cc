@@ -156,6 +156,11 @@ void Supervisor::State::OnZygote() {
         SHAPEX_LOG(WARN, "executor {} did not answer: {}", e.pid, control.error().ToString());
       }
       KillExecutorProcess(e);
+    } else if (m.op == "spawned") {
+      // Without its two descriptors the executor is of no use (and the zygote reaps it).
+      --spawning;
+      ++stats.spawn_failures;
+      SHAPEX_LOG(WARN, "zygote reported a spawn with {} descriptors, expected 2", fds.size());
     } else if (m.op == "error") {
       --spawning;
       ++stats.spawn_failures;
@@ -330,11 +335,16 @@ Status Supervisor::State::Grant(ExecutorEntry& e, ClientEntry& c,
                                 const std::vector<engine::FunctionHash>& hashes) {
   if (store && !hashes.empty()) {
     ControlMessage preload("preload");
+    size_t preload_bytes = 0;
     for (const engine::FunctionHash& h : store->FilterKnown(hashes)) {
       if (e.preloaded.count(h) != 0) continue;
       Result<std::optional<engine::FunctionBlob>> blob = store->Get(h);
       if (blob.has_value() && blob->has_value()) {
-        preload.blobs.push_back(engine::EncodeBlob(**blob));
+        std::vector<uint8_t> bytes = engine::EncodeBlob(**blob);
+        // What does not fit the message is negotiated and sent by the client instead.
+        if (preload_bytes + bytes.size() > ipc::kMaxControlBlobBytes) continue;
+        preload_bytes += bytes.size();
+        preload.blobs.push_back(std::move(bytes));
         e.preloaded.insert(h);
       }
     }

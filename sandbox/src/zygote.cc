@@ -179,8 +179,12 @@ int ExecutorProcessMain(ipc::UnixSocket control_socket, const ExecutorOptions& o
       done.Set(fmt::format("err.{}", ErrorKindName(static_cast<ErrorKind>(k))),
                static_cast<int64_t>(n));
     }
+    size_t blob_bytes = 0;
     for (const engine::FunctionBlob& blob : executor.CachedBlobsExcept(reported)) {
-      done.blobs.push_back(engine::EncodeBlob(blob));
+      std::vector<uint8_t> bytes = engine::EncodeBlob(blob);
+      if (blob_bytes + bytes.size() > ipc::kMaxControlBlobBytes) continue;  // next time, maybe
+      blob_bytes += bytes.size();
+      done.blobs.push_back(std::move(bytes));
       reported.insert(blob.hash);
     }
     if (!ipc::SendControl(*control, done).ok()) return 0;

@@ -33,6 +33,9 @@ namespace shapex::ipc {
 
 inline constexpr size_t kMaxControlFields = 256;
 inline constexpr size_t kMaxControlText = 1 << 20;
+// Blob bytes one control message carries at most (preload, done): well inside the 64 MiB frame
+// limit of control connections. Senders leave out what does not fit (it is only a cache).
+inline constexpr size_t kMaxControlBlobBytes = size_t{32} << 20;
 
 struct ControlMessage {
   ControlMessage() = default;

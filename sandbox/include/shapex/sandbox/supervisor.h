@@ -8,14 +8,17 @@
 //   ASSIGN_OR_RETURN(auto supervisor, Supervisor::Start(options));   // before any thread exists
 //   return supervisor->Run();                         // until SIGTERM/SIGINT or a "stop" request
 //
-// Client protocol (control messages, ipc/control.h, on a socket-transport Connection):
-//   "lease" {hashes: code the client will call}  -> "granted" {executor_pid} + fd [socket]
-//                                                    (queued while every executor is busy;
-//                                                    "error" ResourceExhausted when the queue is
-//                                                    full)
-//   "status"                                      -> "status" {json}
-//   "kill" {executor_pid}  (a call of ours timed out / was cancelled) -> "killed"
-//   "stop"                                        -> "stopping"; the supervisor shuts down
+// Client protocol (control messages, ipc/control.h, on a socket-transport Connection;
+// docs/wire-protocol.md "Control messages" is normative):
+//   "lease" {hashes: code the client will call, wait?}
+//                                  -> "granted" {executor_pid} + fd [socket]
+//                                     (queued while every executor is busy; "error"
+//                                     ResourceExhausted when the queue is full, when stopping,
+//                                     or with wait = 0 when it would have to wait for a release)
+//   "status"                       -> "status" {json, text}
+//   "kill" {executor_pid}  (a call of ours timed out / was cancelled)
+//                                  -> "killed", or "error" InvalidArgument if not leased to us
+//   "stop"                         -> "stopping"; the supervisor shuts down
 // Before granting, the supervisor preloads the executor with every offered blob its store has,
 // so the client's negotiation finds them known and sends no code.
 //
