@@ -15,6 +15,9 @@
 //                  the kernel's part (the clone3 call) and ours (the rest)
 //   first_call     lease + handshake + negotiation + first call on a fresh executor (the latency
 //                  of one `shapex call` minus process start-up)
+//   pmap           `pmap(xs, work)` of 16 CPU-bound @remote calls (~10 ms each) through
+//                  RemoteCalls (what `shapex run` uses), spread over 1 and over 2 executors,
+//                  against the same 16 calls run in-process one after another (--local)
 // With --json it prints one object with at least null_call_vs_raw_rtt and cold_start_ms.
 // No CPU pinning is done (the JSON says whether the run was narrowed with taskset).
 #include <fmt/format.h>
@@ -35,6 +38,8 @@
 #include <vector>
 
 #include "shapex/client/client.h"
+#include "shapex/client/remote_calls.h"
+#include "shapex/engine/vm.h"
 #include "shapex/engine/compiler.h"
 #include "shapex/ipc/remote_call.h"
 #include "tools/bench/ipc_bench_util.h"
@@ -44,7 +49,10 @@ namespace {
 using namespace shapex;
 using namespace ipc_bench;
 
-constexpr char kProgram[] = "function nop() { None }\nfunction add(a, b) { a + b }\n";
+constexpr char kProgram[] =
+    "function nop() { None }\nfunction add(a, b) { a + b }\n"
+    "@remote\nfunction work(n) { var s = 0; for i in 0..n { s = s + i }; s }\n"
+    "function batch(xs) { pmap(xs, work) }\n";
 
 // The number after the first `"key": ` in `json` (-1 if absent).
 double JsonNumber(const std::string& json, const std::string& key) {
@@ -166,6 +174,52 @@ int main(int argc, char** argv) {
   double pipelined_per_s = total / seconds;
   lease->session.Close();
 
+  // pmap: the same batch in-process, then over 1 and 2 executors (median of `reps` runs each).
+  int pmap_reps = quick ? 3 : 7;
+  const int64_t work_n = 1500000;  // ~12 ms of interpretation per call on this VM
+  auto run_batch = [&](RemoteCalls* remote) {
+    engine::Vm vm(**program, engine::Limits{});
+    if (remote != nullptr) remote->Install(vm);
+    std::vector<engine::Value> items(16, engine::Value::Int(work_n));
+    engine::Value xs = vm.NewArray(items);
+    engine::Value out;
+    auto t0 = Clock::now();
+    Status s = vm.CallByName("batch", {xs}, &out);
+    double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+    DieIf(s, "pmap batch");
+    return ms;
+  };
+  auto pool_settled = [&] {
+    for (int i = 0; i < 500; ++i) {
+      auto st = client->StatusJson();
+      if (st.has_value() && JsonNumber(*st, "spawning") == 0 &&
+          st->find("\"state\": \"leased\"") == std::string::npos &&
+          st->find("\"state\": \"starting\"") == std::string::npos &&
+          st->find("\"state\": \"exiting\"") == std::string::npos)
+        return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  };
+  std::vector<double> pmap_local, pmap_one, pmap_two;
+  for (int r = 0; r < pmap_reps; ++r) {
+    pmap_local.push_back(run_batch(nullptr));
+    for (size_t parallel : {size_t{1}, size_t{2}}) {
+      pool_settled();
+      RemoteCallsOptions remote_options;
+      remote_options.client = options;
+      remote_options.max_parallel = parallel;
+      RemoteCalls remote(**program, remote_options);
+      double ms = run_batch(&remote);
+      if (remote.stats().max_executors != parallel) Die("pmap did not get its executors");
+      (parallel == 1 ? pmap_one : pmap_two).push_back(ms);
+    }
+  }
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  double local_ms = median(pmap_local), one_ms = median(pmap_one), two_ms = median(pmap_two);
+
   auto status = client->StatusJson();
   DieIf(status.error(), "status");
   double cold_ms = JsonNumber(*status, "spawn_median_ms");
@@ -186,10 +240,13 @@ int main(int argc, char** argv) {
         "\"null_call_us\": {:.3f}, \"null_call_p99_us\": {:.3f}, \"null_call_vs_raw_rtt\": {:.4f}, "
         "\"pipelined_calls_per_s\": {:.0f}, \"cold_start_ms\": {:.3f}, "
         "\"cold_start_kernel_ms\": {:.3f}, \"cold_start_ours_ms\": {:.3f}, "
-        "\"cold_start_samples\": {:.0f}, \"first_call_ms\": {:.3f}, \"first_call_p99_ms\": {:.3f}}}\n",
+        "\"cold_start_samples\": {:.0f}, \"first_call_ms\": {:.3f}, \"first_call_p99_ms\": {:.3f}, "
+        "\"pmap16_local_ms\": {:.2f}, \"pmap16_one_executor_ms\": {:.2f}, "
+        "\"pmap16_two_executors_ms\": {:.2f}, \"pmap_speedup\": {:.3f}}}\n",
         iterations, transport, sandbox, cpus, pinned ? "true" : "false", raw.median_us, raw.p99_us,
         null_call.median_us, null_call.p99_us, ratio, pipelined_per_s, cold_ms, clone_ms,
-        cold_ms - clone_ms, samples, first_call.median_us / 1000, first_call.p99_us / 1000);
+        cold_ms - clone_ms, samples, first_call.median_us / 1000, first_call.p99_us / 1000,
+        local_ms, one_ms, two_ms, one_ms / two_ms);
     return 0;
   }
   fmt::print("call_bench: {} calls, transport {}, sandbox {}, {} allowed CPUs ({})\n\n", iterations,
@@ -205,5 +262,9 @@ int main(int argc, char** argv) {
   fmt::print("executor cold start: {:.3f} ms median over {:.0f} spawns (kernel clone3 with "
              "namespaces {:.3f} ms, jail steps + ready {:.3f} ms)\n",
              cold_ms, samples, clone_ms, cold_ms - clone_ms);
+  fmt::print("pmap of 16 @remote calls, median of {} runs: in-process {:.1f} ms, 1 executor "
+             "{:.1f} ms, 2 executors {:.1f} ms (speedup {:.2f}x over 1 executor, {:.2f}x over "
+             "in-process)\n",
+             pmap_reps, local_ms, one_ms, two_ms, one_ms / two_ms, local_ms / two_ms);
   return 0;
 }
