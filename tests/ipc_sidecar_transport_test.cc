@@ -210,6 +210,22 @@ TEST_P(SidecarTransportTest, SealedArraysAreAdoptedByTheVmWithoutACopy) {
   EXPECT_EQ(engine::AsTypedArray(copy)->As<double>()[0], 0.5);
 }
 
+// Bytes borrowed from the sender's memory (a view with fd -1) are copied into the message's
+// sealed segment like inline ones, never passed as a descriptor.
+TEST_P(SidecarTransportTest, BorrowedBytesAreCopiedIntoTheSealedSegment) {
+  ASSERT_OK_AND_ASSIGN(auto pair, MakePair(GetParam()));
+  std::vector<uint8_t> bytes = Doubles(2 * kMiB / 8, 3.0);
+  auto view = std::make_shared<SegmentView>(SegmentView{bytes, -1, 0, false});
+  WireValue borrowed = WireValue::SharedTypedArray(engine::ElemKind::kF64, view);
+  ASSERT_OK_AND_ASSIGN(OutgoingMessage out, PrepareOutgoing(RequestWith({borrowed})));
+  ASSERT_EQ(out.fds.size(), 1u);
+  EXPECT_EQ(out.copied_bytes, bytes.size());
+  EXPECT_EQ(fcntl(out.fds[0], F_GET_SEALS), ImmutableSeals());
+  ASSERT_OK_AND_ASSIGN(WireMessage in, RoundTrip(pair, RequestWith({borrowed})));
+  EXPECT_EQ(std::get<RemoteCallRequest>(in).arguments[0],
+            WireValue::TypedArray(engine::ElemKind::kF64, bytes));
+}
+
 TEST_P(SidecarTransportTest, SharedVecTravelsWithoutACopy) {
   ASSERT_OK_AND_ASSIGN(auto pair, MakePair(GetParam()));
   ASSERT_OK_AND_ASSIGN(SharedVec<double> v, SharedVec<double>::Create(300000));

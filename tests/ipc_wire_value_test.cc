@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <memory>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -320,6 +321,30 @@ TEST(TypeRegistryTest, RejectsMalformedSchemas) {
               IsError(ErrorKind::kArgumentError));
   EXPECT_THAT(types.ResolveEnum({WireTypeSchema::Kind::kStruct, "E", {"A"}, {}}),
               IsError(ErrorKind::kArgumentError));
+}
+
+// ToWireContext::borrow_threshold: large typed arrays and matrices point into the Vm's buffer
+// (a view with fd -1 that keeps its owner alive) and encode exactly like copied ones.
+TEST(WireValueTest, LargeArraysCanBeBorrowedInsteadOfCopied) {
+  WireTestProgram p(Source("[Vec::f64(1000).fill(0.5), Matrix::zeros(10, 10), Vec::i32(3)]"));
+  VmSide side(p);
+  ASSERT_OK_AND_ASSIGN(engine::Value v, side.Call("v"));
+  auto owner = std::make_shared<int>(7);
+  ToWireContext borrowing = p.to_wire();
+  borrowing.borrow_threshold = 800;
+  borrowing.borrow_owner = owner;
+  ASSERT_OK_AND_ASSIGN(WireValue borrowed, ToWire(v, borrowing));
+  ASSERT_OK_AND_ASSIGN(WireValue copied, ToWire(v, p.to_wire()));
+  const WireBuffer& array = borrowed.children[0].buffer();
+  ASSERT_NE(array.segment, nullptr);
+  EXPECT_EQ(array.segment->fd, -1);
+  EXPECT_EQ(array.data().data(), engine::AsTypedArray(engine::AsArray(v)->items[0])->data)
+      << "no copy";
+  EXPECT_NE(borrowed.children[1].buffer().segment, nullptr);  // 800 bytes: at the threshold
+  EXPECT_EQ(borrowed.children[2].buffer().segment, nullptr);  // 12 bytes: copied
+  EXPECT_EQ(owner.use_count(), 4) << "ours, the context's, and one per borrowed view";
+  EXPECT_EQ(borrowed, copied);
+  EXPECT_EQ(EncodeValue(borrowed), EncodeValue(copied));
 }
 
 }  // namespace

@@ -84,6 +84,9 @@ Result<ipc::RemoteCallRequest> RemoteCalls::BuildRequest(engine::Vm& vm,
                                                          const Entry& entry,
                                                          std::span<const engine::Value> args) {
   ipc::ToWireContext to_wire{&program_, blobs_->proto_hashes};
+  // Large arrays are read straight from this Vm's buffers when they are copied into the
+  // session's segments: the Vm does not run until the call is answered.
+  to_wire.borrow_threshold = ipc::kSidecarThreshold;
   ipc::RemoteCallRequest request = entry.request;
   for (size_t i = 0; i < args.size(); ++i) {
     Result<ipc::WireValue> w = ipc::ToWire(args[i], to_wire);

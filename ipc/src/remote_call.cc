@@ -47,10 +47,13 @@ RemoteCallResponse FailureFrom(const Status& status, std::vector<engine::TraceFr
   return RemoteCallResponse::Failure(kind, status.message(), std::move(trace));
 }
 
-// Everything after linking: rebuild the arguments, call, send the result back.
+// Everything after linking: rebuild the arguments, call, send the result back. With `borrow`
+// (the program and types outlive the response: a LinkCache entry), large typed arrays and
+// matrices in the result are not copied: they point into the call's Vm, which the response
+// keeps alive until it is sent and destroyed.
 RemoteCallResponse Run(const RemoteCallRequest& request, const engine::LinkedProgram& linked,
                        const ProtoIndex& protos, TypeRegistry& types,
-                       const engine::Limits& limits) {
+                       const engine::Limits& limits, bool borrow) {
   const engine::Program& program = *linked.program;
   const engine::Proto& entry = *program.protos[linked.entry];
   if (entry.is_closure && !request.captures)
@@ -61,7 +64,8 @@ RemoteCallResponse Run(const RemoteCallRequest& request, const engine::LinkedPro
     return RemoteCallResponse::Failure(ErrorKind::kArgumentError,
                                        fmt::format("'{}' is not a closure", entry.name));
 
-  engine::Vm vm(program, limits);
+  auto vm_owner = std::make_shared<engine::Vm>(program, limits);
+  engine::Vm& vm = *vm_owner;
   FromWireContext ctx{&vm, &protos, &types};
   engine::Vm::RootScope roots(vm);  // the collector may run before the call starts
   // What the call prints goes back with the response, up to kMaxOutputBytes.
@@ -73,6 +77,7 @@ RemoteCallResponse Run(const RemoteCallRequest& request, const engine::LinkedPro
     dropped += text.size() - std::min(room, text.size());
   });
   auto with_output = [&](RemoteCallResponse response) {
+    vm.SetOutput([](std::string_view) {});  // the Vm may outlive `output` (borrowed result)
     if (dropped > 0) output += fmt::format("\n[shapex: {} more bytes of output dropped]\n", dropped);
     response.output = std::move(output);
     return response;
@@ -119,7 +124,12 @@ RemoteCallResponse Run(const RemoteCallRequest& request, const engine::LinkedPro
   }
   if (!called.ok()) return with_output(FailureFrom(called, vm.trace()));
 
-  Result<WireValue> wire = ToWire(result, ToWireContext{&program, linked.proto_hashes});
+  ToWireContext to_wire{&program, linked.proto_hashes};
+  if (borrow) {
+    to_wire.borrow_threshold = kSidecarThreshold;
+    to_wire.borrow_owner = vm_owner;
+  }
+  Result<WireValue> wire = ToWire(result, to_wire);
   if (!wire)
     return with_output(RemoteCallResponse::Failure(
         ErrorKind::kRuntimeError, "the result cannot be sent back: " + wire.error().message()));
@@ -249,7 +259,7 @@ RemoteCallResponse ExecuteRemoteCall(const RemoteCallRequest& request, const eng
     key = LinkCache::KeyFor(*request.function_hash, request.impls);
     if (nothing_new) {
       if (LinkCache::Entry* e = links->Find(key)) {
-        return Run(request, e->linked, e->protos, *e->types, limits);
+        return Run(request, e->linked, e->protos, *e->types, limits, /*borrow=*/true);
       }
     }
   }
@@ -281,11 +291,11 @@ RemoteCallResponse ExecuteRemoteCall(const RemoteCallRequest& request, const eng
   }
   if (links != nullptr && !key.empty() && linked->proto_hashes[linked->entry] == *request.function_hash) {
     LinkCache::Entry* e = links->Insert(std::move(key), std::move(*linked));
-    return Run(request, e->linked, e->protos, *e->types, limits);
+    return Run(request, e->linked, e->protos, *e->types, limits, /*borrow=*/true);
   }
   ProtoIndex protos = MakeProtoIndex(linked->proto_hashes);
   TypeRegistry types(*linked->program);  // outlives the Vm's values
-  return Run(request, *linked, protos, types, limits);
+  return Run(request, *linked, protos, types, limits, /*borrow=*/false);
 }
 
 }  // namespace shapex::ipc

@@ -68,7 +68,12 @@ class Extractor {
     }
     ref.id = static_cast<uint32_t>(sidecars_.size());
     ref.length = segment ? segment->bytes.size() : bytes.size();
-    ref.checksum = segment || !options_.checksums ? 0 : SidecarChecksum(bytes);
+    // Bytes in a shared segment are immutable or read-only to the receiver: no checksum. Bytes
+    // borrowed from the sender's memory (fd -1) are copied like inline ones.
+    bool in_segment = segment && segment->fd >= 0;
+    ref.checksum = in_segment || !options_.checksums
+                       ? 0
+                       : SidecarChecksum(segment ? segment->bytes : std::span<const uint8_t>(bytes));
     if (ref.kind != SidecarKind::kMatrix) ref.rows = ref.cols = 0;
     if (ref.kind != SidecarKind::kTypedArray) ref.elem = engine::ElemKind::kF64;
     sidecars_.push_back(Sidecar{ref.id, ref.kind, std::move(bytes), std::move(segment)});

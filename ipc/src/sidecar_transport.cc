@@ -30,6 +30,10 @@ std::vector<WireValue*> ValueRoots(WireMessage* message) {
   return roots;
 }
 
+// Passed as its segment's descriptor (not copied): bytes in a shared segment, as opposed to
+// inline bytes or bytes borrowed from the sender's memory (SegmentView::fd == -1).
+bool InSegment(const Sidecar& s) { return s.segment && s.segment->fd >= 0; }
+
 // A received segment, mapped read-only, with its descriptor.
 struct MappedSegment {
   ScopedFd fd;
@@ -77,15 +81,15 @@ Result<OutgoingMessage> PrepareOutgoing(WireMessage message,
   uint64_t packed_size = 0;
   for (size_t i = 0; i < sidecars.size(); ++i) {
     const Sidecar& s = sidecars[i];
-    if (s.segment) {
+    if (InSegment(s)) {
       auto [it, added] = fd_index.emplace(s.segment->fd, static_cast<uint32_t>(out.fds.size()));
       if (added) out.fds.push_back(s.segment->fd);
       table.slices[i] = {it->second, s.segment->offset, s.segment->bytes.size()};
       out.sidecar_bytes += s.segment->bytes.size();
     } else {
       packed_size = (packed_size + kSliceAlign - 1) / kSliceAlign * kSliceAlign;
-      table.slices[i] = {0, packed_size, s.bytes.size()};
-      packed_size += s.bytes.size();
+      table.slices[i] = {0, packed_size, s.data().size()};
+      packed_size += s.data().size();
     }
   }
   // Inline sidecars: copied once into one segment, from the pool or new and sealed.
@@ -94,14 +98,14 @@ Result<OutgoingMessage> PrepareOutgoing(WireMessage message,
     auto packed_index = static_cast<uint32_t>(out.fds.size());
     for (size_t i = 0; i < sidecars.size(); ++i) {
       const Sidecar& s = sidecars[i];
-      if (s.segment) continue;
+      if (InSegment(s)) continue;
       table.slices[i].fd_index = packed_index;
-      if (!s.bytes.empty()) {
-        std::memcpy(region.bytes().data() + table.slices[i].offset, s.bytes.data(),
-                    s.bytes.size());
+      std::span<const uint8_t> data = s.data();
+      if (!data.empty()) {
+        std::memcpy(region.bytes().data() + table.slices[i].offset, data.data(), data.size());
       }
-      out.sidecar_bytes += s.bytes.size();
-      out.copied_bytes += s.bytes.size();
+      out.sidecar_bytes += data.size();
+      out.copied_bytes += data.size();
     }
     out.fds.push_back(region.view()->fd);
     out.pooled.push_back(region.view());
@@ -110,11 +114,11 @@ Result<OutgoingMessage> PrepareOutgoing(WireMessage message,
     std::vector<SealedSegment::Piece> pieces;
     for (size_t i = 0; i < sidecars.size(); ++i) {
       const Sidecar& s = sidecars[i];
-      if (s.segment) continue;
+      if (InSegment(s)) continue;
       table.slices[i].fd_index = packed_index;
-      pieces.push_back({table.slices[i].offset, s.bytes});
-      out.sidecar_bytes += s.bytes.size();
-      out.copied_bytes += s.bytes.size();
+      pieces.push_back({table.slices[i].offset, s.data()});
+      out.sidecar_bytes += s.data().size();
+      out.copied_bytes += s.data().size();
     }
     ScopedFd fd;
     if (options.reserve != nullptr) {
@@ -128,7 +132,7 @@ Result<OutgoingMessage> PrepareOutgoing(WireMessage message,
     out.owned_fds.push_back(std::move(fd));
   }
   for (Sidecar& s : sidecars) {
-    if (!s.segment) out.sources.push_back(std::move(s));
+    if (!InSegment(s)) out.sources.push_back(std::move(s));
   }
   if (out.fds.size() > kMaxFdsPerFrame) {
     return ResourceExhausted(fmt::format("message needs {} segments, at most {} per frame",

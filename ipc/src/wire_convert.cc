@@ -153,16 +153,33 @@ class ToWireWalker {
       }
       case Type::kTypedArray: {
         const engine::ObjTypedArray* a = engine::AsTypedArray(v);
+        if (a->ByteSize() >= ctx_.borrow_threshold)
+          return WireValue::SharedTypedArray(a->kind, Borrow(a->data, a->ByteSize()));
         return WireValue::TypedArray(a->kind, CopyBytes(a->data, a->ByteSize()));
       }
       case Type::kMatrix: {
         const engine::ObjMatrix* m = engine::AsMatrix(v);
+        size_t size = m->rows * m->cols * sizeof(double);
+        if (size >= ctx_.borrow_threshold)
+          return WireValue::SharedMatrix(m->rows, m->cols,
+                                         Borrow(reinterpret_cast<const uint8_t*>(m->data), size));
         return WireValue::Matrix(m->rows, m->cols,
-                                 CopyBytes(m->data, m->rows * m->cols * sizeof(double)));
+                                 CopyBytes(reinterpret_cast<const uint8_t*>(m->data), size));
       }
       default:
         return ArgumentError("cannot send a value of type " + engine::TypeName(v));
     }
+  }
+
+  // A borrowed view of `size` bytes at `data` (see ToWireContext::borrow_threshold).
+  std::shared_ptr<const SegmentView> Borrow(const uint8_t* data, size_t size) const {
+    struct Borrowed {
+      std::shared_ptr<const void> owner;
+      SegmentView view;
+    };
+    auto b = std::make_shared<Borrowed>(
+        Borrowed{ctx_.borrow_owner, SegmentView{{data, size}, -1, 0, false}});
+    return std::shared_ptr<const SegmentView>(b, &b->view);
   }
 
   const ToWireContext& ctx_;

@@ -101,6 +101,9 @@ class LinkCache {
 
 // ExecuteRemoteCall with a blob cache and a link cache (the executor's warm path). A request
 // whose entry hash was linked before and that brings no new blobs runs without relinking.
+// Typed arrays and matrices of 1 MiB or more in the result are borrowed from the call's Vm
+// (ToWireContext::borrow_threshold), which the response keeps alive: send the response, then
+// drop it, before the next call on `links` (which may evict the program they belong to).
 RemoteCallResponse ExecuteRemoteCall(const RemoteCallRequest& request, const engine::Limits& limits,
                                      engine::BlobCache* cache, LinkCache* links);
 

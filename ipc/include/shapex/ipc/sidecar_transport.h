@@ -58,8 +58,8 @@ struct OutgoingMessage {
   std::vector<ScopedFd> owned_fds;  // segments made for this message (closed when it dies)
   std::vector<std::shared_ptr<const SegmentView>> pooled;  // pool segments used by the message
   std::vector<int> fds;             // what to pass, in FdTable order
-  // The copied values' own bytes, taken from the message: freed with this object, i.e. after
-  // the send rather than before it (freeing 64 MiB takes milliseconds).
+  // The copied values' own bytes (or borrowed views), taken from the message: freed with this
+  // object, i.e. after the send rather than before it (freeing 64 MiB takes milliseconds).
   std::vector<Sidecar> sources;
 
   uint64_t sidecar_bytes = 0;  // bytes passed by descriptor

@@ -107,6 +107,10 @@ struct WireRange {
 // are handed out as shared_ptrs that own the mapping and the descriptor (aliasing), so `bytes`
 // (this process's mapping) and `fd` (the whole segment, sealed or opened read-only, fit to pass
 // to a peer) stay valid while any copy of the shared_ptr lives.
+// Bytes of a typed array or matrix that live outside the WireValue. With fd >= 0 they are in a
+// shared-memory segment and travel as its descriptor. With fd == -1 they are borrowed: they
+// point into a sender's own memory (e.g. a Vm's buffer, see ToWireContext::borrow_threshold),
+// kept valid by whoever shares ownership of the view, and are copied when sent.
 struct SegmentView {
   std::span<const uint8_t> bytes;
   int fd = -1;
@@ -214,6 +218,12 @@ struct ToWireContext {
   const engine::Program* program = nullptr;  // the program the value's functions belong to
   std::span<const engine::FunctionHash> proto_hashes;  // hash of proto i (ProgramBlobs or
                                                        // LinkedProgram::proto_hashes)
+  // Typed arrays and matrices of at least this many bytes are borrowed instead of copied: the
+  // WireBuffer's segment is a view (fd -1) of the Vm's own buffer, which `borrow_owner` keeps
+  // alive for as long as the view lives. The Vm must not run (nor free the value) while the
+  // WireValue is in use. SIZE_MAX: always copy.
+  size_t borrow_threshold = SIZE_MAX;
+  std::shared_ptr<const void> borrow_owner = nullptr;
 };
 
 // Copies `value` into a WireValue. ArgumentError for a cycle, a value nested deeper than
