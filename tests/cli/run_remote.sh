@@ -17,8 +17,8 @@ cleanup() {
 trap cleanup EXIT
 
 # Per program: extra flags, and how many remote calls it makes.
-declare -A flags=([fuel]="--fuel 1000000")
-declare -A calls=([prints]=2 [globals]=2 [errors]=2 [values]=9 [fuel]=2)
+declare -A flags=([fuel]="--fuel 1000000" [timeout]="--timeout 1")
+declare -A calls=([prints]=2 [globals]=2 [errors]=2 [values]=9 [fuel]=2 [timeout]=1)
 
 run() {  # run NAME MODE... -> $dir/NAME.MODE.{out,err,rc}
   local name=$1 tag=$2
@@ -51,6 +51,8 @@ grep -q '^  at divide (errors.shape:2)$' "$dir/errors.remote.err" || {
   echo "no remote frame: $(cat "$dir/errors.remote.err")"; exit 1; }
 grep -q '^error\[ResourceExhausted\]: fuel exhausted' "$dir/fuel.remote.err" || {
   echo "fuel: $(cat "$dir/fuel.remote.err")"; exit 1; }
+grep -q '^error\[Timeout\]: timed out after 1s' "$dir/timeout.remote.err" || {
+  echo "timeout: $(cat "$dir/timeout.remote.err")"; exit 1; }
 
 # Executors report their calls when a lease ends; wait until all have.
 for _ in $(seq 50); do
