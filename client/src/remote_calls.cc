@@ -170,14 +170,12 @@ Status RemoteCalls::Map(engine::Vm& vm, const engine::Value& callee,
     *handled = false;  // a local function: pmap maps it here
     return Status::Ok();
   }
-  std::vector<ipc::RemoteCallRequest> requests;
-  requests.reserve(items.size());
-  for (const engine::Value& item : items) {
-    ASSIGN_OR_RETURN(ipc::RemoteCallRequest request,
-                     BuildRequest(vm, callee_wire, *entry, std::span<const engine::Value>(&item, 1)));
-    requests.push_back(std::move(request));
-  }
-  RETURN_IF_ERROR(EnsureLeases(std::min(items.size(), options_.max_parallel), requests[0]));
+  // Requests are built as they are sent (the Vm does not run meanwhile, so every item sees
+  // the same globals), so memory stays proportional to the calls in flight.
+  auto build = [&](size_t i) {
+    return BuildRequest(vm, callee_wire, *entry, std::span<const engine::Value>(&items[i], 1));
+  };
+  RETURN_IF_ERROR(EnsureLeases(std::min(items.size(), options_.max_parallel), entry->request));
   const size_t n = std::min(items.size(), leases_.size());
   ++stats_.batches;
   stats_.max_executors = std::max(stats_.max_executors, n);
@@ -191,7 +189,8 @@ Status RemoteCalls::Map(engine::Vm& vm, const engine::Value& callee,
   auto send_more = [&](size_t e, size_t upto) -> Status {
     while (next[e] < items.size() && next[e] <= upto) {
       size_t i = next[e];
-      ASSIGN_OR_RETURN(call_ids[i], leases_[e].session.Start(std::move(requests[i])));
+      ASSIGN_OR_RETURN(ipc::RemoteCallRequest request, build(i));
+      ASSIGN_OR_RETURN(call_ids[i], leases_[e].session.Start(std::move(request)));
       ++stats_.calls;
       busy[e] = true;
       next[e] += n;
