@@ -195,7 +195,7 @@ const std::set<int> kExpectEperm = {
 };
 // Decided by their arguments; checked one by one below.
 const std::set<int> kConditional = {
-    SYS_memfd_create, SYS_fallocate, SYS_getsockopt, SYS_mmap, SYS_mprotect, SYS_futex,  SYS_fcntl, SYS_newfstatat,
+    SYS_memfd_create, SYS_getsockopt, SYS_mmap, SYS_mprotect, SYS_futex,  SYS_fcntl, SYS_newfstatat,
     SYS_prlimit64,    SYS_sendto,     SYS_kill, SYS_tkill,    SYS_tgkill, SYS_ioctl};
 
 TEST_F(SeccompPolicyTest, ProgramFitsTheKernelLimit) {
@@ -289,12 +289,6 @@ TEST_F(SeccompPolicyTest, SealableMemfdsForResultSegments) {
   EXPECT_EQ(Eval(SYS_memfd_create, {0x1000, MFD_CLOEXEC}), kAllow);
   EXPECT_EQ(Eval(SYS_memfd_create, {0x1000, MFD_CLOEXEC | MFD_HUGETLB}), kKill);
   EXPECT_EQ(Eval(SYS_memfd_create, {0x1000, MFD_CLOEXEC | 0x10 /* MFD_EXEC */}), kKill);
-}
-
-TEST_F(SeccompPolicyTest, FallocateOnlyAllocates) {
-  EXPECT_EQ(Eval(SYS_fallocate, {3, 0, 0, 1 << 20}), kAllow);
-  EXPECT_EQ(Eval(SYS_fallocate, {3, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 4096}), kKill);
-  EXPECT_EQ(Eval(SYS_fallocate, {3, FALLOC_FL_KEEP_SIZE, 0, 4096}), kKill);
 }
 
 TEST_F(SeccompPolicyTest, SocketLevelOptionsOnly) {

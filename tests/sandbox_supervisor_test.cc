@@ -107,7 +107,7 @@ TEST_F(SupervisorTest, LargeResultsComeBackAsSealedSegmentsFromTheJail) {
   EXPECT_EQ(last, 2.5);
 
   // More on one lease: from the second on, the executor writes into spare pages it prepared
-  // (fallocate, MAP_POPULATE) inside the jail after answering the previous call.
+  // (pwrite, MAP_POPULATE) inside the jail after answering the previous call.
   ASSERT_OK_AND_ASSIGN(Lease lease, client.LeaseFor(program_.program(), program_.blobs(), "big"));
   for (int round = 0; round < 3; ++round) {
     ASSERT_OK_AND_ASSIGN(auto request, Request("big", {WireValue::Int(1 << 18)}));

@@ -47,8 +47,9 @@ constexpr int kAllowedSyscalls[] = {
     SCMP_SYS(lseek), SCMP_SYS(recvmsg), SCMP_SYS(sendmsg), SCMP_SYS(recvfrom), SCMP_SYS(close),
     SCMP_SYS(fstat), SCMP_SYS(shutdown),
     // Sealed result segments (ipc/shared_memory.h): memfd_create (flags checked below),
-    // ftruncate, pwrite64 (SealedSegment::CreateByWriting fills them without mapping them),
-    // fallocate (below), mmap, fcntl(F_ADD_SEALS). RLIMIT_FSIZE bounds their size.
+    // ftruncate, pwrite64 (SealedSegment::CreateByWriting fills them without mapping them, and
+    // ipc::SegmentReserve writes its spares), mmap, fcntl(F_ADD_SEALS). RLIMIT_FSIZE bounds
+    // their size.
     SCMP_SYS(ftruncate), SCMP_SYS(pwrite64),
     // Waiting for descriptors. `body` only runs once the filter is in place, so it must be able
     // to create its own epoll instance (one descriptor, bounded by RLIMIT_NOFILE).
@@ -191,9 +192,6 @@ Status AddExecutorRules(scmp_filter_ctx ctx) {
   // MFD_EXEC).
   rules.Add(kAllow, SCMP_SYS(memfd_create),
             {ArgBitsClear(1, ~static_cast<uint64_t>(MFD_CLOEXEC | MFD_ALLOW_SEALING))});
-  // fallocate mode 0 only (allocate and extend): spare pages for result segments
-  // (ipc::SegmentReserve). No hole punching or range collapsing.
-  rules.Add(kAllow, SCMP_SYS(fallocate), {Arg32Equals(1, 0)});
   // Socket options of the connection it was given (UnixSocket::Adopt reads SO_TYPE, SO_DOMAIN
   // and SO_PEERCRED); protocol-level options have no use on a Unix socket.
   rules.Add(kAllow, SCMP_SYS(getsockopt), {Arg32Equals(1, SOL_SOCKET)});

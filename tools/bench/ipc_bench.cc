@@ -9,8 +9,9 @@
 //   framed_echo   our socket path: a Connection with --transport=socket (frames over the
 //                 non-blocking socket), 64 B payload echoed by the child
 //   ring_echo     our fast path: the same through a Connection's call ring (spin, then futex)
-// After ring_echo the child idles inside Connection::Receive; its CPU time over one second (from
-// /proc/PID/stat utime+stime) shows that an idle connection sleeps after its spin window.
+// After ring_echo the child idles inside Connection::Receive; its CPU time over two seconds (its
+// process CPU-time clock, nanoseconds, and /proc/PID/stat ticks) shows that an idle connection
+// sleeps after its spin window: what remains is one liveness check per second.
 // Then large arrays (ipc_bench_large.h): 1 MiB, 64 MiB and 1 GiB through the socket, a sealed
 // segment and a SharedVec (zero-copy), beside memcpy; `shm_fixed_ms` in the JSON is the
 // zero-copy median per size. --no-large skips them.
@@ -90,6 +91,17 @@ Stats ShmSpin(int iterations) {
   return stats;
 }
 
+// CPU time `pid` has used so far, in nanoseconds: the scheduler's exact runtime through the
+// process's CPU-time clock (/proc/PID/stat counts whole 10 ms ticks, too coarse to show a
+// sleeping connection's few microseconds of wake-ups).
+double CpuNs(pid_t pid) {
+  clockid_t clock;
+  if (clock_getcpuclockid(pid, &clock) != 0) Die("clock_getcpuclockid");
+  timespec ts{};
+  if (clock_gettime(clock, &ts) != 0) Die("clock_gettime(process CPU clock)");
+  return static_cast<double>(ts.tv_sec) * 1e9 + static_cast<double>(ts.tv_nsec);
+}
+
 // utime + stime of `pid` in clock ticks, from /proc/PID/stat (fields 14 and 15).
 long CpuTicks(pid_t pid) {
   std::ifstream in(fmt::format("/proc/{}/stat", pid));
@@ -109,7 +121,8 @@ long CpuTicks(pid_t pid) {
 
 struct EchoResult {
   Stats echo;
-  double idle_cpu_ms_per_s = 0;
+  double idle_cpu_ms_per_s = 0;  // exact (CPU-time clock)
+  long idle_stat_ticks = 0;       // /proc/PID/stat utime+stime over the same 2 s
 };
 
 // Our product path: a Connection (handshake, then frames through the ring or the socket) with a
@@ -145,12 +158,16 @@ EchoResult ConnectionEcho(int iterations, Transport transport, std::chrono::nano
       Die("echo returned the wrong frame");
     }
   });
-  // Idle: the child now waits in Receive. After its spin window it must sleep.
-  std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  long before = CpuTicks(child);
-  std::this_thread::sleep_for(std::chrono::seconds(1));
-  long after = CpuTicks(child);
-  result.idle_cpu_ms_per_s = (after - before) * 1000.0 / sysconf(_SC_CLK_TCK);
+  // Idle: the child now waits in Receive. After its spin window it sleeps on the futex, waking
+  // only to check that we are still there: after 1 ms, then at doubling intervals up to the
+  // liveness interval (1 s). Measured once those checks have settled.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  double before = CpuNs(child);
+  long ticks_before = CpuTicks(child);
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  double after = CpuNs(child);
+  result.idle_stat_ticks = CpuTicks(child) - ticks_before;
+  result.idle_cpu_ms_per_s = (after - before) / 1e6 / 2;
   client->Shutdown();
   Reap(child, "echo");
   return result;
@@ -221,12 +238,12 @@ int main(int argc, char** argv) {
         "\"shm_spin_rtt_us\": {:.3f}, \"shm_spin_rtt_p99_us\": {:.3f}, "
         "\"echo_us\": {:.3f}, \"echo_p99_us\": {:.3f}, \"echo_vs_raw_rtt\": {:.3f}, "
         "\"ring_echo_us\": {:.3f}, \"ring_echo_p99_us\": {:.3f}, \"ring_vs_raw_rtt\": {:.4f}, "
-        "\"ring_idle_cpu_ms_per_s\": {:.1f}, \"shm_fixed_ms\": {{{}}}, \"large\": [{}], "
+        "\"ring_idle_cpu_ms_per_s\": {:.3f}, \"ring_idle_stat_ticks\": {}, \"shm_fixed_ms\": {{{}}}, \"large\": [{}], "
         "\"fill_64mib_fresh_ms\": {:.2f}, \"fill_64mib_hugepage_ms\": {:.2f}, "
         "\"hugepages_effective\": {}, \"fill_64mib_pooled_ms\": {:.2f}}}\n",
         iterations, cpus, pinned ? "true" : "false", raw.median_us, raw.p99_us, spin.median_us,
         spin.p99_us, framed.median_us, framed.p99_us, echo_vs_raw, ring.echo.median_us,
-        ring.echo.p99_us, ring_vs_raw, ring.idle_cpu_ms_per_s, shm_fixed, large_rows,
+        ring.echo.p99_us, ring_vs_raw, ring.idle_cpu_ms_per_s, ring.idle_stat_ticks, shm_fixed, large_rows,
         large.fill_fresh_ms, large.fill_hugepage_ms, large.hugepages_effective ? "true" : "false",
         large.fill_pooled_ms);
     return 0;
@@ -242,8 +259,9 @@ int main(int argc, char** argv) {
   row("shm_spin", spin);
   row("framed_echo", framed);
   row("ring_echo", ring.echo);
-  fmt::print("\nidle ring connection: {:.1f} ms CPU per second (server waiting in Receive)\n",
-             ring.idle_cpu_ms_per_s);
+  fmt::print("\nidle ring connection: {:.3f} ms CPU per second (server waiting in Receive; "
+             "/proc/PID/stat: {} ticks in 2 s)\n",
+             ring.idle_cpu_ms_per_s, ring.idle_stat_ticks);
   if (!large.rows.empty()) {
     fmt::print("\nlarge f64 arrays to another process, round trip, median ms (p99)\n");
     fmt::print("{:>6} {:>5} {:>18} {:>18} {:>18} {:>18} {:>18} {:>16} {:>9}\n", "MiB", "reps",

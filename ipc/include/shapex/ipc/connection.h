@@ -62,7 +62,7 @@ struct ConnectionOptions {
   // How long a blocked Send waits for the peer to make room before TimeoutError.
   std::chrono::milliseconds send_timeout{30000};
   // A ring reader asleep on its futex checks the socket for a vanished peer at least this often.
-  std::chrono::milliseconds liveness_interval{100};
+  std::chrono::milliseconds liveness_interval{1000};
   // What this side states in the handshake (tests change them to provoke mismatches).
   uint32_t protocol_version = 0;  // 0: kWireProtocolVersion
   uint32_t vm_version = 0;        // 0: engine::kVmVersion

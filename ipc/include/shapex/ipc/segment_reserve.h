@@ -12,7 +12,8 @@
 //   ... send fd, answer the call ...
 //   reserve.Replenish();  // when idle: free what the peer is done with, prepare new spares
 //
-// A spare is a memfd whose pages are allocated (fallocate) and mapped writable (MAP_POPULATE).
+// A spare is a memfd whose pages are written (zeros, with pwrite) and mapped writable
+// (MAP_POPULATE).
 // WriteSealed copies the pieces into a ready spare of the right size class, unmaps it (a seal
 // against writing needs no writable mapping left), truncates and seals it; without a spare it
 // makes a new segment (SealedSegment::CreateByWriting). It keeps a reference to every segment it
@@ -54,7 +55,7 @@ struct SegmentReserveStats {
   uint64_t spare_hits = 0;    // WriteSealed found a ready spare
   uint64_t spare_misses = 0;  // ... made a new segment (at least min_size)
   uint64_t spares_made = 0;
-  uint64_t spare_failures = 0;  // allocation or mapping refused (no memory, limits): no spare
+  uint64_t spare_failures = 0;  // writing or mapping refused (no memory, limits): no spare
   size_t spare_bytes = 0;       // allocated in spares now
   size_t retired_bytes = 0;     // sent segments still referenced here
 };
