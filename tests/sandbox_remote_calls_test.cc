@@ -154,6 +154,28 @@ function main(args) { print(pmap([1, 2, "three", 4], sq)) }
   EXPECT_EQ(remote.stats().calls, 2u);
 }
 
+// A pmap of a local function or closure (even one capturing a value that could not be sent)
+// never needs the service: here there is no supervisor to reach at all.
+TEST_F(RemoteCallsTest, LocalPmapNeedsNoSupervisor) {
+  auto program = Compile(R"(
+function double(x) { x * 2 }
+function main(args) {
+  let f = print
+  print(pmap([1, 2, 3], double), pmap(0..3, |x| { if x < 0 { f(x) }; x + 1 }))
+}
+)");
+  ASSERT_NE(program, nullptr);
+  RemoteCallsOptions options;
+  options.client.socket_path = dir_ + "/nobody/sock";
+  options.client.start_supervisor = false;
+  RemoteCalls remote(*program, options);
+  Outcome got = Run(*program, &remote);
+  ASSERT_OK(got.status);
+  EXPECT_EQ(got.out, "[2, 4, 6] [1, 2, 3]\n");
+  EXPECT_EQ(remote.stats().batches, 0u);
+  EXPECT_EQ(remote.stats().leases, 0u);
+}
+
 TEST_F(RemoteCallsTest, MoreParallelismThanThePoolUsesWhatIsIdle) {
   auto program = Compile(R"(
 @remote

@@ -35,13 +35,20 @@ void RemoteCalls::Install(engine::Vm& vm) {
   });
 }
 
-Status RemoteCalls::Prepare() {
+Status RemoteCalls::PrepareBlobs() {
   if (!blobs_) {
     ASSIGN_OR_RETURN(engine::ProgramBlobs blobs, engine::BuildProgramBlobs(program_));
     blobs_ = std::move(blobs);
     protos_ = ipc::MakeProtoIndex(blobs_->proto_hashes);
     types_ = std::make_unique<ipc::TypeRegistry>(program_);
+    for (size_t i = 0; i < program_.protos.size(); ++i)
+      proto_index_[program_.protos[i].get()] = static_cast<uint32_t>(i);
   }
+  return Status::Ok();
+}
+
+Status RemoteCalls::Prepare() {
+  RETURN_IF_ERROR(PrepareBlobs());
   if (!client_) {
     ASSIGN_OR_RETURN(Client client, Client::Connect(options_.client));
     client_.emplace(std::move(client));
@@ -54,12 +61,16 @@ Result<RemoteCalls::Entry*> RemoteCalls::EntryFor(const ipc::WireValue& callee) 
     return ArgumentError("cannot call a " + ipc::DescribeWire(callee) + " remotely");
   const auto* hash = std::get_if<engine::FunctionHash>(&callee.data);
   if (hash == nullptr) return ArgumentError("malformed function value");
-  auto found = entries_.find(*hash);
+  return EntryForHash(*hash);
+}
+
+Result<RemoteCalls::Entry*> RemoteCalls::EntryForHash(const engine::FunctionHash& hash) {
+  auto found = entries_.find(hash);
   if (found != entries_.end()) return &found->second;
-  // The request template: a function value of the same entry (captures are per call).
-  ipc::WireValue function = callee;
+  // The request template: a function value of the entry (captures are per call).
+  ipc::WireValue function;
   function.kind = ipc::WireKind::kFunction;
-  function.children.clear();
+  function.data = hash;
   ASSIGN_OR_RETURN(ipc::RemoteCallRequest request,
                    ipc::BuildValueCallRequest(*blobs_, function, {}));
   Entry entry;
@@ -76,7 +87,7 @@ Result<RemoteCalls::Entry*> RemoteCalls::EntryFor(const ipc::WireValue& callee) 
   entry.globals.erase(std::unique(entry.globals.begin(), entry.globals.end()),
                       entry.globals.end());
   entry.request = std::move(request);
-  return &entries_.emplace(*hash, std::move(entry)).first->second;
+  return &entries_.emplace(hash, std::move(entry)).first->second;
 }
 
 Result<ipc::RemoteCallRequest> RemoteCalls::BuildRequest(engine::Vm& vm,
@@ -162,14 +173,25 @@ Status RemoteCalls::Call(engine::Vm& vm, const engine::Value& callee,
 Status RemoteCalls::Map(engine::Vm& vm, const engine::Value& callee,
                         std::span<const engine::Value> items, std::vector<engine::Value>* results,
                         bool* handled) {
+  // Decline before anything that needs a supervisor or sendable captures: a pmap of a local
+  // function stays entirely local, as with --local.
+  *handled = false;
+  const engine::Proto* proto = callee.type == engine::Type::kFunction
+                                   ? engine::AsFunction(callee)->proto
+                               : callee.type == engine::Type::kClosure
+                                   ? engine::AsClosure(callee)->proto
+                                   : nullptr;
+  if (proto == nullptr || !PrepareBlobs().ok()) return Status::Ok();
+  auto index = proto_index_.find(proto);
+  if (index == proto_index_.end() || index->second >= blobs_->proto_hashes.size())
+    return Status::Ok();
+  Result<Entry*> by_hash = EntryForHash(blobs_->proto_hashes[index->second]);
+  if (!by_hash.has_value() || !(*by_hash)->reaches_remote) return Status::Ok();
+  *handled = true;
   RETURN_IF_ERROR(Prepare());
   ASSIGN_OR_RETURN(ipc::WireValue callee_wire,
                    ipc::ToWire(callee, ipc::ToWireContext{&program_, blobs_->proto_hashes}));
   ASSIGN_OR_RETURN(Entry * entry, EntryFor(callee_wire));
-  if (!entry->reaches_remote) {
-    *handled = false;  // a local function: pmap maps it here
-    return Status::Ok();
-  }
   // Requests are built as they are sent (the Vm does not run meanwhile, so every item sees
   // the same globals), so memory stays proportional to the calls in flight.
   auto build = [&](size_t i) {

@@ -361,7 +361,10 @@ class FromWireBuilder {
   static Adopted MapPrivately(const WireBuffer& b) {
     constexpr size_t kMinAdopt = size_t{256} << 10;
     const SegmentView* s = b.segment.get();
-    if (s == nullptr || !s->sealed || s->fd < 0 || s->bytes.size() < kMinAdopt) return {};
+    // The peer chose the offset: adopt only 64-byte aligned data (what every Vm buffer is).
+    if (s == nullptr || !s->sealed || s->fd < 0 || s->bytes.size() < kMinAdopt ||
+        s->offset % 64 != 0)
+      return {};
     const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
     const uint64_t start = s->offset / page * page;
     const size_t length = static_cast<size_t>(s->offset - start) + s->bytes.size();

@@ -15,8 +15,8 @@
 // the caller's frames here.
 //
 // pmap(xs, f) where f is @remote, or a closure whose code reaches a @remote function, is spread
-// over up to `max_parallel` executors (RemoteMapHandler): the calls f(xs[i]) go out pipelined,
-// item i to executor i mod n, and results are taken in item order, printing each call's output
+// over up to `max_parallel` executors (RemoteMapHandler; any other pmap stays local and needs no
+// supervisor): the calls f(xs[i]) go out item i to executor i mod n, and results are taken in item order, printing each call's output
 // as it is taken. The first failing item in order wins: its output and error are reported, and
 // the executors still running later items are killed (so nothing after it has any effect
 // here). A closure is shipped with copies of its captures, like any remote closure.
@@ -35,6 +35,7 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <unordered_map>
 #include <vector>
 
 #include "shapex/client/client.h"
@@ -53,8 +54,11 @@ struct RemoteCallsOptions {
   ipc::CallLimits limits;   // sent with every call (0 = the executor's default)
   // Executors one pmap spreads over (0: one per CPU of this machine).
   size_t max_parallel = 0;
-  // Calls in flight per executor during a pmap.
-  size_t window = 8;
+  // Calls in flight per executor during a pmap. 1 (the default) is always safe. More overlaps
+  // the round trips, but a request and a response that both overflow the connection's buffers
+  // (the ring plus the socket: inline values near 1 MiB, or megabytes of printed output) would
+  // block both sides until the send timeout, so raise it only for small calls.
+  size_t window = 1;
 };
 
 struct RemoteCallsStats {
@@ -88,8 +92,12 @@ class RemoteCalls {
               engine::Value* result);
   Status Map(engine::Vm& vm, const engine::Value& callee, std::span<const engine::Value> items,
              std::vector<engine::Value>* results, bool* handled);
+  // Blobs, proto index and type registry (no supervisor needed).
+  Status PrepareBlobs();
+  // PrepareBlobs, then the client (connecting to, or starting, the supervisor).
   Status Prepare();
   Result<Entry*> EntryFor(const ipc::WireValue& callee);
+  Result<Entry*> EntryForHash(const engine::FunctionHash& hash);
   // The request for callee(args): the entry's template plus arguments, captures and globals.
   Result<ipc::RemoteCallRequest> BuildRequest(engine::Vm& vm, const ipc::WireValue& callee,
                                               const Entry& entry,
@@ -104,6 +112,7 @@ class RemoteCalls {
   RemoteCallsOptions options_;
   std::optional<engine::ProgramBlobs> blobs_;
   ipc::ProtoIndex protos_;
+  std::unordered_map<const engine::Proto*, uint32_t> proto_index_;
   std::unique_ptr<ipc::TypeRegistry> types_;
   std::optional<Client> client_;
   std::vector<Lease> leases_;  // leases_[0] takes single calls
