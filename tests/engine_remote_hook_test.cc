@@ -42,10 +42,6 @@ SeenCall Call(std::string function, std::vector<std::string> args) {
   return SeenCall{std::move(function), false, std::move(args)};
 }
 
-const Proto* ProtoOf(const Value& callee) {
-  return callee.type == Type::kClosure ? AsClosure(callee)->proto : AsFunction(callee)->proto;
-}
-
 // Compiles `source`, runs it in a Vm whose print() output is captured, and records every call
 // the remote-call handler receives.
 class RemoteHookTest : public ::testing::Test {
@@ -62,7 +58,7 @@ class RemoteHookTest : public ::testing::Test {
   void Hook(RemoteCallHandler body = nullptr) {
     vm_->SetRemoteCallHandler(
         [this, body](Vm& vm, const Value& callee, std::span<const Value> args, Value* result) {
-          SeenCall seen{ProtoOf(callee)->name, callee.type == Type::kClosure, {}};
+          SeenCall seen{CalleeProto(callee)->name, callee.type == Type::kClosure, {}};
           for (const Value& a : args) seen.args.push_back(ValueToString(a, true));
           calls_.push_back(std::move(seen));
           if (body) return body(vm, callee, args, result);
@@ -75,7 +71,7 @@ class RemoteHookTest : public ::testing::Test {
   // tell it ran: add(a, b) -> 1000 + a + b, anything else -> its first argument.
   void HookAdd() {
     Hook([](Vm&, const Value& callee, std::span<const Value> args, Value* result) {
-      if (ProtoOf(callee)->name == "add")
+      if (CalleeProto(callee)->name == "add")
         *result = Value::Int(1000 + args[0].as.i + args[1].as.i);
       else
         *result = args.empty() ? Value::None() : args[0];
@@ -176,7 +172,7 @@ function main(args) {
 }
 )");
   Hook([](Vm&, const Value& callee, std::span<const Value> args, Value* result) {
-    *result = ProtoOf(callee)->name == "P.scale" ? Value::Int(-1) : args[0];
+    *result = CalleeProto(callee)->name == "P.scale" ? Value::Int(-1) : args[0];
     return Status::Ok();
   });
   ASSERT_OK(Run());
@@ -208,7 +204,7 @@ function main(args) {
 )");
   // The handler's f is x + 10, p is x > 1, g is acc + x: the output shows it ran.
   Hook([](Vm&, const Value& callee, std::span<const Value> args, Value* result) {
-    const std::string& name = ProtoOf(callee)->name;
+    const std::string& name = CalleeProto(callee)->name;
     if (name == "g")
       *result = Value::Int(args[0].as.i + args[1].as.i);
     else if (name == "p")

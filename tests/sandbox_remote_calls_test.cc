@@ -80,15 +80,32 @@ class RemoteCallsTest : public shapex_testing::SupervisorFixture {
     options.window = 2;
     return options;
   }
+
+  // `source`'s main run locally, then with RemoteCalls (RemoteOptions()), which is kept for its
+  // statistics.
+  struct BothWays {
+    std::unique_ptr<engine::Program> program;  // outlives `remote`
+    std::unique_ptr<RemoteCalls> remote;
+    Outcome local, got;
+  };
+  BothWays RunBothWays(const std::string& source) {
+    BothWays r;
+    r.program = Compile(source);
+    if (r.program == nullptr) return r;
+    r.local = Run(*r.program, nullptr);
+    r.remote = std::make_unique<RemoteCalls>(*r.program, RemoteOptions());
+    r.got = Run(*r.program, r.remote.get());
+    return r;
+  }
 };
 
 TEST_F(RemoteCallsTest, SameOutputAsLocalAndPmapUsesBothExecutors) {
-  auto program = Compile(kProgram);
-  ASSERT_NE(program, nullptr);
-  Outcome local = Run(*program, nullptr);
+  BothWays run = RunBothWays(kProgram);
+  ASSERT_NE(run.program, nullptr);
+  const Outcome& local = run.local;
+  const Outcome& got = run.got;
+  const RemoteCalls& remote = *run.remote;
   ASSERT_OK(local.status);
-  RemoteCalls remote(*program, RemoteOptions());
-  Outcome got = Run(*program, &remote);
   ASSERT_OK(got.status);
   // Globals are send-copy: `remember` pushes onto its own copy of `log` each time.
   std::string expected = local.out;
@@ -102,15 +119,15 @@ TEST_F(RemoteCallsTest, SameOutputAsLocalAndPmapUsesBothExecutors) {
 }
 
 TEST_F(RemoteCallsTest, FirstFailingItemWinsWithItsOutputAndTrace) {
-  auto program = Compile(R"(
+  BothWays run = RunBothWays(R"(
 @remote
 function fail_on(x) { print("item", x); if x == 2 { panic("two") }; x }
 function main(args) { print(pmap([0, 1, 2, 3, 4, 5, 6, 7], fail_on)) }
 )");
-  ASSERT_NE(program, nullptr);
-  Outcome local = Run(*program, nullptr);
-  RemoteCalls remote(*program, RemoteOptions());
-  Outcome got = Run(*program, &remote);
+  ASSERT_NE(run.program, nullptr);
+  const Outcome& local = run.local;
+  const Outcome& got = run.got;
+  RemoteCalls& remote = *run.remote;
   EXPECT_THAT(local.status, IsError(ErrorKind::kRuntimeError));
   EXPECT_THAT(got.status, IsError(ErrorKind::kRuntimeError));
   EXPECT_EQ(got.status.message(), local.status.message());
@@ -127,7 +144,7 @@ function main(args) { print(pmap([0, 1, 2, 3, 4, 5, 6, 7], fail_on)) }
   std::string json = StatusWhen(client, [](const std::string& j) { return JsonInt(j, "kills") >= 2; });
   EXPECT_EQ(JsonInt(json, "kills"), 2) << json;
   // The next call leases a fresh executor.
-  engine::Vm vm(*program, engine::Limits{});
+  engine::Vm vm(*run.program, engine::Limits{});
   remote.Install(vm);
   engine::Value v;
   std::string out;
@@ -138,15 +155,15 @@ function main(args) { print(pmap([0, 1, 2, 3, 4, 5, 6, 7], fail_on)) }
 }
 
 TEST_F(RemoteCallsTest, ArgumentCheckFailsAfterTheItemsBeforeIt) {
-  auto program = Compile(R"(
+  BothWays run = RunBothWays(R"(
 @remote
 function sq(x: int) { print("sq", x); x * x }
 function main(args) { print(pmap([1, 2, "three", 4], sq)) }
 )");
-  ASSERT_NE(program, nullptr);
-  Outcome local = Run(*program, nullptr);
-  RemoteCalls remote(*program, RemoteOptions());
-  Outcome got = Run(*program, &remote);
+  ASSERT_NE(run.program, nullptr);
+  const Outcome& local = run.local;
+  const Outcome& got = run.got;
+  const RemoteCalls& remote = *run.remote;
   EXPECT_THAT(got.status, IsError(ErrorKind::kArgumentError));
   EXPECT_EQ(got.status.message(), local.status.message());
   EXPECT_EQ(got.out, "sq 1\nsq 2\n");

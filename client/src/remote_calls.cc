@@ -176,22 +176,18 @@ Status RemoteCalls::Map(engine::Vm& vm, const engine::Value& callee,
   // Decline before anything that needs a supervisor or sendable captures: a pmap of a local
   // function stays entirely local, as with --local.
   *handled = false;
-  const engine::Proto* proto = callee.type == engine::Type::kFunction
-                                   ? engine::AsFunction(callee)->proto
-                               : callee.type == engine::Type::kClosure
-                                   ? engine::AsClosure(callee)->proto
-                                   : nullptr;
+  const engine::Proto* proto = engine::CalleeProto(callee);
   if (proto == nullptr || !PrepareBlobs().ok()) return Status::Ok();
   auto index = proto_index_.find(proto);
   if (index == proto_index_.end() || index->second >= blobs_->proto_hashes.size())
     return Status::Ok();
-  Result<Entry*> by_hash = EntryForHash(blobs_->proto_hashes[index->second]);
-  if (!by_hash.has_value() || !(*by_hash)->reaches_remote) return Status::Ok();
+  Result<Entry*> found = EntryForHash(blobs_->proto_hashes[index->second]);
+  if (!found.has_value() || !(*found)->reaches_remote) return Status::Ok();
+  Entry* entry = *found;
   *handled = true;
   RETURN_IF_ERROR(Prepare());
   ASSIGN_OR_RETURN(ipc::WireValue callee_wire,
                    ipc::ToWire(callee, ipc::ToWireContext{&program_, blobs_->proto_hashes}));
-  ASSIGN_OR_RETURN(Entry * entry, EntryFor(callee_wire));
   // Requests are built as they are sent (the Vm does not run meanwhile, so every item sees
   // the same globals), so memory stays proportional to the calls in flight.
   auto build = [&](size_t i) {

@@ -54,13 +54,16 @@ uint8_t* AllocateZeroed(size_t bytes) {
   return p;
 }
 
-// `bytes` is what AllocateZeroed was given.
-void FreeBuffer(void* p, size_t bytes) {
-  if (bytes >= kMappedBuffer) {
-    ::munmap(p, bytes);
-    return;
+// A typed array's or matrix's buffer: the embedder's (adopted), or ours, allocated with
+// `bytes` bytes by AllocateZeroed.
+void ReleaseBuffer(const ExternalBuffer& external, void* data, size_t bytes) {
+  if (external.release != nullptr) {
+    external.release(external.base, external.size);
+  } else if (bytes >= kMappedBuffer) {
+    ::munmap(data, bytes);
+  } else {
+    ::operator delete(data, kBufferAlign);
   }
-  ::operator delete(p, kBufferAlign);
 }
 
 // splitmix64's finalizer: a cheap bijective mix with good avalanche.
@@ -381,13 +384,7 @@ int64_t ObjRange::Length() const {
 ObjTypedArray::ObjTypedArray(ElemKind k, size_t n)
     : Obj(Type::kTypedArray), kind(k), length(n), data(AllocateZeroed(n * ElemSize(k))) {}
 
-ObjTypedArray::~ObjTypedArray() {
-  if (external.release != nullptr) {
-    external.release(external.base, external.size);
-  } else {
-    FreeBuffer(data, ByteSize());
-  }
-}
+ObjTypedArray::~ObjTypedArray() { ReleaseBuffer(external, data, ByteSize()); }
 
 Value ObjTypedArray::Get(size_t i) const {
   switch (kind) {
@@ -417,13 +414,7 @@ ObjMatrix::ObjMatrix(size_t r, size_t c)
       cols(c),
       data(reinterpret_cast<double*>(AllocateZeroed(r * c * sizeof(double)))) {}
 
-ObjMatrix::~ObjMatrix() {
-  if (external.release != nullptr) {
-    external.release(external.base, external.size);
-  } else {
-    FreeBuffer(data, rows * cols * sizeof(double));
-  }
-}
+ObjMatrix::~ObjMatrix() { ReleaseBuffer(external, data, rows * cols * sizeof(double)); }
 
 // ---------------- semantics ----------------
 

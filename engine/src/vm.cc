@@ -253,38 +253,47 @@ bool Vm::CheckAlloc(size_t bytes) {
   return true;
 }
 
-bool Vm::NewTypedArray(ElemKind kind, size_t length, Value* out) {
+// The memory limit check (and size overflow check) shared by new and adopted buffers.
+bool Vm::ChargeTypedArray(ElemKind kind, size_t length) {
   size_t es = ElemSize(kind);
   if (length > (SIZE_MAX / 2) / es || !CheckAlloc(length * es + sizeof(ObjTypedArray)))
     return FailKind(ErrorKind::kResourceExhausted, "memory limit exceeded");
+  return true;
+}
+
+bool Vm::ChargeMatrix(size_t rows, size_t cols) {
+  if ((cols != 0 && rows > (SIZE_MAX / 16) / cols) ||
+      !CheckAlloc(rows * cols * sizeof(double) + sizeof(ObjMatrix)))
+    return FailKind(ErrorKind::kResourceExhausted, "memory limit exceeded");
+  return true;
+}
+
+bool Vm::NewTypedArray(ElemKind kind, size_t length, Value* out) {
+  if (!ChargeTypedArray(kind, length)) return false;
   *out = Value::Object(impl_->heap.New<ObjTypedArray>(kind, length));
   return true;
 }
 
 bool Vm::NewMatrix(size_t rows, size_t cols, Value* out) {
-  if ((cols != 0 && rows > (SIZE_MAX / 16) / cols) ||
-      !CheckAlloc(rows * cols * sizeof(double) + sizeof(ObjMatrix)))
-    return FailKind(ErrorKind::kResourceExhausted, "memory limit exceeded");
+  if (!ChargeMatrix(rows, cols)) return false;
   *out = Value::Object(impl_->heap.New<ObjMatrix>(rows, cols));
   return true;
 }
 
 bool Vm::AdoptTypedArray(ElemKind kind, size_t length, uint8_t* data, ExternalBuffer owner,
                          Value* out) {
-  size_t es = ElemSize(kind);
-  if (length > (SIZE_MAX / 2) / es || !CheckAlloc(length * es + sizeof(ObjTypedArray))) {
+  if (!ChargeTypedArray(kind, length)) {
     if (owner.release != nullptr) owner.release(owner.base, owner.size);
-    return FailKind(ErrorKind::kResourceExhausted, "memory limit exceeded");
+    return false;
   }
   *out = Value::Object(impl_->heap.New<ObjTypedArray>(kind, length, data, owner));
   return true;
 }
 
 bool Vm::AdoptMatrix(size_t rows, size_t cols, double* data, ExternalBuffer owner, Value* out) {
-  if ((cols != 0 && rows > (SIZE_MAX / 16) / cols) ||
-      !CheckAlloc(rows * cols * sizeof(double) + sizeof(ObjMatrix))) {
+  if (!ChargeMatrix(rows, cols)) {
     if (owner.release != nullptr) owner.release(owner.base, owner.size);
-    return FailKind(ErrorKind::kResourceExhausted, "memory limit exceeded");
+    return false;
   }
   *out = Value::Object(impl_->heap.New<ObjMatrix>(rows, cols, data, owner));
   return true;

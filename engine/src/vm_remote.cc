@@ -59,9 +59,7 @@ bool Vm::MapCalls(const Value& f, std::span<const Value> items, Value* out) {
   RootScope roots(*this);
   roots.Add(result);
   ObjArray* r = AsArray(result);
-  const Proto* proto = f.type == Type::kFunction  ? AsFunction(f)->proto
-                       : f.type == Type::kClosure ? AsClosure(f)->proto
-                                                  : nullptr;
+  const Proto* proto = CalleeProto(f);
   if (remote_map_ && proto != nullptr) {
     // The batch goes to the handler only as far as the calls pass the entry checks: a local
     // map runs items 0..k-1 and then fails on item k's arguments, and so do we.

@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstring>
 
 #include "shapex/core/errno_status.h"
 
@@ -31,12 +30,7 @@ Result<ScopedFd> SegmentReserve::WriteSealed(size_t size,
     Spare spare = std::move(*it);
     spares_.erase(it);
     stats_.spare_bytes -= spare.size;
-    std::span<uint8_t> target = spare.mapping.mutable_bytes();
-    for (const SealedSegment::Piece& piece : pieces) {
-      if (!piece.bytes.empty()) {
-        std::memcpy(target.data() + piece.offset, piece.bytes.data(), piece.bytes.size());
-      }
-    }
+    SealedSegment::CopyPieces(spare.mapping.mutable_bytes(), pieces);
     spare.mapping.Reset();
     ASSIGN_OR_RETURN(segment, SealedSegment::SealWritten(std::move(spare.fd), size, {}));
   } else {

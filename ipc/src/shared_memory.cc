@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <limits>
 #include <string>
 
@@ -187,6 +188,14 @@ Status SealedSegment::CheckPieces(size_t size, std::span<const Piece> pieces) {
     }
   }
   return Status::Ok();
+}
+
+void SealedSegment::CopyPieces(std::span<uint8_t> target, std::span<const Piece> pieces) {
+  for (const Piece& piece : pieces) {
+    if (!piece.bytes.empty()) {
+      std::memcpy(target.data() + piece.offset, piece.bytes.data(), piece.bytes.size());
+    }
+  }
 }
 
 Result<ScopedFd> SealedSegment::ShareFd() const {

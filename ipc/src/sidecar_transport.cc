@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <fmt/core.h>
 
-#include <cstring>
 #include <unordered_map>
 
 #include "shapex/core/errno_status.h"
@@ -92,34 +91,23 @@ Result<OutgoingMessage> PrepareOutgoing(WireMessage message,
       packed_size += s.data().size();
     }
   }
-  // Inline sidecars: copied once into one segment, from the pool or new and sealed.
+  // Inline sidecars: copied once into one segment (the next descriptor), from the pool or new
+  // and sealed.
+  std::vector<SealedSegment::Piece> pieces;
+  for (size_t i = 0; i < sidecars.size() && packed_size > 0; ++i) {
+    const Sidecar& s = sidecars[i];
+    if (InSegment(s)) continue;
+    table.slices[i].fd_index = static_cast<uint32_t>(out.fds.size());
+    pieces.push_back({table.slices[i].offset, s.data()});
+    out.sidecar_bytes += s.data().size();
+    out.copied_bytes += s.data().size();
+  }
   if (packed_size > 0 && options.pool != nullptr) {
     ASSIGN_OR_RETURN(SharedRegion region, SharedRegion::Create(packed_size, options.pool));
-    auto packed_index = static_cast<uint32_t>(out.fds.size());
-    for (size_t i = 0; i < sidecars.size(); ++i) {
-      const Sidecar& s = sidecars[i];
-      if (InSegment(s)) continue;
-      table.slices[i].fd_index = packed_index;
-      std::span<const uint8_t> data = s.data();
-      if (!data.empty()) {
-        std::memcpy(region.bytes().data() + table.slices[i].offset, data.data(), data.size());
-      }
-      out.sidecar_bytes += data.size();
-      out.copied_bytes += data.size();
-    }
+    SealedSegment::CopyPieces(region.bytes(), pieces);
     out.fds.push_back(region.view()->fd);
     out.pooled.push_back(region.view());
   } else if (packed_size > 0) {
-    auto packed_index = static_cast<uint32_t>(out.fds.size());
-    std::vector<SealedSegment::Piece> pieces;
-    for (size_t i = 0; i < sidecars.size(); ++i) {
-      const Sidecar& s = sidecars[i];
-      if (InSegment(s)) continue;
-      table.slices[i].fd_index = packed_index;
-      pieces.push_back({table.slices[i].offset, s.data()});
-      out.sidecar_bytes += s.data().size();
-      out.copied_bytes += s.data().size();
-    }
     ScopedFd fd;
     if (options.reserve != nullptr) {
       ASSIGN_OR_RETURN(fd, options.reserve->WriteSealed(packed_size, pieces));

@@ -278,6 +278,12 @@ inline ObjCell* AsCell(const Value& v) { return static_cast<ObjCell*>(v.as.o); }
 inline bool IsCallable(const Value& v) {
   return v.type == Type::kFunction || v.type == Type::kClosure || v.type == Type::kNative;
 }
+// The code a function or closure value runs; nullptr for any other value (natives included).
+inline const Proto* CalleeProto(const Value& v) {
+  if (v.type == Type::kFunction) return AsFunction(v)->proto;
+  if (v.type == Type::kClosure) return AsClosure(v)->proto;
+  return nullptr;
+}
 
 // ---- value semantics shared by the VM and the natives (value.cc) ----
 

@@ -188,6 +188,9 @@ class Vm {
  private:
   struct Impl;
   bool EnsureScriptRan();
+  // Memory-limit checks for a typed array's or matrix's buffer (false with the error set).
+  bool ChargeTypedArray(ElemKind kind, size_t length);
+  bool ChargeMatrix(size_t rows, size_t cols);
   void StartDeadline();  // for an outermost entry only
   // Pushes a frame for the function in slot[0] with arguments slot[1..argc] (checks arity,
   // annotations, stack depth). A @remote function with a handler set runs through CallRemote

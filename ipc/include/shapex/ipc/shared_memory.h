@@ -140,6 +140,8 @@ class SealedSegment {
                                            std::span<const Piece> pieces);
   // InvalidArgument unless every piece lies within `size` bytes.
   static Status CheckPieces(size_t size, std::span<const Piece> pieces);
+  // Copies each piece to its offset in `target` (mapped memory; CheckPieces first).
+  static void CopyPieces(std::span<uint8_t> target, std::span<const Piece> pieces);
 
   // A new close-on-exec descriptor for the same segment, to send to a peer.
   Result<ScopedFd> ShareFd() const;
