@@ -26,9 +26,15 @@ using sandbox::BlobStore;
 constexpr int kExitCorruptionFound = kExitRuntime;
 constexpr int kExitUsageOrIo = kExitUsage;
 
+// I/O failures are usage-level errors here (exit 2, "error: ..." like other usage errors); a
+// language kind keeps its name.
 int Fail(const Status& status) {
   std::fflush(stdout);
-  fmt::print(stderr, "error[{}]: {}\n", ErrorKindName(status.kind()), status.message());
+  if (UserKindName(status.kind()) != ErrorKindName(status.kind())) {
+    fmt::print(stderr, "error: {}\n", status.message());
+  } else {
+    fmt::print(stderr, "error[{}]: {}\n", ErrorKindName(status.kind()), status.message());
+  }
   return kExitUsageOrIo;
 }
 

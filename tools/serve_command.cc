@@ -1,15 +1,18 @@
 #include "serve_command.h"
 
-#include "exit_codes.h"
-
 #include <fcntl.h>
 #include <fmt/core.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <optional>
 #include <string>
 
+#include "exit_codes.h"
 #include "shapex/client/client.h"
 #include "shapex/ipc/supervisor_socket.h"
 #include "shapex/sandbox/supervisor.h"
@@ -17,16 +20,42 @@
 namespace shapex {
 namespace {
 
+constexpr double kDaemonIdleExitSeconds = 600;
 
 void PrintError(const Status& status) {
   std::fflush(stdout);
-  std::fputs(fmt::format("error[{}]: {}\n", ErrorKindName(status.kind()), status.message()).c_str(),
+  std::fputs(fmt::format("error[{}]: {}\n", UserKindName(status.kind()), status.message()).c_str(),
              stderr);
+}
+
+// $XDG_STATE_HOME/shapex/supervisor.log, default ~/.local/state/shapex/ (directories 0700).
+Result<std::string> DaemonLogPath(const std::string& socket_path) {
+  std::string base;
+  if (const char* state = std::getenv("XDG_STATE_HOME"); state != nullptr && state[0] == '/') {
+    base = state;
+  } else if (const char* home = std::getenv("HOME"); home != nullptr && home[0] == '/') {
+    base = std::string(home) + "/.local/state";
+  } else {
+    // No home: beside the socket, in its private directory.
+    return socket_path.substr(0, socket_path.rfind('/')) + "/supervisor.log";
+  }
+  std::string dir = base + "/shapex";
+  for (size_t pos = 1; pos <= dir.size(); ++pos) {
+    if (pos != dir.size() && dir[pos] != '/') continue;
+    std::string prefix = dir.substr(0, pos);
+    if (::mkdir(prefix.c_str(), 0700) != 0 && errno != EEXIST) {
+      return IoError(fmt::format("mkdir {}: {}", prefix, std::strerror(errno)));
+    }
+  }
+  return dir + "/supervisor.log";
 }
 
 // Detaches: the parent returns its exit code after the child reports (through a pipe) that the
 // supervisor listens, or why it failed. The child gets nullopt and the pipe's write end.
 std::optional<int> Daemonize(const std::string& log_path, int* ready_fd) {
+  // Nothing the starter left open may stay open here (e.g. the pipe of `x=$(shapex call ...)`,
+  // whose reader would wait for us forever).
+  ::syscall(SYS_close_range, 3u, ~0u, 0u);
   int ready[2];
   if (::pipe2(ready, O_CLOEXEC) != 0) return kExitRuntime;
   pid_t pid = ::fork();
@@ -44,7 +73,7 @@ std::optional<int> Daemonize(const std::string& log_path, int* ready_fd) {
     }
     ::close(ready[0]);
     if (message == "ok") return kExitOk;
-    std::fputs(message.empty() ? "error[Internal]: the supervisor died while starting\n"
+    std::fputs(message.empty() ? "error[SandboxError]: the supervisor died while starting\n"
                                : message.c_str(),
                stderr);
     return kExitRuntime;
@@ -53,10 +82,14 @@ std::optional<int> Daemonize(const std::string& log_path, int* ready_fd) {
   ::setsid();
   int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
   int log = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-  if (null >= 0) ::dup2(null, STDIN_FILENO);
+  if (null >= 0) {
+    ::dup2(null, STDIN_FILENO);
+    ::dup2(null, STDOUT_FILENO);
+    ::close(null);
+  }
   if (log >= 0) {
-    ::dup2(log, STDOUT_FILENO);
     ::dup2(log, STDERR_FILENO);
+    ::close(log);
   }
   *ready_fd = ready[1];
   return std::nullopt;
@@ -73,33 +106,69 @@ ServeCommand::ServeCommand(CLI::App& app) {
   serve_->add_option("--store", store_, "Blob store directory, or none");
   serve_->add_option("--leases-per-executor", leases_per_executor_,
                      "Leases an executor serves before it is replaced (default 1)");
+  serve_->add_option("--max-leases-per-client", max_leases_per_client_,
+                     "Leases one client may hold at once (default: pool size - 1, at least 1)");
+  serve_->add_option("--lease-wait", lease_wait_,
+                     "Seconds a lease may wait in the queue (default 30)")
+      ->check(CLI::PositiveNumber);
+  serve_->add_option("--idle-exit", idle_exit_,
+                     "Exit after this many idle seconds, 0 = never (default: $SHAPEX_IDLE_EXIT, "
+                     "else 600 with --daemon, 0 in the foreground)")
+      ->check(CLI::NonNegativeNumber);
   serve_->add_flag("--daemon", daemon_, "Detach and return once the supervisor listens");
   status_ = app.add_subcommand("status", "Show the supervisor's pool, calls and blob store");
   status_->add_flag("--json", json_, "One JSON object");
   status_->add_option("--socket", socket_, "Socket path");
+  stop_ = app.add_subcommand("stop", "Stop the supervisor and wait for it to exit");
+  stop_->add_option("--socket", socket_, "Socket path");
 }
 
-bool ServeCommand::parsed() const { return serve_->parsed() || status_->parsed(); }
+bool ServeCommand::parsed() const {
+  return serve_->parsed() || status_->parsed() || stop_->parsed();
+}
+
+int ServeCommand::RunStatus() {
+  ClientOptions options;
+  options.socket_path = socket_;
+  options.start_supervisor = false;
+  Result<Client> client = Client::Connect(options);
+  if (!client.has_value()) {
+    PrintError(client.error());
+    return kExitRuntime;
+  }
+  Result<std::string> report = json_ ? client->StatusJson() : client->StatusText();
+  if (!report.has_value()) {
+    PrintError(report.error());
+    return kExitRuntime;
+  }
+  // --json prints exactly one JSON object (and a newline).
+  std::fputs(json_ ? (*report + "\n").c_str() : report->c_str(), stdout);
+  return kExitOk;
+}
+
+int ServeCommand::RunStop() {
+  ClientOptions options;
+  options.socket_path = socket_;
+  options.start_supervisor = false;
+  options.start_timeout = std::chrono::milliseconds(2000);
+  Result<Client> client = Client::Connect(options);
+  if (!client.has_value()) {
+    // Nothing serves the socket: nothing to stop.
+    if (client.error().message().rfind("no supervisor serves", 0) == 0) return kExitOk;
+    PrintError(client.error());
+    return kExitRuntime;
+  }
+  Status stopped = client->StopSupervisor();
+  if (!stopped.ok()) {
+    PrintError(stopped);
+    return kExitRuntime;
+  }
+  return kExitOk;
+}
 
 int ServeCommand::Run() {
-  if (status_->parsed()) {
-    ClientOptions options;
-    options.socket_path = socket_;
-    options.start_supervisor = false;
-    Result<Client> client = Client::Connect(options);
-    if (!client.has_value()) {
-      PrintError(client.error());
-      return kExitRuntime;
-    }
-    Result<std::string> report = json_ ? client->StatusJson() : client->StatusText();
-    if (!report.has_value()) {
-      PrintError(report.error());
-      return kExitRuntime;
-    }
-    // --json prints exactly one JSON object (and a newline).
-    std::fputs(json_ ? (*report + "\n").c_str() : report->c_str(), stdout);
-    return kExitOk;
-  }
+  if (status_->parsed()) return RunStatus();
+  if (stop_->parsed()) return RunStop();
   sandbox::SupervisorOptions options;
   options.socket_path = socket_;
   if (options.socket_path.empty()) {
@@ -114,6 +183,18 @@ int ServeCommand::Run() {
   options.sandbox = sandbox_ == "none" ? sandbox::SandboxMode::kNone : sandbox::SandboxMode::kFull;
   options.store_dir = store_;
   options.leases_per_executor = std::max<size_t>(1, leases_per_executor_);
+  options.max_leases_per_client = max_leases_per_client_;
+  options.lease_wait = std::chrono::milliseconds(static_cast<int64_t>(lease_wait_ * 1000));
+  double idle = daemon_ ? kDaemonIdleExitSeconds : 0;
+  if (const char* env = std::getenv("SHAPEX_IDLE_EXIT"); env != nullptr && env[0] != '\0') {
+    char* end = nullptr;
+    double v = std::strtod(env, &end);
+    if (end != env && *end == '\0' && v >= 0) idle = v;
+  }
+  if (idle_exit_) idle = *idle_exit_;
+  options.idle_exit = std::chrono::milliseconds(static_cast<int64_t>(idle * 1000));
+  // The process name: `shapex` in /proc/PID/comm whatever the binary is called.
+  ::prctl(PR_SET_NAME, "shapex", 0, 0, 0);
   int ready_fd = -1;
   if (daemon_) {
     Status dir = ipc::PrepareSocketDirectory(options.socket_path);
@@ -121,29 +202,32 @@ int ServeCommand::Run() {
       PrintError(dir);
       return kExitRuntime;
     }
-    std::string log = options.socket_path.substr(0, options.socket_path.rfind('/')) +
-                      "/supervisor.log";
-    if (std::optional<int> parent_exit = Daemonize(log, &ready_fd)) return *parent_exit;
+    Result<std::string> log = DaemonLogPath(options.socket_path);
+    if (!log.has_value()) {
+      PrintError(log.error());
+      return kExitRuntime;
+    }
+    options.log_path = *log;
+    if (std::optional<int> parent_exit = Daemonize(*log, &ready_fd)) return *parent_exit;
   }
   Result<std::unique_ptr<sandbox::Supervisor>> supervisor = sandbox::Supervisor::Start(options);
   if (!supervisor.has_value()) {
+    std::string text = fmt::format("error[{}]: {}\n", UserKindName(supervisor.error().kind()),
+                                   supervisor.error().message());
     if (ready_fd >= 0) {
-      std::string text = fmt::format("error[{}]: {}\n", ErrorKindName(supervisor.error().kind()),
-                                     supervisor.error().message());
       (void)!::write(ready_fd, text.data(), text.size());
       ::close(ready_fd);
-      return kExitRuntime;
     }
-    PrintError(supervisor.error());
+    PrintError(supervisor.error());  // the log, or the terminal in the foreground
     return kExitRuntime;
   }
+  std::string listening =
+      fmt::format("shapex supervisor {} listening on {}\n", ::getpid(), (*supervisor)->socket_path());
   if (ready_fd >= 0) {
     (void)!::write(ready_fd, "ok", 2);
     ::close(ready_fd);
-  } else {
-    std::fputs(fmt::format("shapex supervisor listening on {}\n", (*supervisor)->socket_path()).c_str(),
-               stderr);
   }
+  std::fputs(listening.c_str(), stderr);
   Status s = (*supervisor)->Run();
   if (!s.ok()) {
     PrintError(s);

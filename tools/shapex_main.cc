@@ -15,6 +15,7 @@
 // unless --local is given (client/remote_calls.h). In-process, `--timeout` is also enforced by
 // a watchdog thread.
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -82,7 +83,7 @@ void PrintUsageError(std::string_view message) {
 int ReportRuntimeError(const Status& status, const std::vector<engine::TraceFrame>& trace,
                        const std::string& file) {
   FlushStdout();
-  std::string out = fmt::format("error[{}]: {}\n", ErrorKindName(status.kind()), status.message());
+  std::string out = fmt::format("error[{}]: {}\n", UserKindName(status.kind()), status.message());
   for (const engine::TraceFrame& f : trace) {
     if (f.function == kCallEntry) continue;
     if (f.file.empty() && f.line == 0) {  // "... N more frames" marker from Vm::BuildTrace
@@ -98,13 +99,13 @@ int ReportRuntimeError(const Status& status, const std::vector<engine::TraceFram
 bool ReadFile(const std::string& path, std::string* out) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    PrintError("IoError", fmt::format("cannot read {}: {}", path, std::strerror(errno)));
+    PrintUsageError(fmt::format("cannot read {}: {}", path, std::strerror(errno)));
     return false;
   }
   std::ostringstream buffer;
   buffer << in.rdbuf();
   if (in.bad()) {
-    PrintError("IoError", fmt::format("cannot read {}: read failed", path));
+    PrintUsageError(fmt::format("cannot read {}: read failed", path));
     return false;
   }
   *out = buffer.str();
@@ -304,6 +305,13 @@ class Watchdog {
 
 // ---------------- commands ----------------
 
+// The path of the running binary (empty if /proc is unavailable).
+std::string SelfExecutable() {
+  char buf[4096];
+  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+}
+
 struct RunOptions {
   std::string file;
   std::string function;
@@ -327,6 +335,8 @@ struct RunOptions {
   ClientOptions Client() const {
     ClientOptions options;
     options.socket_path = socket;
+    // A supervisor we start runs from this very binary (so the build tree works as is).
+    options.shapex_binary = SelfExecutable();
     options.session.connection.transport =
         transport == "socket" ? ipc::Transport::kSocket : ipc::Transport::kCallRing;
     options.session.call_timeout =
@@ -363,7 +373,7 @@ int RunCallRemote(const RunOptions& o, const Program& program) {
   Result<Lease> lease = client->LeaseExecutor(ipc::OfferedHashes(*request));
   if (!lease.has_value()) return ReportRuntimeError(lease.error(), {}, o.file);
   Result<ipc::RemoteCallResponse> response = client->CallOn(*lease, std::move(*request));
-  lease->session.Close();
+  client->Release(*lease);
   if (!response.has_value()) return ReportRuntimeError(response.error(), {}, o.file);
   if (!response->ok()) {
     return ReportRuntimeError(response->status(), response->error().trace, o.file);

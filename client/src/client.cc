@@ -1,10 +1,19 @@
 #include "shapex/client/client.h"
 
+#include <fcntl.h>
 #include <fmt/core.h>
+#include <poll.h>
+#include <signal.h>
 #include <spawn.h>
-#include <cstring>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
 
 #include <algorithm>
 #include <chrono>
@@ -24,23 +33,114 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-// Runs `argv` (the supervisor daemonizes itself: the process we start exits at once).
-Status StartSupervisor(const std::vector<std::string>& argv) {
+constexpr std::chrono::milliseconds kMaxBackoff{50};
+
+bool Executable(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(path.c_str(), X_OK) == 0;
+}
+
+// Whether someone holds the lock that decides who serves `socket_path` (a supervisor starting,
+// serving or stopping). The test takes a shared lock for an instant; a supervisor that is
+// starting waits that long for its exclusive one.
+bool ServeLockHeld(const std::string& socket_path) {
+  std::string path = socket_path + ".lock";
+  ScopedFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  if (!fd) return false;
+  if (::flock(fd.get(), LOCK_SH | LOCK_NB) == 0) return false;  // released with fd
+  return errno == EWOULDBLOCK;
+}
+
+// Runs `shapex serve --daemon --socket PATH` (it returns once its supervisor listens, or with
+// the reason it could not start). Its stdout goes to /dev/null and its stderr is kept for the
+// error message: a client that loses a start-up race to another prints nothing.
+Status StartSupervisor(const std::string& binary, const std::string& socket_path,
+                       const std::vector<std::string>& extra, Clock::time_point deadline) {
+  std::vector<std::string> argv = {"shapex", "serve", "--daemon", "--socket", socket_path};
+  argv.insert(argv.end(), extra.begin(), extra.end());
   std::vector<char*> args;
   for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
+  int err[2];
+  if (::pipe2(err, O_CLOEXEC) != 0) return SandboxError(fmt::format("pipe: {}", std::strerror(errno)));
+  ScopedFd read_end(err[0]), write_end(err[1]);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_adddup2(&actions, write_end.get(), STDERR_FILENO);
   pid_t pid = 0;
-  int rc = ::posix_spawn(&pid, args[0], nullptr, nullptr, args.data(), environ);
-  if (rc != 0) return IoError(fmt::format("cannot start {}: {}", argv[0], std::strerror(rc)));
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    return IoError(fmt::format("`{} serve` failed to start (status {})", argv[0], status));
+  int rc = ::posix_spawn(&pid, binary.c_str(), &actions, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  write_end.reset();
+  if (rc != 0) {
+    return SandboxError(fmt::format("cannot start {}: {}", binary, std::strerror(rc)));
   }
-  return Status::Ok();
+  // The starter exits once the daemon reports; its stderr closes then (the daemon's own goes
+  // to its log). Collect what it said, bounded in size and time.
+  std::string said;
+  char buf[512];
+  for (;;) {
+    int ms = static_cast<int>(std::max<int64_t>(
+        0, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count()));
+    pollfd p{read_end.get(), POLLIN, 0};
+    int n = ::poll(&p, 1, ms);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    ssize_t got = ::read(read_end.get(), buf, sizeof buf);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) break;
+    if (said.size() < 4096) said.append(buf, static_cast<size_t>(got));
+  }
+  int status = 0;
+  if (::waitpid(pid, &status, WNOHANG) == 0) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, &status, 0);
+    return SandboxError(fmt::format("`{} serve` did not report within the start timeout", binary));
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return Status::Ok();
+  while (!said.empty() && (said.back() == '\n' || said.back() == ' ')) said.pop_back();
+  // "error[Kind]: message" from the starter: keep the message.
+  if (said.rfind("error[", 0) == 0 && said.find("]: ") != std::string::npos) {
+    said = said.substr(said.find("]: ") + 3);
+  }
+  return SandboxError(fmt::format("could not start the supervisor: {}",
+                                  said.empty() ? fmt::format("status {}", status) : said));
 }
 
 }  // namespace
+
+Result<std::string> FindShapexBinary(const std::string& explicit_path) {
+  std::vector<std::string> searched;
+  if (!explicit_path.empty()) {
+    if (Executable(explicit_path)) return explicit_path;
+    searched.push_back(fmt::format("the explicit option ({})", explicit_path));
+  }
+  if (const char* env = std::getenv("SHAPEX_BIN"); env != nullptr && env[0] != '\0') {
+    if (Executable(env)) return std::string(env);
+    searched.push_back(fmt::format("$SHAPEX_BIN ({})", env));
+  } else {
+    searched.push_back("$SHAPEX_BIN (not set)");
+  }
+  std::string installed = std::string(SHAPEX_INSTALL_BINDIR) + "/shapex";
+  if (Executable(installed)) return installed;
+  searched.push_back(fmt::format("the install prefix ({})", installed));
+  const char* path = std::getenv("PATH");
+  std::string dirs = path != nullptr ? path : "";
+  size_t begin = 0;
+  while (begin <= dirs.size() && !dirs.empty()) {
+    size_t end = dirs.find(':', begin);
+    if (end == std::string::npos) end = dirs.size();
+    std::string dir = dirs.substr(begin, end - begin);
+    if (!dir.empty() && Executable(dir + "/shapex")) return dir + "/shapex";
+    begin = end + 1;
+  }
+  searched.push_back(dirs.empty() ? std::string("$PATH (empty)") : fmt::format("$PATH ({})", dirs));
+  std::string list;
+  for (const std::string& s : searched) list += (list.empty() ? "" : "; ") + s;
+  return SandboxError(fmt::format(
+      "no supervisor runs and no shapex binary was found to start one (searched: {})", list));
+}
 
 Result<Client> Client::Connect(const ClientOptions& options) {
   Client client;
@@ -50,27 +150,49 @@ Result<Client> Client::Connect(const ClientOptions& options) {
   } else {
     client.socket_path_ = options.socket_path;
   }
-  Result<ipc::UnixSocket> socket = ipc::UnixSocket::Connect(client.socket_path_);
-  if (!socket.has_value() && options.start_supervisor) {
-    std::vector<std::string> command = options.serve_command;
-    if (command.empty()) {
-      command = {"/proc/self/exe", "serve", "--daemon", "--socket", client.socket_path_};
+  const std::string& path = client.socket_path_;
+  auto deadline = Clock::now() + options.start_timeout;
+  bool started = false;
+  Status start_error;
+  Status last;
+  auto backoff = std::chrono::milliseconds(1);
+  for (;;) {
+    int error_number = 0;
+    Result<ipc::UnixSocket> socket = ipc::UnixSocket::Connect(path, &error_number);
+    if (socket.has_value()) {
+      Result<ipc::Connection> control =
+          ipc::Connection::Connect(std::move(*socket), ipc::ControlConnectionOptions());
+      if (control.has_value()) {
+        client.control_ = std::move(*control);
+        return client;
+      }
+      last = control.error();  // e.g. a supervisor that is stopping: try again
+    } else {
+      last = socket.error();
+      // Only "nothing there" means no supervisor: any other failure (a full backlog, say)
+      // means one is there and busy.
+      bool nothing = error_number == ENOENT ||
+                     (error_number == ECONNREFUSED && !ServeLockHeld(path));
+      if (nothing && !options.start_supervisor) {
+        return SandboxError(fmt::format("no supervisor serves {}", path));
+      }
+      if (nothing && !started) {
+        started = true;
+        Result<std::string> binary = FindShapexBinary(options.shapex_binary);
+        if (!binary.has_value()) return binary.error();
+        start_error = StartSupervisor(*binary, path, options.serve_args, deadline);
+        // Lost a race to another starter (it holds the lock): connect to that one.
+        if (!start_error.ok() && !ServeLockHeld(path)) return start_error;
+        continue;
+      }
     }
-    Status started = StartSupervisor(command);
-    // Another client may have started one at the same moment: connecting is what counts.
-    auto deadline = Clock::now() + options.start_timeout;
-    while (!socket.has_value() && Clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-      socket = ipc::UnixSocket::Connect(client.socket_path_);
-    }
-    if (!socket.has_value() && !started.ok()) return started;
+    if (Clock::now() >= deadline) break;
+    std::this_thread::sleep_for(backoff);
+    backoff = std::min(backoff * 2, kMaxBackoff);
   }
-  if (!socket.has_value()) {
-    return IoError(fmt::format("no supervisor at {}: {}", client.socket_path_,
-                               socket.error().message()));
-  }
-  ASSIGN_OR_RETURN(client.control_, ipc::Connection::Connect(std::move(*socket), ipc::ControlConnectionOptions()));
-  return client;
+  if (!start_error.ok()) return start_error;
+  return SandboxError(fmt::format("no supervisor answered on {} within {} ms ({})", path,
+                                  options.start_timeout.count(), last.message()));
 }
 
 Result<ControlMessage> Client::Request(const ControlMessage& request, std::vector<ScopedFd>* fds) {
@@ -82,13 +204,22 @@ Result<ControlMessage> Client::Request(const ControlMessage& request, std::vecto
   for (const auto& [op, reply] : kReplies) {
     if (op == request.op) expected = reply;
   }
-  RETURN_IF_ERROR(ipc::SendControl(control_, request));
-  auto deadline = std::chrono::steady_clock::now() + options_.session.call_timeout;
+  auto lost = [](const Status& s) {
+    return s.kind() == ErrorKind::kIoError ? SandboxError("the supervisor exited") : s;
+  };
+  if (Status sent = ipc::SendControl(control_, request); !sent.ok()) return lost(sent);
+  // A lease waits in the supervisor's queue up to lease_wait (then it answers); other replies
+  // come at once.
+  auto wait = request.op == "lease" ? options_.lease_wait + std::chrono::seconds(5)
+                                    : options_.session.call_timeout;
+  auto deadline = std::chrono::steady_clock::now() + wait;
   for (;;) {
     auto left = std::max<std::chrono::steady_clock::duration>(
         deadline - std::chrono::steady_clock::now(), std::chrono::milliseconds(1));
     fds->clear();  // closes the descriptors of a reply we drop
-    ASSIGN_OR_RETURN(ControlMessage reply, ipc::ReceiveControl(control_, fds, left));
+    Result<ControlMessage> received = ipc::ReceiveControl(control_, fds, left);
+    if (!received.has_value()) return lost(received.error());
+    ControlMessage& reply = *received;
     if (reply.op == "error") return ipc::ControlErrorStatus(reply);
     if (reply.op == expected) return reply;
     // A late "granted": closing its socket ends that lease (the executor is replaced).
@@ -101,6 +232,7 @@ Result<Lease> Client::LeaseExecutor(std::span<const engine::FunctionHash> code, 
   ControlMessage lease("lease");
   lease.hashes.assign(code.begin(), code.end());
   if (!wait) lease.Set("wait", int64_t{0});
+  lease.Set("wait_ms", static_cast<int64_t>(options_.lease_wait.count()));
   std::vector<ScopedFd> fds;
   ASSIGN_OR_RETURN(ControlMessage granted, Request(lease, &fds));
   if (granted.op != "granted" || fds.size() != 1) {
@@ -157,7 +289,7 @@ Result<ipc::WireValue> Client::Call(const engine::Program& program,
   std::vector<engine::FunctionHash> code = ipc::OfferedHashes(request);
   ASSIGN_OR_RETURN(Lease lease, LeaseExecutor(code));
   Result<ipc::RemoteCallResponse> response = CallOn(lease, std::move(request));
-  lease.session.Close();
+  Release(lease);
   if (!response.has_value()) return response.error();
   if (!response->ok()) return response->status();
   return std::move(std::get<ipc::WireValue>(response->result));
@@ -176,13 +308,36 @@ Result<std::string> Client::StatusText() {
 }
 
 Status Client::StopSupervisor() {
+  // Watch the supervisor's exit through a pidfd taken before asking (its pid cannot be reused
+  // while we hold it).
+  ScopedFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, supervisor_pid(), 0)));
   std::vector<ScopedFd> fds;
-  return Request(ControlMessage("stop"), &fds).error();
+  Result<ControlMessage> reply = Request(ControlMessage("stop"), &fds);
+  if (!reply.has_value()) return reply.error();
+  control_.Close();
+  if (!pidfd) return Status::Ok();  // e.g. another pid namespace: nothing to wait on
+  // It lets leased executors finish for its grace time (5 s by default), then kills them.
+  pollfd p{pidfd.get(), POLLIN, 0};
+  for (;;) {
+    int n = ::poll(&p, 1, 60000);
+    if (n < 0 && errno == EINTR) continue;
+    if (n == 0) return TimeoutError("the supervisor did not exit within 60 s of `stop`");
+    return Status::Ok();
+  }
 }
 
 Status Client::Cancel(Lease& lease, uint64_t call_id) {
   RETURN_IF_ERROR(lease.session.Cancel(call_id));
   return KillExecutor(lease.executor_pid);
+}
+
+void Client::Release(Lease& lease) {
+  lease.session.Close();
+  if (lease.executor_pid <= 0 || !control_.valid()) return;
+  ControlMessage release("release");
+  release.Set("executor_pid", lease.executor_pid);
+  (void)ipc::SendControl(control_, release);  // no reply
+  lease.executor_pid = 0;
 }
 
 Status Client::KillExecutor(int executor_pid) {

@@ -20,7 +20,7 @@ RemoteCalls::RemoteCalls(const engine::Program& program, RemoteCallsOptions opti
 }
 
 RemoteCalls::~RemoteCalls() {
-  for (Lease& lease : leases_) lease.session.Close();
+  for (Lease& lease : leases_) client_->Release(lease);
 }
 
 void RemoteCalls::Install(engine::Vm& vm) {
@@ -208,7 +208,15 @@ Status RemoteCalls::Map(engine::Vm& vm, const engine::Value& callee,
     while (next[e] < items.size() && next[e] <= upto) {
       size_t i = next[e];
       ASSIGN_OR_RETURN(ipc::RemoteCallRequest request, build(i));
-      ASSIGN_OR_RETURN(call_ids[i], leases_[e].session.Start(std::move(request)));
+      Result<uint64_t> started = leases_[e].session.Start(std::move(request));
+      if (!started.has_value()) {
+        // The executor went away while we were sending to it.
+        if (started.error().kind() != ErrorKind::kIoError) return started.error();
+        return ExecutorCrashedError(fmt::format("executor {} died during pmap: {}",
+                                                leases_[e].executor_pid,
+                                                started.error().message()));
+      }
+      call_ids[i] = *started;
       ++stats_.calls;
       busy[e] = true;
       next[e] += n;
@@ -221,7 +229,7 @@ Status RemoteCalls::Map(engine::Vm& vm, const engine::Value& callee,
     for (size_t e = n; e-- > 0;) {
       if (!busy[e]) continue;
       (void)client_->KillExecutor(leases_[e].executor_pid);
-      leases_[e].session.Close();
+      client_->Release(leases_[e]);
       leases_.erase(leases_.begin() + static_cast<std::ptrdiff_t>(e));
     }
     return error;

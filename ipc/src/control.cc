@@ -131,31 +131,56 @@ Result<ControlMessage> DecodeControl(std::span<const uint8_t> bytes) {
   return m;
 }
 
-Status SendControl(Connection& connection, const ControlMessage& message,
-                   std::span<const int> fds) {
+namespace {
+
+std::vector<uint8_t> ControlPayload(const ControlMessage& message, size_t fd_count) {
   std::vector<uint8_t> payload;
-  if (!fds.empty()) {
+  if (fd_count != 0) {
     FdTable table;
-    table.fd_count = static_cast<uint32_t>(fds.size());
+    table.fd_count = static_cast<uint32_t>(fd_count);
     EncodeFdTable(table, &payload);
   }
   std::vector<uint8_t> body = EncodeControl(message);
   payload.insert(payload.end(), body.begin(), body.end());
+  return payload;
+}
+
+}  // namespace
+
+Status SendControl(Connection& connection, const ControlMessage& message,
+                   std::span<const int> fds) {
+  std::vector<uint8_t> payload = ControlPayload(message, fds.size());
   return connection.Send(fds.empty() ? FrameType::kMessage : FrameType::kMessageWithFds, 0,
                          payload, fds);
+}
+
+std::vector<uint8_t> EncodeControlFrame(const ControlMessage& message, size_t fd_count) {
+  std::vector<uint8_t> payload = ControlPayload(message, fd_count);
+  FrameType type = fd_count == 0 ? FrameType::kMessage : FrameType::kMessageWithFds;
+  auto header = EncodeFrameHeader(
+      {static_cast<uint32_t>(payload.size()), static_cast<uint8_t>(type), 0});
+  std::vector<uint8_t> out(header.begin(), header.end());
+  out.insert(out.end(), payload.begin(), payload.end());
+  return out;
 }
 
 Result<ControlMessage> DecodeControlFrame(IncomingFrame* frame, std::vector<ScopedFd>* fds) {
   std::vector<ScopedFd> received = std::move(frame->fds);
   frame->fds.clear();
-  std::span<const uint8_t> body = frame->payload();
-  if (frame->type == FrameType::kMessageWithFds) {
-    ASSIGN_OR_RETURN(FdTable table, DecodeFdTable(frame->payload(), &body));
+  return DecodeControlPayload(frame->type, frame->payload(), std::move(received), fds);
+}
+
+Result<ControlMessage> DecodeControlPayload(FrameType type, std::span<const uint8_t> payload,
+                                            std::vector<ScopedFd> received,
+                                            std::vector<ScopedFd>* fds) {
+  std::span<const uint8_t> body = payload;
+  if (type == FrameType::kMessageWithFds) {
+    ASSIGN_OR_RETURN(FdTable table, DecodeFdTable(payload, &body));
     if (!table.slices.empty()) return ProtocolError("control frames carry no sidecars");
     if (received.size() != table.fd_count) return ProtocolError("descriptor count mismatch");
-  } else if (frame->type != FrameType::kMessage) {
+  } else if (type != FrameType::kMessage) {
     return ProtocolError(fmt::format("frame type {:#x} is not a control message",
-                                     static_cast<int>(frame->type)));
+                                     static_cast<int>(type)));
   }
   ASSIGN_OR_RETURN(ControlMessage message, DecodeControl(body));
   for (ScopedFd& fd : received) fds->push_back(std::move(fd));

@@ -103,12 +103,15 @@ Result<std::pair<UnixSocket, UnixSocket>> UnixSocket::Pair() {
   return std::make_pair(std::move(first), std::move(second));
 }
 
-Result<UnixSocket> UnixSocket::Connect(std::string_view path) {
+Result<UnixSocket> UnixSocket::Connect(std::string_view path, int* error_number) {
+  if (error_number != nullptr) *error_number = 0;
   ASSIGN_OR_RETURN(SocketAddress address, MakeAddress(path));
   ASSIGN_OR_RETURN(ScopedFd fd, NewStreamSocket());
   if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&address.addr), address.length) != 0) {
+    if (error_number != nullptr) *error_number = errno;
     if (errno == EAGAIN) return IoError(fmt::format("connect {}: listener backlog is full", path));
     if (errno != EINTR && errno != EINPROGRESS) return ErrnoStatus("connect", path);
+    if (error_number != nullptr) *error_number = 0;
     // Interrupted: the connection completes asynchronously; wait and collect its result.
     ASSIGN_OR_RETURN(bool ready, PollFor(fd.get(), POLLOUT, -1));
     (void)ready;
@@ -117,7 +120,10 @@ Result<UnixSocket> UnixSocket::Connect(std::string_view path) {
     if (::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &length) != 0) {
       return ErrnoStatus("getsockopt(SO_ERROR)", path);
     }
-    if (err != 0) return ErrnoStatus("connect", path, err);
+    if (err != 0) {
+      if (error_number != nullptr) *error_number = err;
+      return ErrnoStatus("connect", path, err);
+    }
   }
   return FromConnectedFd(std::move(fd));
 }
@@ -278,6 +284,34 @@ Result<UnixListener> UnixListener::Listen(std::string_view path, int backlog) {
   UnixListener listener;
   listener.fd_ = std::move(fd);
   listener.path_ = std::string(path);
+  return listener;
+}
+
+Result<UnixListener> UnixListener::Adopt(ScopedFd fd, std::string path) {
+  int type = 0, listening = 0, domain = 0;
+  socklen_t len = sizeof type;
+  if (::getsockopt(fd.get(), SOL_SOCKET, SO_TYPE, &type, &len) != 0) {
+    return ErrnoStatus("getsockopt(SO_TYPE)", path);
+  }
+  len = sizeof listening;
+  if (::getsockopt(fd.get(), SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0) {
+    return ErrnoStatus("getsockopt(SO_ACCEPTCONN)", path);
+  }
+  len = sizeof domain;
+  if (::getsockopt(fd.get(), SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0) {
+    return ErrnoStatus("getsockopt(SO_DOMAIN)", path);
+  }
+  if (type != SOCK_STREAM || listening == 0 || domain != AF_UNIX) {
+    return InvalidArgument("the passed descriptor is not a listening AF_UNIX stream socket");
+  }
+  int flags = ::fcntl(fd.get(), F_GETFL);
+  if (flags < 0 || ::fcntl(fd.get(), F_SETFL, flags | O_NONBLOCK) != 0 ||
+      ::fcntl(fd.get(), F_SETFD, FD_CLOEXEC) != 0) {
+    return ErrnoStatus("fcntl", path);
+  }
+  UnixListener listener;
+  listener.fd_ = std::move(fd);
+  listener.path_ = std::move(path);
   return listener;
 }
 

@@ -38,6 +38,7 @@ const char* StateName(ExecutorEntry::State s) {
   switch (s) {
     case ExecutorEntry::kStarting: return "starting";
     case ExecutorEntry::kIdle: return "idle";
+    case ExecutorEntry::kGranting: return "granting";
     case ExecutorEntry::kLeased: return "leased";
     case ExecutorEntry::kExiting: return "exiting";
   }
@@ -63,8 +64,8 @@ std::string Supervisor::State::StatusJson() const {
   }
   std::string store_json = "null";
   if (store) {
-    Result<BlobStoreStats> st = store->Stats();
-    if (st.has_value()) {
+    std::optional<BlobStoreStats> st = store->Stats();
+    if (st) {
       uint64_t lookups = st->hits + st->misses;
       store_json = fmt::format(
           "{{\"dir\": {}, \"objects\": {}, \"bytes\": {}, \"max_bytes\": {}, \"hits\": {}, "
@@ -79,6 +80,24 @@ std::string Supervisor::State::StatusJson() const {
     return v.empty() ? 0.0 : static_cast<double>(v[v.size() / 2]) / 1e6;
   };
   double spawn_median_ms = median_ms(spawn_ns_samples);
+  size_t leases_held = 0;
+  for (const auto& [pid, e] : executors) leases_held += e.state == ExecutorEntry::kLeased;
+  std::string dropped_json;
+  uint64_t dropped_total = 0;
+  for (size_t r = 0; r < static_cast<size_t>(DropReason::kCount); ++r) {
+    if (!dropped_json.empty()) dropped_json += ", ";
+    dropped_json += fmt::format("\"{}\": {}", DropReasonName(static_cast<DropReason>(r)),
+                                stats.dropped[r]);
+    dropped_total += stats.dropped[r];
+  }
+  std::string limits_json = fmt::format(
+      "{{\"handshake_timeout_ms\": {}, \"write_timeout_ms\": {}, \"max_output_bytes\": {}, "
+      "\"max_request_bytes\": {}, \"max_queued_leases_per_client\": {}, "
+      "\"max_leases_per_client\": {}, \"max_clients\": {}, \"lease_wait_ms\": {}, "
+      "\"idle_exit_ms\": {}}}",
+      options.handshake_timeout.count(), options.write_timeout.count(), options.max_output_bytes,
+      options.max_request_bytes, options.max_queued_leases_per_client, MaxLeasesPerClient(),
+      options.max_clients, options.lease_wait.count(), options.idle_exit.count());
   double clone_median_ms = median_ms(clone_ns_samples);
   return fmt::format(
       "{{\"supervisor_pid\": {}, \"socket\": {}, \"uptime_s\": {:.3f}, \"pool_size\": {}, "
@@ -89,13 +108,19 @@ std::string Supervisor::State::StatusJson() const {
       "\"spawn_median_ms\": {:.3f}, \"spawn_clone_median_ms\": {:.3f}, \"spawn_samples\": {}, "
       "\"crashes\": {}, \"seccomp_kills\": {}, \"kills\": {}, "
       "\"code_bytes_received\": {}, \"blobs_preloaded\": {}, \"refused_peers\": {}, "
-      "\"store\": {}}}",
+      "\"store\": {}, \"pid\": {}, \"connections\": {}, \"leases_held\": {}, "
+      "\"leases_released\": {}, \"lease_wait_timeouts\": {}, \"orphaned_kills\": {}, "
+      "\"executor_start_timeouts\": {}, \"dropped_total\": {}, \"dropped\": {{{}}}, "
+      "\"limits\": {}}}",
       ::getpid(), JsonString(socket_path), uptime, options.pool_size,
-      options.sandbox == SandboxMode::kFull ? "full" : "none", executors_json, spawning, queue.size(),
+      options.sandbox == SandboxMode::kFull ? "full" : "none", executors_json, spawning, queued_total,
       clients.size(), stats.calls, uptime > 0 ? static_cast<double>(stats.calls) / uptime : 0.0,
       stats.errors, errors_json, stats.leases_granted, stats.leases_lost, stats.spawned,
       stats.spawn_failures, spawn_median_ms, clone_median_ms, spawn_ns_samples.size(), stats.crashes, stats.seccomp_kills, stats.kills,
-      stats.code_bytes_received, stats.blobs_preloaded, stats.refused_peers, store_json);
+      stats.code_bytes_received, stats.blobs_preloaded, stats.refused_peers, store_json,
+      ::getpid(), stats.connections, leases_held, stats.leases_released, stats.lease_wait_timeouts,
+      stats.orphaned_kills, stats.executor_start_timeouts, dropped_total, dropped_json,
+      limits_json);
 }
 
 std::string Supervisor::State::StatusText() const {
@@ -120,8 +145,8 @@ std::string Supervisor::State::StatusText() const {
                        e.calls, RssKib(pid));
   }
   if (store) {
-    Result<BlobStoreStats> st = store->Stats();
-    if (st.has_value()) {
+    std::optional<BlobStoreStats> st = store->Stats();
+    if (st) {
       uint64_t lookups = st->hits + st->misses;
       out += fmt::format("blob store  {}: {} objects, {} bytes, hit rate {:.0f}% of {} reads\n",
                          st->dir, st->objects, st->bytes,

@@ -72,6 +72,17 @@ int ZygoteMain(ipc::UnixSocket socket, const ZygoteOptions& options) {
   }
   std::map<pid_t, JailedProcess> children;
   for (;;) {
+    // Drained before every wait, not only when poll says so: requests that came with the
+    // handshake's bytes are already buffered, and poll would not report them.
+    for (;;) {
+      std::vector<ScopedFd> received;
+      Result<ControlMessage> m = ipc::ReceiveControl(*channel, &received, nanoseconds(0));
+      if (!m.has_value()) {
+        if (m.error().kind() == ErrorKind::kTimeout) break;
+        return 0;  // the supervisor closed the channel: children die with us
+      }
+      if (m->op == "spawn") Spawn(*channel, options, *seccomp, m->Int("token"), &children);
+    }
     std::vector<pollfd> fds;
     fds.push_back({channel->socket_fd(), POLLIN, 0});
     std::vector<pid_t> pids;
@@ -96,16 +107,6 @@ int ZygoteMain(ipc::UnixSocket socket, const ZygoteOptions& options) {
       children.erase(it);
       (void)ipc::SendControl(*channel, exited);
     }
-    if ((fds[0].revents & (POLLIN | POLLHUP | POLLERR)) == 0) continue;
-    for (;;) {
-      std::vector<ScopedFd> received;
-      Result<ControlMessage> m = ipc::ReceiveControl(*channel, &received, nanoseconds(0));
-      if (!m.has_value()) {
-        if (m.error().kind() == ErrorKind::kTimeout) break;
-        return 0;  // the supervisor closed the channel: children die with us
-      }
-      if (m->op == "spawn") Spawn(*channel, options, *seccomp, m->Int("token"), &children);
-    }
   }
 }
 
@@ -127,7 +128,7 @@ Result<ZygoteHandle> StartZygote(const ZygoteOptions& options) {
   pair.second.Close();
   ZygoteHandle handle;
   handle.pid = pid;
-  ASSIGN_OR_RETURN(handle.channel, ipc::Connection::Connect(std::move(pair.first), ipc::ControlConnectionOptions()));
+  handle.socket = std::move(pair.first);
   return handle;
 }
 

@@ -35,7 +35,7 @@ struct ZygoteOptions {
 
 struct ZygoteHandle {
   pid_t pid = -1;
-  ipc::Connection channel;  // supervisor side (client of the handshake)
+  ipc::UnixSocket socket;  // the supervisor's end of the channel (client of the handshake)
 };
 
 // Forks the zygote. Call before creating threads.

@@ -80,5 +80,5 @@ set +e
 "$bin" cache stats --dir "$tmp/file/sub" 2> "$tmp/err"
 code=$?
 set -e
-[[ $code == 2 ]] && grep -q '^error\[IoError\]' "$tmp/err" || fail "unopenable store: $code $(cat "$tmp/err")"
+[[ $code == 2 ]] && grep -q '^error: ' "$tmp/err" || fail "unopenable store: $code $(cat "$tmp/err")"
 echo "cache: ok ($objects objects)"

@@ -11,7 +11,16 @@
 //   for (...) lease.session.Call(program, blobs, "add", args);
 //
 // Errors keep their kinds. A leased executor that dies mid-call gives ExecutorCrashed; a call
-// that exceeds `call_timeout` gets its executor killed (through the supervisor) and Timeout.
+// that exceeds `call_timeout` gets its executor killed (through the supervisor) and Timeout; a
+// supervisor that exits while we wait gives SandboxError "the supervisor exited".
+//
+// Lease ownership: a lease lives as long as this Client's control connection. Release(lease)
+// ends it cleanly (the executor reports what it learned and is recycled); destroying the Client
+// (or the process ending, crashing or being killed) ends every lease it still holds: the
+// supervisor kills those executors, also in the middle of a call, and replaces them. A lease
+// request waits at most `lease_wait` in the queue, then fails with ResourceExhausted naming the
+// cause. A Client holds at most the supervisor's per-client limit of leases at once (pool size
+// - 1, at least 1, by default); more requests wait for one of its own to end.
 // Not thread-safe: one Client per thread (leases may be used from other threads, one each).
 #ifndef SHAPEX_CLIENT_CLIENT_H_
 #define SHAPEX_CLIENT_CLIENT_H_
@@ -34,13 +43,24 @@ namespace shapex {
 
 struct ClientOptions {
   std::string socket_path;  // empty: ipc::DefaultSupervisorSocketPath()
-  // Start a supervisor when none answers: runs `serve_command` (default: this program, i.e.
-  // /proc/self/exe, with "serve --daemon --socket PATH").
+  // Start a supervisor when none serves the socket: runs `SHAPEX serve --daemon --socket PATH`
+  // where SHAPEX is, in this order: `shapex_binary`; $SHAPEX_BIN; the `shapex` of the install
+  // prefix this library was built for; `shapex` on $PATH. Never the calling program itself
+  // (unless named here). If none exists, Connect fails (SandboxError) naming every place tried.
   bool start_supervisor = true;
-  std::vector<std::string> serve_command;
+  std::string shapex_binary;
+  std::vector<std::string> serve_args;  // more arguments for `serve` (e.g. "--pool", "2")
+  // How long Connect keeps trying (starting a supervisor, or retrying a busy one).
   std::chrono::milliseconds start_timeout{5000};
+  // How long a lease may wait in the supervisor's queue before ResourceExhausted (the
+  // supervisor's own bound, 30 s by default, applies too).
+  std::chrono::milliseconds lease_wait{30000};
   ExecutorSessionOptions session;  // transport of executor connections, call timeout
 };
+
+// The `shapex` binary ClientOptions::shapex_binary names or the search finds (see above), or
+// SandboxError naming the places searched.
+Result<std::string> FindShapexBinary(const std::string& explicit_path = {});
 
 // A leased executor: a session with it, and its pid (in our pid namespace).
 struct Lease {
@@ -76,6 +96,11 @@ class Client {
   Result<std::string> StatusText();
   // Asks the supervisor to shut down.
   Status StopSupervisor();
+  // Ends `lease`: closes the session and tells the supervisor (the executor is recycled, not
+  // killed, when this Client goes away afterwards).
+  void Release(Lease& lease);
+  // The supervisor's pid (as this process sees it).
+  pid_t supervisor_pid() const { return control_.peer_credentials().pid; }
   // Asks the supervisor to kill an executor leased to us.
   Status KillExecutor(int executor_pid);
   // Cancels a call in flight on `lease`: calls run to completion in an executor, so this sends

@@ -69,6 +69,13 @@ Status SendControl(Connection& connection, const ControlMessage& message,
                    std::span<const int> fds = {});
 // Decodes a received kMessage / kMessageWithFds frame; its descriptors move to `*fds`.
 Result<ControlMessage> DecodeControlFrame(IncomingFrame* frame, std::vector<ScopedFd>* fds);
+// The same for a frame given as type, payload and the descriptors that came with it.
+Result<ControlMessage> DecodeControlPayload(FrameType type, std::span<const uint8_t> payload,
+                                            std::vector<ScopedFd> received,
+                                            std::vector<ScopedFd>* fds);
+// A whole frame (header + payload) carrying `message`; with descriptors, the payload starts with
+// their table (the descriptors themselves travel beside the bytes).
+std::vector<uint8_t> EncodeControlFrame(const ControlMessage& message, size_t fd_count);
 // Receive + DecodeControlFrame. IoError when the peer closed (or said Goodbye).
 Result<ControlMessage> ReceiveControl(Connection& connection, std::vector<ScopedFd>* fds,
                                       std::chrono::nanoseconds timeout);

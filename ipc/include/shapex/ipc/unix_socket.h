@@ -80,7 +80,9 @@ class UnixSocket {
 
   // Connects to a listener at `path`. A path starting with '@' names the Linux abstract
   // namespace. IoError if nobody listens; kWouldBlock-style backlog overflow is an IoError too.
-  static Result<UnixSocket> Connect(std::string_view path);
+  // `*error_number` (if given) receives connect's errno on failure (ENOENT, ECONNREFUSED,
+  // EAGAIN...), 0 otherwise.
+  static Result<UnixSocket> Connect(std::string_view path, int* error_number = nullptr);
 
   // Takes ownership of a connected AF_UNIX stream socket (e.g. inherited by an executor); makes it
   // non-blocking and close-on-exec and reads its peer credentials.
@@ -140,6 +142,10 @@ class UnixListener {
 
   // Binds and listens. IoError if the path exists (remove stale sockets first) or is too long.
   static Result<UnixListener> Listen(std::string_view path, int backlog = 128);
+
+  // Takes a socket that already listens (e.g. passed by systemd socket activation): checks that
+  // it is a listening AF_UNIX stream socket, makes it non-blocking and close-on-exec.
+  static Result<UnixListener> Adopt(ScopedFd fd, std::string path);
 
   // Accepts one pending connection (nullopt if none is pending) and reads its SO_PEERCRED.
   Result<std::optional<UnixSocket>> Accept();

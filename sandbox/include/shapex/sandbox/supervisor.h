@@ -23,10 +23,17 @@
 // so the client's negotiation finds them known and sends no code.
 //
 // Guarantees: only peers with our uid (SO_PEERCRED) are served; the socket's directory is 0700
-// (ipc/supervisor_socket.h). A crashed or killed executor is replaced and nothing else notices;
-// its client sees its connection close (ExecutorCrashed). SIGTERM: stop accepting, let leased
-// executors finish for up to `grace`, then kill them, remove the socket and return OK.
-// Single-threaded (one poll loop); Start forks the zygote, so call it before creating threads.
+// (ipc/supervisor_socket.h). One supervisor per socket path: an exclusive flock on PATH.lock
+// decides who serves; the socket is unlinked (before the lock is released) only if the path is
+// still our own socket, and never when systemd passed it. A crashed or killed executor is
+// replaced and nothing else notices; its client sees its connection close (ExecutorCrashed).
+// A lease belongs to the control connection that asked for it: when that connection ends, the
+// executor is killed and replaced unless the client released it first ("release").
+// SIGTERM/SIGINT: stop accepting, let leased executors finish for up to `grace`, then kill them,
+// remove the socket and return OK. SIGHUP reopens the log.
+// Nothing in the event loop waits on a peer: clients, executors and the zygote are non-blocking
+// ipc::AsyncChannels on one epoll loop with deadlines; blob store work runs on one worker
+// thread. Start forks the zygote before that thread exists.
 #ifndef SHAPEX_SANDBOX_SUPERVISOR_H_
 #define SHAPEX_SANDBOX_SUPERVISOR_H_
 
@@ -49,11 +56,39 @@ struct SupervisorOptions {
   RlimitOptions limits;      // process limits of every executor
   // Leases an executor serves before it is replaced (1 = a fresh process for every lease).
   size_t leases_per_executor = 1;
-  size_t max_queued_leases = 256;
+  size_t max_queued_leases = 256;  // over all clients; more: ResourceExhausted at once
   // Blob store directory; empty: BlobStore::DefaultDir(); "none": no persistent store.
   std::string store_dir;
   uint64_t store_max_bytes = uint64_t{512} << 20;
   std::chrono::milliseconds grace{5000};
+
+  // Per-connection bounds and deadlines of the control plane (docs/wire-protocol.md, "Bounds
+  // and deadlines"). A client over a bound is dropped; each drop is counted in `status`.
+  std::chrono::milliseconds handshake_timeout{2000};  // accept to complete Hello
+  std::chrono::milliseconds write_timeout{5000};      // replies left unread this long
+  size_t max_output_bytes = size_t{1} << 20;          // replies queued for one client
+  uint32_t max_request_bytes = uint32_t{4} << 20;     // one request frame from a client
+  size_t max_queued_leases_per_client = 64;
+  size_t max_leases_per_client = 0;  // leases held at once; 0: pool_size - 1, at least 1
+  size_t max_clients = 4096;
+  size_t max_pending_handshakes = 1024;  // more: the oldest pending one is dropped
+  size_t max_preload_hashes = 4096;      // hashes of one lease looked up in the store
+  // Longest wait of a lease in the queue; then ResourceExhausted naming the cause. A request's
+  // `wait_ms` may shorten it.
+  std::chrono::milliseconds lease_wait{30000};
+  // A lease released by its client whose executor has not reported `done` this long after the
+  // client left is ended by killing the executor.
+  std::chrono::milliseconds release_timeout{1000};
+  std::chrono::milliseconds executor_start_timeout{10000};  // spawn to "ready"
+  // Exit after this long with no client connection and no lease (0: never).
+  std::chrono::milliseconds idle_exit{0};
+  // The log (stderr is redirected there; SIGHUP reopens it; over log_max_bytes it is renamed to
+  // PATH.1 and started anew). Empty: stderr as inherited.
+  std::string log_path;
+  uint64_t log_max_bytes = uint64_t{4} << 20;
+  // Take a listening socket from systemd (LISTEN_PID/LISTEN_FDS) and report readiness to
+  // NOTIFY_SOCKET when those variables are set.
+  bool systemd = true;
 };
 
 class Supervisor {

@@ -1,0 +1,91 @@
+#include "store_worker.h"
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "shapex/core/errno_status.h"
+
+namespace shapex::sandbox {
+
+Result<std::unique_ptr<StoreWorker>> StoreWorker::Start(BlobStore store) {
+  ScopedFd fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!fd) return ErrnoStatus("eventfd");
+  return std::unique_ptr<StoreWorker>(new StoreWorker(std::move(store), std::move(fd)));
+}
+
+StoreWorker::StoreWorker(BlobStore store, ScopedFd event_fd)
+    : store_(std::move(store)), event_fd_(std::move(event_fd)) {
+  thread_ = std::thread([this] { Main(); });
+}
+
+StoreWorker::~StoreWorker() {
+  {
+    std::lock_guard lock(mu_);
+    quit_ = true;
+    jobs_.clear();
+  }
+  cv_.notify_one();
+  thread_.join();
+}
+
+void StoreWorker::Post(Job job) {
+  {
+    std::lock_guard lock(mu_);
+    jobs_.push_back(std::move(job));
+  }
+  cv_.notify_one();
+}
+
+size_t StoreWorker::pending() const {
+  std::lock_guard lock(mu_);
+  return jobs_.size();
+}
+
+std::optional<BlobStoreStats> StoreWorker::Stats() const {
+  std::lock_guard lock(mu_);
+  return stats_;
+}
+
+void StoreWorker::RunCompleted() {
+  uint64_t count = 0;
+  (void)!::read(event_fd_.get(), &count, sizeof count);
+  std::deque<Completion> done;
+  {
+    std::lock_guard lock(mu_);
+    done.swap(done_);
+  }
+  for (Completion& c : done) {
+    if (c) c();
+  }
+}
+
+void StoreWorker::Main() {
+  bool stats_stale = true;
+  for (;;) {
+    Job job;
+    {
+      std::unique_lock lock(mu_);
+      if (jobs_.empty() && !quit_ && stats_stale) {
+        lock.unlock();
+        Result<BlobStoreStats> st = store_.Stats();  // idle: refresh the snapshot
+        lock.lock();
+        if (st.has_value()) stats_ = *st;
+        stats_stale = false;
+      }
+      cv_.wait(lock, [&] { return quit_ || !jobs_.empty(); });
+      if (quit_) return;
+      job = std::move(jobs_.front());
+      jobs_.pop_front();
+    }
+    Completion completion = job(store_);
+    stats_stale = true;
+    {
+      std::lock_guard lock(mu_);
+      done_.push_back(std::move(completion));
+    }
+    uint64_t one = 1;
+    (void)!::write(event_fd_.get(), &one, sizeof one);
+  }
+}
+
+}  // namespace shapex::sandbox
