@@ -50,6 +50,12 @@ struct Outcome {
 
 class RemoteCallsTest : public shapex_testing::SupervisorFixture {
  protected:
+  // pmap spreads over both executors of the pool: one client may hold both here (the default
+  // share is pool size - 1).
+  std::vector<std::string> ExtraServeArgs() const override {
+    return {"--max-leases-per-client", "2"};
+  }
+
   std::unique_ptr<engine::Program> Compile(const std::string& source) {
     engine::Diagnostic diag;
     auto program = engine::Compile(source, "t.shape", &diag);

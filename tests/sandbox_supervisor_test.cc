@@ -130,27 +130,52 @@ TEST_F(SupervisorTest, LargeResultsComeBackAsSealedSegmentsFromTheJail) {
   EXPECT_EQ(JsonInt(json, "seccomp_kills"), 0);
 }
 
-// A client that gave up waiting for a lease still gets the grant later, before the reply to
-// its next request: the client drops it (ending that lease) and reads on.
-TEST_F(SupervisorTest, ALateGrantDoesNotConfuseTheNextRequest) {
+// A lease waits a bounded time: then ResourceExhausted names the cause, and the queue forgets
+// it (the executor freed later goes to nobody in particular; the pool settles).
+TEST_F(SupervisorTest, ALeaseWaitsABoundedTimeAndLearnsWhy) {
   WaitForSettledPool();
-  ASSERT_OK_AND_ASSIGN(Client holder, Client::Connect(Options()));
-  ASSERT_OK_AND_ASSIGN(Lease first, holder.LeaseExecutor({}));
-  ASSERT_OK_AND_ASSIGN(Lease second, holder.LeaseExecutor({}));
+  ASSERT_OK_AND_ASSIGN(Client a, Client::Connect(Options()));
+  ASSERT_OK_AND_ASSIGN(Client b, Client::Connect(Options()));
+  ASSERT_OK_AND_ASSIGN(Lease first, a.LeaseExecutor({}));
+  ASSERT_OK_AND_ASSIGN(Lease second, b.LeaseExecutor({}));
   ClientOptions impatient = Options();
-  impatient.session.call_timeout = milliseconds(300);
+  impatient.lease_wait = milliseconds(300);
   ASSERT_OK_AND_ASSIGN(Client waiter, Client::Connect(impatient));
-  EXPECT_THAT(waiter.LeaseExecutor({}), IsError(ErrorKind::kTimeout));
-  first.session.Close();  // its replacement goes to the queued lease
-  std::string json = StatusWhen(holder, [](const std::string& j) {
-    return JsonInt(j, "queued_leases") == 0 && JsonInt(j, "leases_granted") == 3;
-  });
-  ASSERT_EQ(JsonInt(json, "leases_granted"), 3) << json;
-  ASSERT_OK_AND_ASSIGN(std::string status, waiter.StatusJson());
-  EXPECT_EQ(JsonInt(status, "supervisor_pid"), supervisor_);
-  second.session.Close();
-  // The dropped lease ends like any other: the pool settles with two idle executors again.
-  EXPECT_TRUE(PoolSettled(StatusWhen(holder, PoolSettled)));
+  Result<Lease> none = waiter.LeaseExecutor({});
+  ASSERT_FALSE(none.has_value());
+  EXPECT_EQ(none.error().kind(), ErrorKind::kResourceExhausted) << none.error();
+  EXPECT_THAT(none.error().message(), HasSubstr("all 2 executors leased")) << none.error();
+  EXPECT_THAT(none.error().message(), HasSubstr("waited")) << none.error();
+  a.Release(first);
+  b.Release(second);
+  std::string json = StatusWhen(waiter, PoolSettled);
+  EXPECT_TRUE(PoolSettled(json)) << json;
+  EXPECT_EQ(JsonInt(json, "leases_granted"), 2) << json;
+  EXPECT_EQ(JsonInt(json, "lease_wait_timeouts"), 1) << json;
+  EXPECT_EQ(JsonInt(json, "queued_leases"), 0) << json;
+}
+
+// One client holds at most pool size - 1 executors (here 1): another request of its own waits
+// for one of its leases to end, not for other clients.
+TEST_F(SupervisorTest, AClientHoldsAtMostItsShareOfThePool) {
+  WaitForSettledPool();
+  ClientOptions options = Options();
+  options.lease_wait = milliseconds(300);
+  ASSERT_OK_AND_ASSIGN(Client greedy, Client::Connect(options));
+  ASSERT_OK_AND_ASSIGN(Lease first, greedy.LeaseExecutor({}));
+  Result<Lease> now = greedy.LeaseExecutor({}, /*wait=*/false);
+  ASSERT_FALSE(now.has_value());
+  EXPECT_EQ(now.error().kind(), ErrorKind::kResourceExhausted);
+  Result<Lease> later = greedy.LeaseExecutor({});
+  ASSERT_FALSE(later.has_value());
+  EXPECT_THAT(later.error().message(), HasSubstr("already holds 1 of 2")) << later.error();
+  // Another client gets the executor the greedy one could not.
+  ASSERT_OK_AND_ASSIGN(Client other, Client::Connect(Options()));
+  ASSERT_OK_AND_ASSIGN(Lease second, other.LeaseExecutor({}));
+  EXPECT_NE(second.executor_pid, first.executor_pid);
+  other.Release(second);
+  greedy.Release(first);
+  EXPECT_TRUE(PoolSettled(StatusWhen(other, PoolSettled)));
 }
 
 TEST_F(SupervisorTest, StatusNamesTheSupervisorAndItsExecutors) {

@@ -166,7 +166,9 @@ Result<Client> Client::Connect(const ClientOptions& options) {
         client.control_ = std::move(*control);
         return client;
       }
-      last = control.error();  // e.g. a supervisor that is stopping: try again
+      // It accepted and then refused or went away: not a busy supervisor, an answer.
+      return SandboxError(fmt::format("the supervisor at {} refused the connection: {}", path,
+                                      control.error().message()));
     } else {
       last = socket.error();
       // Only "nothing there" means no supervisor: any other failure (a full backlog, say)

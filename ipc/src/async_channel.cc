@@ -151,7 +151,6 @@ Status AsyncChannel::OnFrame(const Frame& frame, const Handler& handle, bool* de
     } else if (peer->flags != 0) {
       bad = ProtocolError("control connections use the socket transport only");
     }
-    if (!fd_queue_.empty()) bad = ProtocolError("the handshake carries no descriptors here");
     if (!bad.ok()) {
       if (role_ == Role::kServer) {
         const std::string& why = bad.message();

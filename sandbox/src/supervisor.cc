@@ -186,6 +186,17 @@ Result<std::unique_ptr<Supervisor>> Supervisor::Start(const SupervisorOptions& o
   zygote.executor = options.executor;
   zygote.limits = options.limits;
   ASSIGN_OR_RETURN(state->zygote, StartZygote(zygote));
+  // Signals become events, blocked before any thread exists (a thread that does not block
+  // them would take SIGTERM's default action) and before anyone can connect.
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGINT);
+  sigaddset(&mask, SIGHUP);
+  if (sigprocmask(SIG_BLOCK, &mask, nullptr) != 0) return ErrnoStatus("sigprocmask");
+  state->signal_fd = ScopedFd(::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
+  if (!state->signal_fd) return ErrnoStatus("signalfd");
+  ::signal(SIGPIPE, SIG_IGN);
   std::unique_ptr<StoreWorker> worker;
   if (store) {
     ASSIGN_OR_RETURN(worker, StoreWorker::Start(std::move(*store)));
@@ -204,15 +215,6 @@ Result<std::unique_ptr<Supervisor>> Supervisor::Start(const SupervisorOptions& o
   }
   s.epoll_fd = ScopedFd(::epoll_create1(EPOLL_CLOEXEC));
   if (!s.epoll_fd) return ErrnoStatus("epoll_create1");
-  sigset_t mask;
-  sigemptyset(&mask);
-  sigaddset(&mask, SIGTERM);
-  sigaddset(&mask, SIGINT);
-  sigaddset(&mask, SIGHUP);
-  if (sigprocmask(SIG_BLOCK, &mask, nullptr) != 0) return ErrnoStatus("sigprocmask");
-  s.signal_fd = ScopedFd(::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
-  if (!s.signal_fd) return ErrnoStatus("signalfd");
-  ::signal(SIGPIPE, SIG_IGN);
   s.Watch(s.listener.fd(), EPOLLIN, Token(kListener), true);
   s.Watch(s.signal_fd.get(), EPOLLIN, Token(kSignal), true);
   s.Watch(s.zygote_channel.fd(), Interest(s.zygote_channel.wants_write()),

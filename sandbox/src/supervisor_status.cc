@@ -108,8 +108,8 @@ std::string Supervisor::State::StatusJson() const {
       "\"spawn_median_ms\": {:.3f}, \"spawn_clone_median_ms\": {:.3f}, \"spawn_samples\": {}, "
       "\"crashes\": {}, \"seccomp_kills\": {}, \"kills\": {}, "
       "\"code_bytes_received\": {}, \"blobs_preloaded\": {}, \"refused_peers\": {}, "
-      "\"store\": {}, \"pid\": {}, \"connections\": {}, \"leases_held\": {}, "
-      "\"leases_released\": {}, \"lease_wait_timeouts\": {}, \"orphaned_kills\": {}, "
+      "\"store\": {}, \"connections\": {}, \"leases_held\": {}, "
+      "\"releases\": {}, \"lease_wait_timeouts\": {}, \"orphaned_kills\": {}, "
       "\"executor_start_timeouts\": {}, \"dropped_total\": {}, \"dropped\": {{{}}}, "
       "\"limits\": {}}}",
       ::getpid(), JsonString(socket_path), uptime, options.pool_size,
@@ -118,7 +118,7 @@ std::string Supervisor::State::StatusJson() const {
       stats.errors, errors_json, stats.leases_granted, stats.leases_lost, stats.spawned,
       stats.spawn_failures, spawn_median_ms, clone_median_ms, spawn_ns_samples.size(), stats.crashes, stats.seccomp_kills, stats.kills,
       stats.code_bytes_received, stats.blobs_preloaded, stats.refused_peers, store_json,
-      ::getpid(), stats.connections, leases_held, stats.leases_released, stats.lease_wait_timeouts,
+      stats.connections, leases_held, stats.leases_released, stats.lease_wait_timeouts,
       stats.orphaned_kills, stats.executor_start_timeouts, dropped_total, dropped_json,
       limits_json);
 }

@@ -21,6 +21,7 @@
 #include <functional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "shapex/client/client.h"
 
@@ -52,6 +53,8 @@ class SupervisorFixture : public ::testing::Test {
  protected:
   // The binary `shapex serve` runs from.
   virtual const char* ServeBinary() const { return SHAPEX_BIN; }
+  // More `serve` arguments (e.g. {"--max-leases-per-client", "2"}).
+  virtual std::vector<std::string> ExtraServeArgs() const { return {}; }
 
   void SetUp() override {
     char pattern[] = "/tmp/shapex-supervisor-test-XXXXXX";
@@ -71,8 +74,13 @@ class SupervisorFixture : public ::testing::Test {
     ASSERT_GE(supervisor_, 0);
     if (supervisor_ == 0) {
       std::string store = dir_ + "/store";
-      execl(ServeBinary(), ServeBinary(), "serve", "--socket", socket_.c_str(), "--store",
-            store.c_str(), "--pool", "2", static_cast<char*>(nullptr));
+      std::vector<std::string> args = {ServeBinary(), "serve", "--socket", socket_,
+                                       "--store",     store,   "--pool",   "2"};
+      for (const std::string& extra : ExtraServeArgs()) args.push_back(extra);
+      std::vector<char*> argv;
+      for (std::string& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      execv(ServeBinary(), argv.data());
       _exit(127);
     }
     // Ready when it answers.
