@@ -269,6 +269,10 @@ class LiteralChecker {
 // watchdog is the backstop for a single native call that runs far past the deadline.
 constexpr double kWatchdogGrace = 1.0;
 
+// The default wall-clock limit of a call that enters a @remote function (seconds; LANGUAGE.md
+// "Running", docs/language.md): an endless remote call cannot hold an executor forever.
+constexpr double kDefaultRemoteTimeout = 300;
+
 class Watchdog {
  public:
   explicit Watchdog(double seconds) {
@@ -323,15 +327,23 @@ struct RunOptions {
   size_t memory = size_t{1} << 30;
   double timeout = 0;  // seconds of wall clock; 0 = none (see Watchdog)
   uint32_t stack = 10000;
+  double remote_timeout = kDefaultRemoteTimeout;  // per call into a @remote function; 0 = none
+
+  // The wall-clock limit of one call that enters a @remote function (or of the function `call`
+  // runs): the tighter of --timeout and --remote-timeout; 0 = none.
+  double CallLimit() const {
+    if (timeout > 0 && remote_timeout > 0) return std::min(timeout, remote_timeout);
+    return timeout > 0 ? timeout : remote_timeout;
+  }
 
   engine::Limits Limits() const {
     return engine::Limits{.fuel = fuel, .memory = memory, .stack = stack, .timeout = timeout};
   }
   ipc::CallLimits RemoteLimits() const {
-    return ipc::CallLimits{fuel, memory, stack, static_cast<uint64_t>(timeout * 1000)};
+    return ipc::CallLimits{fuel, memory, stack, static_cast<uint64_t>(CallLimit() * 1000)};
   }
-  // How remote calls reach the supervisor. A call gets 2 s beyond --timeout (the executor
-  // enforces the timeout itself) before its executor is killed.
+  // How remote calls reach the supervisor. A call gets 2 s beyond its limit (the executor
+  // enforces the limit itself) before its executor is killed.
   ClientOptions Client() const {
     ClientOptions options;
     options.socket_path = socket;
@@ -340,8 +352,8 @@ struct RunOptions {
     options.session.connection.transport =
         transport == "socket" ? ipc::Transport::kSocket : ipc::Transport::kCallRing;
     options.session.call_timeout =
-        timeout > 0 ? std::chrono::milliseconds(static_cast<int64_t>(timeout * 1000) + 2000)
-                    : std::chrono::milliseconds(int64_t{24} * 3600 * 1000);
+        CallLimit() > 0 ? std::chrono::milliseconds(static_cast<int64_t>(CallLimit() * 1000) + 2000)
+                        : std::chrono::milliseconds(int64_t{24} * 3600 * 1000);
     return options;
   }
 };
@@ -399,7 +411,18 @@ int RunRun(const RunOptions& o) {
   RemoteCalls remote(*program, RemoteCallsOptions{o.Client(), o.RemoteLimits()});
   Watchdog watchdog(o.timeout);
   engine::Vm vm(*program, o.Limits());
-  if (!o.local) remote.Install(vm);
+  if (!o.local) {
+    remote.Install(vm);
+  } else if (o.remote_timeout > 0) {
+    // The limit an executor would apply to each call that enters a @remote function.
+    vm.SetRemoteCallHandler([limit = o.remote_timeout](engine::Vm& v, const engine::Value& callee,
+                                                        std::span<const engine::Value> args,
+                                                        engine::Value* result) {
+      Status s = v.CallValueWithin(limit, callee, {args.begin(), args.end()}, result);
+      if (!s.ok()) v.SetRemoteErrorTrace(v.trace());
+      return s;
+    });
+  }
   Status status = vm.RunMain(o.args);
   FlushStdout();
   if (!status.ok()) return ReportRuntimeError(status, vm.trace(), o.file);
@@ -444,8 +467,10 @@ int RunCall(const RunOptions& o) {
     return kExitCompile;
   }
   if (!o.local) return RunCallRemote(o, **entry);
-  Watchdog watchdog(o.timeout);
-  engine::Vm vm(**entry, o.Limits());
+  Watchdog watchdog(o.CallLimit());
+  engine::Limits limits = o.Limits();
+  limits.timeout = o.CallLimit();  // what an executor would apply to this call
+  engine::Vm vm(**entry, limits);
   engine::Value result;
   Status status = vm.CallByName(kCallEntry, {}, &result);
   if (!status.ok()) return ReportRuntimeError(status, vm.trace(), o.file);
@@ -533,6 +558,11 @@ void AddLimitFlags(CLI::App* cmd, RunOptions* o) {
   cmd->add_option("--timeout", o->timeout, "Wall-clock limit in seconds (0 = none)")
       ->check(kSeconds);
   cmd->add_option("--stack", o->stack, "Maximum call depth in frames")->check(kCount);
+  cmd->add_option("--remote-timeout", o->remote_timeout,
+                  fmt::format("Wall-clock limit in seconds of each call that enters a @remote "
+                              "function, with or without --local (default {}, 0 = none)",
+                              kDefaultRemoteTimeout))
+      ->check(kSeconds);
 }
 
 int Main(int argc, char** argv) {

@@ -101,7 +101,7 @@ bool Vm::PushCall(Value* slot, int argc) {
   for (uint32_t i = static_cast<uint32_t>(argc); i < p->num_params; ++i) base[i] = Value::None();
   // CallRemote checks the annotations too (it shares CheckArgumentTypes), then calls the
   // handler. Tested before the annotation loop: after it, local calls got measurably slower.
-  if (p->remote && remote_call_) [[unlikely]]
+  if (p->remote && remote_call_ && local_remote_depth_ == 0) [[unlikely]]
     return CallRemote(*p, slot, argc);
   if (!CheckArgs(*this, *p, base, argc)) return false;
   if (base + p->num_regs > im.high_water) im.high_water = base + p->num_regs;
@@ -874,7 +874,7 @@ refuel:
       std::chrono::steady_clock::now() >= im.deadline) {
     slice = 0;
     SAVE_IP();
-    FailKind(ErrorKind::kTimeout, fmt::format("timed out after {}s", limits_.timeout));
+    FailKind(ErrorKind::kTimeout, fmt::format("timed out after {}s", im.deadline_seconds));
     goto error;
   }
   if (im.fuel_left == 0) {

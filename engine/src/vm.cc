@@ -234,6 +234,46 @@ Status Vm::CallValue(const Value& callee, const std::vector<Value>& args, Value*
   return Status::Ok();
 }
 
+Status Vm::CallValueWithin(double seconds, const Value& callee, const std::vector<Value>& args,
+                           Value* result) {
+  using Clock = std::chrono::steady_clock;
+  Impl& im = *impl_;
+  bool nested = !im.frames.empty() || im.native_depth > 0;
+  if (!nested) StartDeadline();
+  auto saved = im.deadline;
+  double saved_seconds = im.deadline_seconds;
+  auto mine = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                 std::chrono::duration<double>(seconds));
+  if (seconds > 0 && mine < im.deadline) {
+    im.deadline = mine;
+    im.deadline_seconds = seconds;
+  }
+  // Nested, CallValue keeps the deadline just set; at the top it would start its own.
+  Status s = Status::Ok();
+  ++local_remote_depth_;
+  size_t saved_base = trace_base_;
+  trace_base_ = im.frames.size();
+  if (nested) {
+    s = CallValue(callee, args, result);
+  } else {
+    trace_.clear();
+    error_ = Status::Ok();
+    if (!EnsureScriptRan()) {
+      s = error_;
+    } else {
+      RootScope roots(*this);
+      roots.Add(callee);
+      for (const Value& a : args) roots.Add(a);
+      if (!Call(callee, args.data(), static_cast<int>(args.size()), result)) s = error_;
+    }
+  }
+  --local_remote_depth_;
+  trace_base_ = saved_base;
+  im.deadline = saved;
+  im.deadline_seconds = saved_seconds;
+  return s;
+}
+
 bool Vm::CheckAlloc(size_t bytes) {
   // Building a big value is work too: charge fuel per 16 bytes so a native cannot do unbounded
   // work for the price of one instruction.
@@ -387,6 +427,7 @@ void Vm::StartDeadline() {
   // the call that is running.
   if (!impl_->frames.empty() || impl_->native_depth > 0) return;
   using Clock = std::chrono::steady_clock;
+  impl_->deadline_seconds = limits_.timeout;
   impl_->deadline = limits_.timeout > 0
                         ? Clock::now() + std::chrono::duration_cast<Clock::duration>(
                                              std::chrono::duration<double>(limits_.timeout))
@@ -444,8 +485,11 @@ void Vm::BuildTrace() {
 void Vm::AppendFrameTrace() {
   // Deep recursion would print thousands of identical lines: keep the innermost 20 and the
   // outermost 5 frames and say how many were left out (a frame with an empty file).
+  // Frames below trace_base_ belong to the caller of a CallValueWithin (they are added by
+  // CallRemote, as for an executor's trace).
   constexpr size_t kInner = 20, kOuter = 5;
-  size_t n = impl_->frames.size();
+  size_t base = std::min(trace_base_, impl_->frames.size());
+  size_t n = impl_->frames.size() - base;
   for (size_t i = n; i-- > 0;) {
     if (n > kInner + kOuter + 1 && i == n - kInner - 1) {
       size_t skipped = n - kInner - kOuter;
@@ -453,7 +497,7 @@ void Vm::AppendFrameTrace() {
       i = kOuter;
       continue;
     }
-    const Frame& f = impl_->frames[i];
+    const Frame& f = impl_->frames[base + i];
     TraceFrame t;
     t.function = f.proto->name;
     t.file = program_.source_name;

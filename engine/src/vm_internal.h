@@ -108,6 +108,7 @@ struct Vm::Impl {
   int native_depth = 0;                // nested Vm::Call from natives
   // Wall-clock deadline, checked every kFuelSlice instructions; max() = none.
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+  double deadline_seconds = 0;  // the limit `deadline` stands for (the Timeout message names it)
   std::vector<Obj*> gray;
   Status setup_error;                  // e.g. a native this VM lacks
 

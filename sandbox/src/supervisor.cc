@@ -926,12 +926,12 @@ Status Supervisor::Run() {
   std::vector<epoll_event> events(256);
   for (;;) {
     auto now = State::Clock::now();
+    std::optional<State::Clock::time_point> next = s.Expire(now);  // may decide to stop (idle)
     if (s.stopping && !stop_begun) {
       stop_begun = true;
       s.BeginStop();
       grace_deadline = now + s.options.grace;
     }
-    std::optional<State::Clock::time_point> next = s.Expire(now);
     if (s.stopping) {
       bool leased = false;
       for (const auto& [pid, e] : s.executors) leased |= e.state == ExecutorEntry::kLeased;

@@ -151,6 +151,13 @@ class Vm {
   // Calls any callable value from outside the VM (resets the trace and the wall-clock deadline;
   // called from inside a native or a RemoteCallHandler it keeps the running call's deadline).
   Status CallValue(const Value& callee, const std::vector<Value>& args, Value* result);
+  // CallValue with a wall-clock limit of `seconds` (> 0) for this call, or the running call's
+  // deadline if that comes sooner; the Timeout message names the limit that applied. Used to
+  // give in-process calls of @remote functions the limit an executor would apply: within it,
+  // @remote functions are called directly (the RemoteCallHandler is not consulted), as inside
+  // an executor.
+  Status CallValueWithin(double seconds, const Value& callee, const std::vector<Value>& args,
+                         Value* result);
   // Fail with ResourceExhausted (and return false) when the buffer would exceed the limit.
   bool NewTypedArray(ElemKind kind, size_t length, Value* out);
   bool NewMatrix(size_t rows, size_t cols, Value* out);
@@ -220,6 +227,9 @@ class Vm {
   Status error_;
   std::function<void(std::string_view)> output_;
   RemoteCallHandler remote_call_;
+  // Inside CallValueWithin: @remote functions are called like any other (as in an executor).
+  int local_remote_depth_ = 0;
+  size_t trace_base_ = 0;  // the first frame a trace shows (CallValueWithin's entry)
   RemoteMapHandler remote_map_;
   std::vector<TraceFrame> remote_trace_;
   bool script_ran_ = false;
