@@ -21,8 +21,7 @@ StoreWorker::StoreWorker(BlobStore store, ScopedFd event_fd)
 StoreWorker::~StoreWorker() {
   {
     std::lock_guard lock(mu_);
-    quit_ = true;
-    jobs_.clear();
+    quit_ = true;  // the jobs already posted still run (e.g. blobs learned just before exit)
   }
   cv_.notify_one();
   thread_.join();
@@ -73,7 +72,7 @@ void StoreWorker::Main() {
         stats_stale = false;
       }
       cv_.wait(lock, [&] { return quit_ || !jobs_.empty(); });
-      if (quit_) return;
+      if (jobs_.empty()) return;  // quit_ with nothing left to do
       job = std::move(jobs_.front());
       jobs_.pop_front();
     }

@@ -10,8 +10,8 @@
 //   });
 //   // the loop watches worker.event_fd() and calls RunCompleted() when it is readable.
 //
-// Jobs run in order, one at a time. The destructor finishes the job in progress, drops the rest
-// and joins the thread; completions not yet run are dropped. Stats() is the snapshot taken after
+// Jobs run in order, one at a time. The destructor lets the posted jobs finish (writes of learned
+// blobs must not be lost at exit) and joins the thread; completions not yet run are dropped. Stats() is the snapshot taken after
 // the latest job (a store scan, so it is not taken per status request).
 #ifndef SHAPEX_SANDBOX_SRC_STORE_WORKER_H_
 #define SHAPEX_SANDBOX_SRC_STORE_WORKER_H_

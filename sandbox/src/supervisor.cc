@@ -687,9 +687,10 @@ void Supervisor::State::StartGrant(ExecutorEntry& e, ClientEntry& c, PendingLeas
   c.leases.insert(e.pid);
   pid_t pid = e.pid;
   uint64_t serial = e.serial;
+  uint64_t seq = ++e.grant_seq;
   if (!store || lease.hashes.empty()) {
     e.granting = std::move(lease);
-    FinishGrant(pid, serial, {}, {});
+    FinishGrant(pid, serial, seq, {}, {});
     return;
   }
   std::vector<engine::FunctionHash> wanted;
@@ -698,7 +699,7 @@ void Supervisor::State::StartGrant(ExecutorEntry& e, ClientEntry& c, PendingLeas
   }
   e.granting = std::move(lease);
   // Store look-ups and reads (one stat per hash, verified reads) run on the store's thread.
-  store->Post([this, pid, serial, wanted = std::move(wanted)](BlobStore& s) {
+  store->Post([this, pid, serial, seq, wanted = std::move(wanted)](BlobStore& s) {
     std::vector<std::vector<uint8_t>> blobs;
     std::vector<engine::FunctionHash> hashes;
     size_t bytes = 0;
@@ -713,13 +714,13 @@ void Supervisor::State::StartGrant(ExecutorEntry& e, ClientEntry& c, PendingLeas
       hashes.push_back(h);
     }
     return StoreWorker::Completion(
-        [this, pid, serial, blobs = std::move(blobs), hashes = std::move(hashes)]() mutable {
-          FinishGrant(pid, serial, std::move(blobs), std::move(hashes));
+        [this, pid, serial, seq, blobs = std::move(blobs), hashes = std::move(hashes)]() mutable {
+          FinishGrant(pid, serial, seq, std::move(blobs), std::move(hashes));
         });
   });
 }
 
-void Supervisor::State::FinishGrant(pid_t pid, uint64_t serial,
+void Supervisor::State::FinishGrant(pid_t pid, uint64_t serial, uint64_t seq,
                                     std::vector<std::vector<uint8_t>> blobs,
                                     std::vector<engine::FunctionHash> hashes) {
   auto it = executors.find(pid);
@@ -732,7 +733,8 @@ void Supervisor::State::FinishGrant(pid_t pid, uint64_t serial,
     e.preloaded.insert(hashes.begin(), hashes.end());
     SendToExecutor(e, preload);
   }
-  if (e.state != ExecutorEntry::kGranting) {  // the client left meanwhile: back to the pool
+  // The client left meanwhile (the executor went back to the pool, maybe to another grant).
+  if (e.state != ExecutorEntry::kGranting || e.grant_seq != seq) {
     ServeQueue();
     return;
   }

@@ -54,6 +54,7 @@ struct ExecutorEntry {
   int client_id = -1;      // kGranting, kLeased
   bool released = false;   // the client said it ended the lease
   PendingLease granting;   // kGranting: the lease being granted
+  uint64_t grant_seq = 0;  // which StartGrant a FinishGrant belongs to
   std::optional<SteadyClock::time_point> deadline;  // start, or a released orphan's "done"
   bool killed = false;
   uint64_t leases = 0;
@@ -148,7 +149,7 @@ struct Supervisor::State {
   void DropClient(int id, std::optional<DropReason> reason, const std::string& why);
   void ServeQueue();
   void StartGrant(ExecutorEntry& e, ClientEntry& c, PendingLease lease);
-  void FinishGrant(pid_t pid, uint64_t serial, std::vector<std::vector<uint8_t>> blobs,
+  void FinishGrant(pid_t pid, uint64_t serial, uint64_t seq, std::vector<std::vector<uint8_t>> blobs,
                    std::vector<engine::FunctionHash> hashes);
   void SendToExecutor(ExecutorEntry& e, const ipc::ControlMessage& m,
                       std::vector<ScopedFd> fds = {});
