@@ -6,7 +6,11 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <signal.h>
+
+#include <cstdlib>
 #include <memory>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -212,6 +216,45 @@ function main(args) { print(pmap(0..20, id).len()) }
   EXPECT_EQ(got.out, "20\n");
   EXPECT_GE(remote.stats().max_executors, 1u);
   EXPECT_LE(remote.stats().max_executors, 2u) << "the pool has two executors";
+}
+
+}  // namespace
+}  // namespace shapex
+
+namespace shapex {
+namespace {
+
+// An executor lost in the middle of a pmap is ExecutorCrashed, whether the loss shows while
+// requests are being sent to it or while its answers are awaited (never a bare IoError).
+TEST_F(RemoteCallsTest, AnExecutorLostDuringPmapIsExecutorCrashed) {
+  auto program = Compile(R"(
+@remote
+function spin(x) { var i = 0; while true { i = i + 1 }; x }
+function main(args) { print(pmap([0, 1, 2, 3, 4, 5, 6, 7, 8, 9], spin)) }
+)");
+  ASSERT_NE(program, nullptr);
+  RemoteCalls remote(*program, RemoteOptions());
+  Outcome outcome;
+  std::thread run([&] { outcome = Run(*program, &remote); });
+  // Once both executors run items, kill one of them.
+  ASSERT_OK_AND_ASSIGN(Client watcher, Client::Connect(Options()));
+  std::string json = StatusWhen(watcher, [](const std::string& j) {
+    size_t leased = 0;
+    for (size_t pos = 0; (pos = j.find("\"state\": \"leased\"", pos)) != std::string::npos; ++pos) {
+      ++leased;
+    }
+    return leased == 2;
+  });
+  size_t at = json.find("\"state\": \"leased\"");
+  ASSERT_NE(at, std::string::npos) << json;
+  size_t pid_at = json.rfind("\"pid\": ", at);
+  pid_t victim = static_cast<pid_t>(std::strtol(json.c_str() + pid_at + 7, nullptr, 10));
+  ASSERT_GT(victim, 0);
+  ASSERT_EQ(kill(victim, SIGKILL), 0);
+  run.join();
+  EXPECT_THAT(outcome.status, IsError(ErrorKind::kExecutorCrashed));
+  // The other executor, still spinning an item, was killed by the pmap: the pool settles.
+  EXPECT_TRUE(shapex_testing::PoolSettled(StatusWhen(watcher, shapex_testing::PoolSettled)));
 }
 
 }  // namespace

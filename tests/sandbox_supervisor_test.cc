@@ -178,6 +178,31 @@ TEST_F(SupervisorTest, AClientHoldsAtMostItsShareOfThePool) {
   EXPECT_TRUE(PoolSettled(StatusWhen(other, PoolSettled)));
 }
 
+// A client waiting for a lease when the supervisor dies learns it as SandboxError, not as a
+// bare connection error.
+TEST_F(SupervisorTest, ASupervisorThatExitsWhileAClientWaitsIsASandboxError) {
+  WaitForSettledPool();
+  ASSERT_OK_AND_ASSIGN(Client a, Client::Connect(Options()));
+  ASSERT_OK_AND_ASSIGN(Client b, Client::Connect(Options()));
+  ASSERT_OK_AND_ASSIGN(Lease first, a.LeaseExecutor({}));
+  ASSERT_OK_AND_ASSIGN(Lease second, b.LeaseExecutor({}));
+  ASSERT_OK_AND_ASSIGN(Client waiter, Client::Connect(Options()));
+  Result<Lease> got = InternalError("not run");
+  std::thread wait([&] { got = waiter.LeaseExecutor({}); });
+  std::string json = StatusWhen(a, [](const std::string& j) {
+    return JsonInt(j, "queued_leases") == 1;
+  });
+  ASSERT_EQ(JsonInt(json, "queued_leases"), 1) << json;
+  ASSERT_EQ(kill(supervisor_, SIGKILL), 0);
+  wait.join();
+  int status = 0;
+  ASSERT_EQ(waitpid(supervisor_, &status, 0), supervisor_);
+  supervisor_ = -1;  // TearDown has nothing left to stop
+  ASSERT_FALSE(got.has_value());
+  EXPECT_EQ(got.error().kind(), ErrorKind::kSandboxError) << got.error();
+  EXPECT_THAT(got.error().message(), HasSubstr("the supervisor exited"));
+}
+
 TEST_F(SupervisorTest, StatusNamesTheSupervisorAndItsExecutors) {
   ASSERT_OK_AND_ASSIGN(Client client, Client::Connect(Options()));
   std::string json = StatusWhen(client, [](const std::string& j) {
