@@ -349,6 +349,7 @@ class HostileLoad {
                                                                           Clock::now());
         timeout_ms = static_cast<int>(std::max<int64_t>(1, wait.count() + 1));
       }
+      if (wake_[0] < 0 && (timeout_ms < 0 || timeout_ms > 100)) timeout_ms = 100;  // no wake pipe
       int ready = ::poll(fds.data(), fds.size(), timeout_ms);
       if (ready < 0) {
         if (errno == EINTR) continue;
