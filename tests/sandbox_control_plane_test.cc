@@ -35,12 +35,6 @@ using Clock = std::chrono::steady_clock;
 constexpr char kAddShape[] = SHAPEX_SOURCE_DIR "/examples/add.shape";
 constexpr milliseconds kHangDeadline{5000};
 
-// An endless remote call (no --timeout is given to `shapex run`).
-constexpr char kSpinProgram[] =
-    "@remote\n"
-    "function spin() { var i = 0; while true { i = i + 1 } }\n"
-    "\n"
-    "function main(args) { spin() }\n";
 
 class ControlPlaneTest : public shapex_testing::SupervisorFixture {
  protected:
@@ -78,7 +72,7 @@ class ControlPlaneTest : public shapex_testing::SupervisorFixture {
   void ExpectSignalledClientFreesItsExecutor(int sig) {
     WaitForSettledPool();
     std::string program = dir_ + "/spin.shape";
-    std::ofstream(program) << kSpinProgram;
+    std::ofstream(program) << bench::kEndlessRemoteProgram;
     ChildProcess run;
     std::string error;
     ASSERT_TRUE(run.Start({SHAPEX_BIN, "run", program, "--socket", socket_}, &error)) << error;

@@ -6,12 +6,12 @@
 #include <utility>
 
 #include "shapex/engine/blob.h"
+#include "fd_queue.h"
 #include "shapex/ipc/messages.h"
 
 namespace shapex::ipc {
 namespace {
 
-constexpr size_t kMaxQueuedFds = kMaxFdsPerFrame + kDefaultMaxFdsPerMessage;
 constexpr size_t kReadChunk = 64 << 10;
 
 Handshake OurHandshake(uint32_t max_payload) {
@@ -114,19 +114,6 @@ Status AsyncChannel::Flush() {
   return Status::Ok();
 }
 
-Status AsyncChannel::TakeFds(size_t count, std::vector<ScopedFd>* out) {
-  if (fd_queue_.size() < count) {
-    fd_queue_.clear();
-    return Fail(ProtocolError(fmt::format("frame announces {} descriptors, {} arrived", count,
-                                          fd_queue_.size())));
-  }
-  for (size_t i = 0; i < count; ++i) {
-    out->push_back(std::move(fd_queue_.front()));
-    fd_queue_.pop_front();
-  }
-  return Status::Ok();
-}
-
 Status AsyncChannel::OnFrame(const Frame& frame, const Handler& handle, bool* delivered) {
   *delivered = false;
   auto type = static_cast<FrameType>(frame.type);
@@ -179,7 +166,9 @@ Status AsyncChannel::OnFrame(const Frame& frame, const Handler& handle, bool* de
   if (type == FrameType::kMessageWithFds) {
     Result<uint32_t> count = PeekFdCount(frame.payload);
     if (!count.has_value()) return Fail(count.error());
-    RETURN_IF_ERROR(TakeFds(*count, &received));
+    if (Status s = internal::ClaimQueuedFds(*count, &fd_queue_, &received); !s.ok()) {
+      return Fail(s);
+    }
   } else if (type == FrameType::kGoodbye) {
     return Fail(IoError("peer said goodbye"));
   }
@@ -222,11 +211,8 @@ Status AsyncChannel::OnReadable(size_t max_messages, const Handler& handle) {
     std::vector<ScopedFd> fds;
     Result<IoResult> got = socket_.RecvMsg(into, &fds);
     if (!got.has_value()) return Fail(got.error());
-    for (ScopedFd& fd : fds) fd_queue_.push_back(std::move(fd));
-    if (fd_queue_.size() > kMaxQueuedFds) {
-      fd_queue_.clear();
-      return Fail(ProtocolError(fmt::format("peer sent more than {} descriptors at once",
-                                            kMaxQueuedFds)));
+    if (Status queued = internal::EnqueueReceivedFds(&fds, &fd_queue_); !queued.ok()) {
+      return Fail(queued);
     }
     switch (got->state) {
       case IoResult::State::kTransferred:

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "shapex/core/errno_status.h"
+#include "fd_queue.h"
 #include "shapex/engine/blob.h"
 #include "shapex/ipc/messages.h"
 
@@ -20,7 +21,6 @@ namespace {
 
 // Descriptors per sendmsg: what a receiver accepts per recvmsg by default.
 constexpr size_t kFdsPerSendmsg = kDefaultMaxFdsPerMessage;
-constexpr size_t kMaxQueuedFds = kMaxFdsPerFrame + kDefaultMaxFdsPerMessage;
 constexpr size_t kSocketReadChunk = 64 << 10;
 
 nanoseconds Remaining(std::chrono::steady_clock::time_point deadline) {
@@ -338,12 +338,9 @@ Status Connection::ReceiveFromSocket(IncomingFrame* frame, Clock::time_point dea
     std::vector<ScopedFd> fds;
     Result<IoResult> got = socket_.RecvMsg(*window, &fds);
     if (!got.has_value()) return Fail(got.error());
-    for (ScopedFd& fd : fds) fd_queue_.push_back(std::move(fd));
     stats_.fds_received += fds.size();
-    if (fd_queue_.size() > kMaxQueuedFds) {
-      fd_queue_.clear();
-      return Fail(ProtocolError(fmt::format("peer sent more than {} descriptors at once",
-                                            kMaxQueuedFds)));
+    if (Status queued = internal::EnqueueReceivedFds(&fds, &fd_queue_); !queued.ok()) {
+      return Fail(queued);
     }
     switch (got->state) {
       case IoResult::State::kTransferred:
@@ -380,14 +377,8 @@ Status Connection::ClaimFds(IncomingFrame* frame) {
     if (!count.has_value()) return Fail(count.error());
     wanted = *count;
   }
-  if (fd_queue_.size() < wanted) {
-    fd_queue_.clear();
-    return Fail(ProtocolError(fmt::format("frame announces {} descriptors, {} arrived", wanted,
-                                          fd_queue_.size())));
-  }
-  for (size_t i = 0; i < wanted; ++i) {
-    frame->fds.push_back(std::move(fd_queue_.front()));
-    fd_queue_.pop_front();
+  if (Status s = internal::ClaimQueuedFds(wanted, &fd_queue_, &frame->fds); !s.ok()) {
+    return Fail(s);
   }
   return Status::Ok();
 }

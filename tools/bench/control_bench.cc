@@ -62,11 +62,6 @@ using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
 constexpr milliseconds kHangDeadline{5000};
-constexpr char kSpinProgram[] =
-    "@remote\n"
-    "function spin() { var i = 0; while true { i = i + 1 } }\n"
-    "\n"
-    "function main(args) { spin() }\n";
 
 [[noreturn]] void Die(const std::string& what) {
   std::fprintf(stderr, "control_bench: %s\n", what.c_str());
@@ -198,7 +193,7 @@ class ControlBench {
 
   std::vector<double> KillsToReplacement() {
     std::string program = dir_ + "/spin.shape";
-    std::ofstream(program) << kSpinProgram;
+    std::ofstream(program) << bench::kEndlessRemoteProgram;
     Result<Client> client = StatusClient();
     std::vector<double> times;
     auto settled = [](const std::string& j) { return bench::ReplacedAndIdle(j, -1, 2); };

@@ -30,6 +30,14 @@
 
 namespace shapex::bench {
 
+// A program whose main makes an endless remote call (run without --timeout: only killing its
+// client ends it, or the 300 s default remote-call limit).
+inline constexpr char kEndlessRemoteProgram[] =
+    "@remote\n"
+    "function spin() { var i = 0; while true { i = i + 1 } }\n"
+    "\n"
+    "function main(args) { spin() }\n";
+
 // The NUL-separated arguments of /proc/PID/cmdline (empty for zombies and kernel threads).
 inline std::vector<std::string> ProcessArgs(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline", std::ios::binary);

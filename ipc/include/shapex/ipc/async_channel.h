@@ -106,7 +106,6 @@ class AsyncChannel {
   void Queue(std::vector<uint8_t> bytes, std::vector<ScopedFd> fds);
   // Handles one complete frame; `*delivered` is set when it was a control message.
   Status OnFrame(const Frame& frame, const Handler& handle, bool* delivered);
-  Status TakeFds(size_t count, std::vector<ScopedFd>* out);
 
   UnixSocket socket_;
   Role role_ = Role::kServer;
