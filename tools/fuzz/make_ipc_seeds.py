@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""Writes the seed corpora for fuzz_frame_decode, fuzz_ring and fuzz_protocol (see the input
-formats described at the top of each tools/fuzz/fuzz_*.cc).
+"""Writes the seed corpora for fuzz_frame_decode, fuzz_ring, fuzz_protocol and
+fuzz_async_channel (see the input formats described at the top of each tools/fuzz/fuzz_*.cc).
 
     tools/fuzz/make_ipc_seeds.py   # from the repository root; rewrites
-                                   # tests/fuzz/{frame_decode,ring,protocol}/
+                                   # tests/fuzz/{frame_decode,ring,protocol,async_channel}/
 """
 import os
 import struct
@@ -117,7 +117,51 @@ def protocol_seeds():
         write("protocol", name, data)
 
 
+def control(op, ints=(), texts=(), hashes=(), blobs=()):
+    """A control message ([op, ints, texts, hashes, blobs]) in msgpack, small cases only."""
+    def s(text):
+        b = text.encode()
+        return bytes([0xa0 | len(b)]) + b if len(b) < 32 else b"\xd9" + bytes([len(b)]) + b
+
+    def arr(items):
+        return bytes([0x90 | len(items)]) + b"".join(items)
+
+    def i(v):
+        return bytes([v]) if 0 <= v < 128 else b"\xd3" + struct.pack(">q", v)
+
+    def b(raw):
+        return b"\xc4" + bytes([len(raw)]) + raw
+
+    return arr([s(op), arr([arr([s(k), i(v)]) for k, v in ints]),
+                arr([arr([s(k), s(v)]) for k, v in texts]), arr([b(h) for h in hashes]),
+                arr([b(x) for x in blobs])])
+
+
+def async_channel_seeds():
+    hs = struct.pack("<IIIIII", 0x48585853, 1, 1, 0, 64 << 20, 0)
+    hello = frame(0x01, 0, hs)
+    msg = lambda m: frame(0x10, 0, m)
+    seeds = {
+        "hello_status": hello + msg(control("status")),
+        "hello_lease_hashes": hello + msg(control("lease", ints=[("wait", 1)],
+                                                  hashes=[bytes(32), bytes([7]) * 32])),
+        "hello_many": hello + b"".join(msg(control(op)) for op in
+                                       ["status", "stop", "kill", "release", "lease", "nope"]),
+        "half_hello": hello[:7],
+        "ring_offer": frame(0x01, 0, struct.pack("<IIIIII", 0x48585853, 1, 1, 1, 1 << 20, 0)),
+        "bad_version": frame(0x01, 0, struct.pack("<IIIIII", 0x48585853, 9, 1, 0, 1 << 20, 0)),
+        "message_first": msg(control("status")),
+        "oversize": hello + struct.pack("<IBQ", 0x7FFFFFFF, 0x10, 0),
+        "fds_announced": hello + frame(0x11, 0, struct.pack("<BI", 1, 0) + control("serve")),
+        "goodbye": hello + frame(0x30, 0, b""),
+    }
+    os.makedirs(os.path.join(ROOT, "tests", "fuzz", "async_channel"), exist_ok=True)
+    for name, data in seeds.items():
+        write("async_channel", name, data)
+
+
 if __name__ == "__main__":
     frame_seeds()
     ring_seeds()
     protocol_seeds()
+    async_channel_seeds()
