@@ -551,9 +551,8 @@ void Supervisor::State::OnClient(int id, uint32_t events) {
       OnClientMessage(c, m);
     });
   }
-  // The handlers may have dropped this client.
-  it = clients.find(id);
-  if (it == clients.end()) {
+  if (c.drop) {
+    DropClient(id, static_cast<DropReason>(c.drop->first), std::string(c.drop->second));
     ServeQueue();
     return;
   }
@@ -575,6 +574,7 @@ void Supervisor::State::OnClient(int id, uint32_t events) {
 }
 
 void Supervisor::State::OnClientMessage(ClientEntry& c, ControlMessage& m) {
+  if (c.drop) return;  // being dropped: the rest of its requests are not served
   ++c.requests;
   auto reply = [&](const ControlMessage& r, std::vector<ScopedFd> fds = {}) {
     (void)c.conn.Send(r, std::move(fds));  // overflow is judged after the batch
@@ -594,8 +594,8 @@ void Supervisor::State::OnClientMessage(ClientEntry& c, ControlMessage& m) {
       // not to wait (e.g. a pmap that wants another executor while holding one).
       reply(ipc::ControlError(ResourceExhausted("no executor is idle right now")));
     } else if (c.queued.size() >= options.max_queued_leases_per_client) {
-      DropClient(c.id, DropReason::kQueuedLeases,
-                 fmt::format("more than {} leases queued", options.max_queued_leases_per_client));
+      c.drop = {static_cast<int>(DropReason::kQueuedLeases),
+                fmt::format("more than {} leases queued", options.max_queued_leases_per_client)};
     } else if (queued_total >= options.max_queued_leases) {
       reply(ipc::ControlError(ResourceExhausted(fmt::format(
           "all {} executors are leased and {} leases are already waiting", options.pool_size,

@@ -73,6 +73,9 @@ struct ClientEntry {
   std::deque<PendingLease> queued;
   std::set<pid_t> leases;         // executors granted or being granted to it
   uint64_t requests = 0;
+  // Set by a request handler that decided to drop this client: its channel is still being
+  // read then, so the drop happens once OnReadable returns.
+  std::optional<std::pair<int, std::string>> drop;  // DropReason as int, why
 };
 
 // Why a client connection was dropped (the keys of status's "dropped").
