@@ -363,6 +363,7 @@ void Supervisor::State::OnExecutor(uint64_t serial, uint32_t events) {
   Status s = Status::Ok();
   if ((events & EPOLLOUT) != 0) s = e.control.Flush();
   if (s.ok()) {
+    // Everything buffered (at most 4 MiB read per wake): poll would not report what stays.
     s = e.control.OnReadable(SIZE_MAX, [&](ControlMessage& m, std::vector<ScopedFd>&) {
       OnExecutorMessage(e, m);
     });
@@ -405,7 +406,8 @@ void Supervisor::State::OnExecutorMessage(ExecutorEntry& e, ControlMessage& m) {
   if (m.op == "ready" && e.state == ExecutorEntry::kStarting) {
     e.state = ExecutorEntry::kIdle;
     e.deadline.reset();
-  } else if (m.op == "done") {
+  } else if (m.op == "done" && e.state == ExecutorEntry::kLeased) {
+    // One per lease: an executor (it runs untrusted code) cannot queue store work at will.
     OnLeaseDone(e, m);
   }
 }
