@@ -278,10 +278,11 @@ TEST_F(SupervisorTest, HundredCrashesInARowAreAllAnsweredAndNothingLeaks) {
   // The blob-store thread opens files for a moment (writing what the last lease learned,
   // scanning for statistics): wait until it is quiet again, then nothing may be left over.
   std::string fd_dir = "/proc/" + std::to_string(supervisor_) + "/fd";
-  for (int i = 0; i < 500 && CountEntries(fd_dir) != fds_before; ++i) {
+  // (fds_before may itself have caught one of those.)
+  for (int i = 0; i < 500 && CountEntries(fd_dir) > fds_before; ++i) {
     std::this_thread::sleep_for(milliseconds(10));
   }
-  EXPECT_EQ(CountEntries(fd_dir), fds_before);
+  EXPECT_LE(CountEntries(fd_dir), fds_before);
 }
 
 TEST_F(SupervisorTest, CallOverItsTimeoutKillsTheExecutorAndTheNextCallWorks) {
