@@ -913,7 +913,7 @@ void Supervisor::State::BeginStop() {
   }
   for (auto& [id, c] : clients) {
     for (size_t i = 0; i < c.queued.size(); ++i) {
-      (void)c.conn.Send(ipc::ControlError(SandboxError("the supervisor is stopping")));
+      (void)c.conn.Send(ipc::ControlError(ResourceExhausted("the supervisor is stopping")));
     }
     c.queued.clear();
     UpdateClientInterest(c);
