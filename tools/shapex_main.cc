@@ -85,7 +85,8 @@ int ReportRuntimeError(const Status& status, const std::vector<engine::TraceFram
   FlushStdout();
   std::string out = fmt::format("error[{}]: {}\n", UserKindName(status.kind()), status.message());
   for (const engine::TraceFrame& f : trace) {
-    if (f.function == kCallEntry) continue;
+    // The generated entry points of `call` are not the user's frames.
+    if (f.function == kCallEntry || f.function == kArgsEntry) continue;
     if (f.file.empty() && f.line == 0) {  // "... N more frames" marker from Vm::BuildTrace
       out += fmt::format("  {}\n", f.function);
       continue;
@@ -387,6 +388,10 @@ int RunCallRemote(const RunOptions& o, const Program& program) {
   Result<ipc::RemoteCallResponse> response = client->CallOn(*lease, std::move(*request));
   client->Release(*lease);
   if (!response.has_value()) return ReportRuntimeError(response.error(), {}, o.file);
+  // What the function printed comes first, on success and before an error, as with --local.
+  if (!response->output.empty()) {
+    std::fwrite(response->output.data(), 1, response->output.size(), stdout);
+  }
   if (!response->ok()) {
     return ReportRuntimeError(response->status(), response->error().trace, o.file);
   }
@@ -614,6 +619,19 @@ int Main(int argc, char** argv) {
     (after_dashes ? trailing : options).push_back(std::move(arg));
   }
   app.name(argc > 0 ? argv[0] : "shapex");
+  // A mistyped command gets its own message (CLI11 would only say a subcommand is required).
+  if (!options.empty() && !options[0].empty() && options[0][0] != '-') {
+    std::string known;
+    bool found = false;
+    for (const CLI::App* sub : app.get_subcommands({})) {
+      found |= sub->get_name() == options[0];
+      known += (known.empty() ? "" : ", ") + sub->get_name();
+    }
+    if (!found) {
+      PrintUsageError(fmt::format("unknown command '{}' (commands: {})", options[0], known));
+      return kExitUsage;
+    }
+  }
   std::reverse(options.begin(), options.end());  // CLI11 wants the vector reversed
   try {
     app.parse(options);

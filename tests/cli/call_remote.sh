@@ -37,6 +37,20 @@ set +e
 set -e
 [[ $rc == 1 ]] && grep -q '^error\[ArgumentError\]' "$dir/err" || { echo "arity: $rc $(cat "$dir/err")"; exit 1; }
 
+# What the function prints comes out remotely too, before the result or the error, and the
+# generated argument entry never shows in a trace.
+printf 'function loud(x) { print("got", x); x + 1 }\nfunction bad(x) { print("about to fail"); x / 0 }\n' > "$dir/q.shape"
+for mode in "" --local; do
+  out=$("$bin" call $mode "$dir/q.shape" loud 1)
+  [[ $out == $'got 1\n2' ]] || { echo "call $mode loud printed '$out'"; exit 1; }
+  set +e
+  "$bin" call $mode "$dir/q.shape" bad 1 >"$dir/out$mode" 2>"$dir/err$mode"; rc=$?
+  set -e
+  [[ $rc == 1 && $(cat "$dir/out$mode") == "about to fail" ]] || { echo "call $mode bad: $rc $(cat "$dir/out$mode")"; exit 1; }
+  if grep -q __shapex "$dir/err$mode"; then echo "internal frame in: $(cat "$dir/err$mode")"; exit 1; fi
+done
+cmp -s "$dir/err" "$dir/err--local" || { echo "stderr differs: $(cat "$dir/err") vs $(cat "$dir/err--local")"; exit 1; }
+
 json=$("$bin" status --json)
 pid=$(sed -n 's/.*"supervisor_pid": \([0-9]*\).*/\1/p' <<<"$json")
 [[ -n $pid ]] || { echo "no supervisor_pid in: $json"; exit 1; }
