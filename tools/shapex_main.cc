@@ -559,7 +559,10 @@ void AddLimitFlags(CLI::App* cmd, RunOptions* o) {
       ->check(CLI::IsMember({"ring", "socket"}));
   cmd->add_option("--socket", o->socket, "Supervisor socket (default: the per-user one)");
   cmd->add_option("--fuel", o->fuel, "Instruction budget (0 = unlimited)")->check(kCount);
-  cmd->add_option("--memory", o->memory, "VM heap limit in bytes")->check(kCount);
+  // Suffixes K, M, G (and KiB, MiB, GiB: the same, powers of 1024), e.g. --memory 512M.
+  cmd->add_option("--memory", o->memory, "VM heap limit in bytes (suffix K, M or G allowed)")
+      ->transform(CLI::AsSizeValue(false))
+      ->check(kCount);
   cmd->add_option("--timeout", o->timeout, "Wall-clock limit in seconds (0 = none)")
       ->check(kSeconds);
   cmd->add_option("--stack", o->stack, "Maximum call depth in frames")->check(kCount);
