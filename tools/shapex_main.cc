@@ -575,7 +575,8 @@ void AddLimitFlags(CLI::App* cmd, RunOptions* o) {
 
 int Main(int argc, char** argv) {
   CLI::App app{"shapex: run Shape programs"};
-  app.set_version_flag("--version", "shapex 0.1.0");
+  // The version is the CMake project's (CMakeLists.txt), passed in by the build.
+  app.set_version_flag("--version", std::string("shapex ") + SHAPEX_VERSION);
   app.require_subcommand(1);
 
   RunOptions run_opts;
