@@ -188,6 +188,9 @@ Result<std::unique_ptr<Supervisor>> Supervisor::Start(const SupervisorOptions& o
   ASSIGN_OR_RETURN(state->zygote, StartZygote(zygote));
   // Signals become events, blocked before any thread exists (a thread that does not block
   // them would take SIGTERM's default action) and before anyone can connect.
+  // A starter may have ignored some of them (nohup ignores SIGHUP): an ignored signal never
+  // reaches a signalfd.
+  for (int sig : {SIGTERM, SIGINT, SIGHUP}) ::signal(sig, SIG_DFL);
   sigset_t mask;
   sigemptyset(&mask);
   sigaddset(&mask, SIGTERM);
