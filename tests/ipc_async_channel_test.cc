@@ -9,6 +9,7 @@
 
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "shapex/engine/blob.h"
@@ -54,6 +55,40 @@ std::vector<ControlMessage> Pump(AsyncChannel& ch, Status* status = nullptr,
   return got;
 }
 
+// A client's Hello frame, as a blocking client would send it (socket transport).
+std::vector<uint8_t> HelloFrame() {
+  Handshake h;
+  h.protocol_version = kWireProtocolVersion;
+  h.vm_version = engine::kVmVersion;
+  h.max_frame_payload = kDefaultMaxFramePayload;
+  std::vector<uint8_t> payload = EncodeHandshake(h);
+  auto header = EncodeFrameHeader(
+      {static_cast<uint32_t>(payload.size()), static_cast<uint8_t>(FrameType::kHello), 0});
+  std::vector<uint8_t> frame(header.begin(), header.end());
+  frame.insert(frame.end(), payload.begin(), payload.end());
+  return frame;
+}
+
+// A blocking Connection::Connect with `options` against a server-side AsyncChannel that this
+// test serves from another thread meanwhile; the server's status and the client's result.
+std::pair<Status, Result<Connection>> ConnectBlocking(const ConnectionOptions& options) {
+  auto sockets = UnixSocket::Pair();
+  EXPECT_TRUE(sockets.has_value());
+  auto server = AsyncChannel::Start(std::move(sockets->second), Role::kServer);
+  EXPECT_TRUE(server.has_value());
+  Status server_status;
+  std::thread serve([&] {
+    for (int i = 0; i < 200 && server_status.ok(); ++i) {
+      pollfd pfd{server->fd(), POLLIN, 0};
+      ::poll(&pfd, 1, 10);
+      Pump(*server, &server_status);
+    }
+  });
+  Result<Connection> client = Connection::Connect(std::move(sockets->first), options);
+  serve.join();
+  return {server_status, std::move(client)};
+}
+
 TEST(AsyncChannelTest, HandshakeThenMessagesBothWaysInOrder) {
   ChannelPair p = MakePair();
   EXPECT_FALSE(p.server.handshake_done());
@@ -80,18 +115,7 @@ TEST(AsyncChannelTest, TalksToABlockingConnection) {
   ASSERT_OK_AND_ASSIGN(AsyncChannel server,
                        AsyncChannel::Start(std::move(sockets->second), Role::kServer));
   // A blocking client's handshake needs the server to answer meanwhile: do its half by hand.
-  ASSERT_OK(sockets->first.SendAll([] {
-    Handshake h;
-    h.protocol_version = kWireProtocolVersion;
-    h.vm_version = engine::kVmVersion;
-    h.max_frame_payload = kDefaultMaxFramePayload;
-    std::vector<uint8_t> payload = EncodeHandshake(h);
-    auto header = EncodeFrameHeader({static_cast<uint32_t>(payload.size()),
-                                     static_cast<uint8_t>(FrameType::kHello), 0});
-    std::vector<uint8_t> frame(header.begin(), header.end());
-    frame.insert(frame.end(), payload.begin(), payload.end());
-    return frame;
-  }()));
+  ASSERT_OK(sockets->first.SendAll(HelloFrame()));
   Pump(server);
   EXPECT_TRUE(server.handshake_done());
   uint8_t welcome[kFrameHeaderSize];
@@ -171,47 +195,20 @@ TEST(AsyncChannelTest, AnOversizeFrameIsAProtocolErrorBeforeItArrives) {
 }
 
 TEST(AsyncChannelTest, AVersionMismatchIsRejectedWithTheReason) {
-  auto sockets = UnixSocket::Pair();
-  ASSERT_TRUE(sockets.has_value());
-  ASSERT_OK_AND_ASSIGN(AsyncChannel server,
-                       AsyncChannel::Start(std::move(sockets->second), Role::kServer));
   ConnectionOptions old;
   old.transport = Transport::kSocket;
   old.protocol_version = kWireProtocolVersion + 1;
   old.handshake_timeout = std::chrono::milliseconds(2000);
-  // The blocking client waits for the answer; the server answers from this thread meanwhile.
-  Status server_status;
-  std::thread serve([&] {
-    for (int i = 0; i < 200 && server_status.ok(); ++i) {
-      pollfd pfd{server.fd(), POLLIN, 0};
-      ::poll(&pfd, 1, 10);
-      Pump(server, &server_status);
-    }
-  });
-  Result<Connection> client = Connection::Connect(std::move(sockets->first), old);
-  serve.join();
+  auto [server_status, client] = ConnectBlocking(old);
   EXPECT_THAT(server_status, IsError(ErrorKind::kProtocolError));
   ASSERT_FALSE(client.has_value());
   EXPECT_THAT(client.error().message(), HasSubstr("version mismatch"));
 }
 
 TEST(AsyncChannelTest, ARingOfferIsRefusedOnAControlConnection) {
-  auto sockets = UnixSocket::Pair();
-  ASSERT_TRUE(sockets.has_value());
-  ASSERT_OK_AND_ASSIGN(AsyncChannel server,
-                       AsyncChannel::Start(std::move(sockets->second), Role::kServer));
   ConnectionOptions ring;  // the default offers a call ring
   ring.handshake_timeout = std::chrono::milliseconds(2000);
-  Status server_status;
-  std::thread serve([&] {
-    for (int i = 0; i < 200 && server_status.ok(); ++i) {
-      pollfd pfd{server.fd(), POLLIN, 0};
-      ::poll(&pfd, 1, 10);
-      Pump(server, &server_status);
-    }
-  });
-  Result<Connection> client = Connection::Connect(std::move(sockets->first), ring);
-  serve.join();
+  auto [server_status, client] = ConnectBlocking(ring);
   EXPECT_THAT(server_status, IsError(ErrorKind::kProtocolError));
   EXPECT_FALSE(client.has_value());
 }
@@ -247,16 +244,7 @@ TEST(AsyncChannelTest, ADescriptorNoFrameAnnouncedIsAProtocolError) {
   ASSERT_TRUE(sockets.has_value());
   ASSERT_OK_AND_ASSIGN(AsyncChannel server,
                        AsyncChannel::Start(std::move(sockets->second), Role::kServer));
-  Handshake h;
-  h.protocol_version = kWireProtocolVersion;
-  h.vm_version = engine::kVmVersion;
-  h.max_frame_payload = kDefaultMaxFramePayload;
-  std::vector<uint8_t> payload = EncodeHandshake(h);
-  auto header = EncodeFrameHeader(
-      {static_cast<uint32_t>(payload.size()), static_cast<uint8_t>(FrameType::kHello), 0});
-  std::vector<uint8_t> hello(header.begin(), header.end());
-  hello.insert(hello.end(), payload.begin(), payload.end());
-  ASSERT_OK(sockets->first.SendAll(hello));
+  ASSERT_OK(sockets->first.SendAll(HelloFrame()));
   ASSERT_OK(sockets->first.SendAll(frame, std::span<const int>(&stray, 1)));
   ::close(stray);
   Status s;

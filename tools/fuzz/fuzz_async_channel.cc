@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <vector>
 
+#include "fuzz_check.h"
 #include "shapex/ipc/async_channel.h"
 #include "shapex/ipc/control.h"
 
@@ -21,12 +22,7 @@ using namespace shapex::ipc;
 
 namespace {
 
-void Check(bool condition, const char* what) {
-  if (!condition) {
-    std::fprintf(stderr, "fuzz_async_channel: %s\n", what);
-    std::abort();
-  }
-}
+using shapex_fuzz::Check;
 
 }  // namespace
 

@@ -11,11 +11,14 @@
 #include <cstring>
 #include <vector>
 
+#include "fuzz_check.h"
 #include "shapex/ipc/frame.h"
 
 using namespace shapex::ipc;
 
 namespace {
+
+using shapex_fuzz::Check;
 
 struct Decoded {
   std::vector<Frame> frames;  // type and call id (payloads are copied separately)
@@ -23,13 +26,6 @@ struct Decoded {
   bool failed = false;
   size_t consumed = 0;  // reference only: bytes that formed complete frames
 };
-
-void Check(bool condition, const char* what) {
-  if (!condition) {
-    std::fprintf(stderr, "fuzz_frame_decode: %s\n", what);
-    std::abort();
-  }
-}
 
 Decoded Reference(std::span<const uint8_t> stream, uint32_t max_payload) {
   Decoded out;

@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <vector>
 
+#include "fuzz_check.h"
 #include "shapex/ipc/connection.h"
 #include "shapex/ipc/protocol.h"
 #include "shapex/ipc/sidecar_transport.h"
@@ -23,12 +24,7 @@ using namespace shapex::ipc;
 
 namespace {
 
-void Check(bool condition, const char* what) {
-  if (!condition) {
-    std::fprintf(stderr, "fuzz_protocol: %s\n", what);
-    std::abort();
-  }
-}
+using shapex_fuzz::Check;
 
 void FuzzConnection(std::span<const uint8_t> data) {
   auto pair = UnixSocket::Pair();

@@ -17,22 +17,18 @@
 #include <new>
 #include <vector>
 
+#include "fuzz_check.h"
 #include "shapex/ipc/call_ring.h"
 
 using namespace shapex::ipc;
 
 namespace {
 
+using shapex_fuzz::Check;
+
 constexpr uint32_t kCapacity = 256;
 constexpr uint32_t kMagic = 0x47525853;
 constexpr uint32_t kVersion = 1;
-
-void Check(bool condition, const char* what) {
-  if (!condition) {
-    std::fprintf(stderr, "fuzz_ring: %s\n", what);
-    std::abort();
-  }
-}
 
 void CheckFailure(const shapex::Status& status) {
   Check(status.kind() == shapex::ErrorKind::kProtocolError ||
