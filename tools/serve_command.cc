@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <fmt/core.h>
 #include <sys/prctl.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -40,13 +39,7 @@ Result<std::string> DaemonLogPath(const std::string& socket_path) {
     return socket_path.substr(0, socket_path.rfind('/')) + "/supervisor.log";
   }
   std::string dir = base + "/shapex";
-  for (size_t pos = 1; pos <= dir.size(); ++pos) {
-    if (pos != dir.size() && dir[pos] != '/') continue;
-    std::string prefix = dir.substr(0, pos);
-    if (::mkdir(prefix.c_str(), 0700) != 0 && errno != EEXIST) {
-      return IoError(fmt::format("mkdir {}: {}", prefix, std::strerror(errno)));
-    }
-  }
+  RETURN_IF_ERROR(ipc::CreatePrivateDirectories(dir));
   return dir + "/supervisor.log";
 }
 
@@ -149,16 +142,14 @@ int ServeCommand::RunStatus() {
 int ServeCommand::RunStop() {
   ClientOptions options;
   options.socket_path = socket_;
-  options.start_supervisor = false;
   options.start_timeout = std::chrono::milliseconds(2000);
-  Result<Client> client = Client::Connect(options);
+  Result<std::optional<Client>> client = Client::ConnectIfRunning(options);
   if (!client.has_value()) {
-    // Nothing serves the socket: nothing to stop.
-    if (client.error().message().rfind("no supervisor serves", 0) == 0) return kExitOk;
     PrintError(client.error());
     return kExitRuntime;
   }
-  Status stopped = client->StopSupervisor();
+  if (!client->has_value()) return kExitOk;  // nothing serves the socket: nothing to stop
+  Status stopped = (*client)->StopSupervisor();
   if (!stopped.ok()) {
     PrintError(stopped);
     return kExitRuntime;

@@ -418,9 +418,9 @@ int RunRun(const RunOptions& o) {
   engine::Vm vm(*program, o.Limits());
   if (!o.local) {
     remote.Install(vm);
-  } else if (o.remote_timeout > 0) {
+  } else if (o.CallLimit() > 0) {
     // The limit an executor would apply to each call that enters a @remote function.
-    vm.SetRemoteCallHandler([limit = o.remote_timeout](engine::Vm& v, const engine::Value& callee,
+    vm.SetRemoteCallHandler([limit = o.CallLimit()](engine::Vm& v, const engine::Value& callee,
                                                         std::span<const engine::Value> args,
                                                         engine::Value* result) {
       Status s = v.CallValueWithin(limit, callee, {args.begin(), args.end()}, result);

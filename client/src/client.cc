@@ -44,7 +44,7 @@ bool Executable(const std::string& path) {
 // serving or stopping). The test takes a shared lock for an instant; a supervisor that is
 // starting waits that long for its exclusive one.
 bool ServeLockHeld(const std::string& socket_path) {
-  std::string path = socket_path + ".lock";
+  std::string path = ipc::ServeLockPath(socket_path);
   ScopedFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
   if (!fd) return false;
   if (::flock(fd.get(), LOCK_SH | LOCK_NB) == 0) return false;  // released with fd
@@ -143,6 +143,21 @@ Result<std::string> FindShapexBinary(const std::string& explicit_path) {
 }
 
 Result<Client> Client::Connect(const ClientOptions& options) {
+  ASSIGN_OR_RETURN(std::optional<Client> client, ConnectOrStart(options));
+  if (client) return std::move(*client);
+  std::string path = options.socket_path;
+  if (path.empty()) {
+    ASSIGN_OR_RETURN(path, ipc::DefaultSupervisorSocketPath());
+  }
+  return SandboxError(fmt::format("no supervisor serves {}", path));
+}
+
+Result<std::optional<Client>> Client::ConnectIfRunning(ClientOptions options) {
+  options.start_supervisor = false;
+  return ConnectOrStart(options);
+}
+
+Result<std::optional<Client>> Client::ConnectOrStart(const ClientOptions& options) {
   Client client;
   client.options_ = options;
   if (options.socket_path.empty()) {
@@ -164,7 +179,7 @@ Result<Client> Client::Connect(const ClientOptions& options) {
           ipc::Connection::Connect(std::move(*socket), ipc::ControlConnectionOptions());
       if (control.has_value()) {
         client.control_ = std::move(*control);
-        return client;
+        return std::optional<Client>(std::move(client));
       }
       // It accepted and then refused or went away: not a busy supervisor, an answer.
       return SandboxError(fmt::format("the supervisor at {} refused the connection: {}", path,
@@ -175,9 +190,7 @@ Result<Client> Client::Connect(const ClientOptions& options) {
       // means one is there and busy.
       bool nothing = error_number == ENOENT ||
                      (error_number == ECONNREFUSED && !ServeLockHeld(path));
-      if (nothing && !options.start_supervisor) {
-        return SandboxError(fmt::format("no supervisor serves {}", path));
-      }
+      if (nothing && !options.start_supervisor) return std::optional<Client>();
       if (nothing && !started) {
         started = true;
         Result<std::string> binary = FindShapexBinary(options.shapex_binary);

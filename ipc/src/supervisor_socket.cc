@@ -26,13 +26,7 @@ Result<std::string> DefaultSupervisorSocketPath() {
   return InvalidArgument("no place for the supervisor socket: set XDG_RUNTIME_DIR or HOME");
 }
 
-Status PrepareSocketDirectory(const std::string& socket_path) {
-  size_t slash = socket_path.rfind('/');
-  if (slash == std::string::npos || slash == 0) {
-    return InvalidArgument(fmt::format("socket path '{}' has no directory", socket_path));
-  }
-  std::string dir = socket_path.substr(0, slash);
-  // Create missing parents (e.g. $HOME/.shapex) 0700 too.
+Status CreatePrivateDirectories(const std::string& dir) {
   for (size_t pos = 1; pos <= dir.size(); ++pos) {
     if (pos != dir.size() && dir[pos] != '/') continue;
     std::string prefix = dir.substr(0, pos);
@@ -40,6 +34,19 @@ Status PrepareSocketDirectory(const std::string& socket_path) {
       return ErrnoStatus("mkdir", prefix);
     }
   }
+  return Status::Ok();
+}
+
+std::string ServeLockPath(const std::string& socket_path) { return socket_path + ".lock"; }
+
+Status PrepareSocketDirectory(const std::string& socket_path) {
+  size_t slash = socket_path.rfind('/');
+  if (slash == std::string::npos || slash == 0) {
+    return InvalidArgument(fmt::format("socket path '{}' has no directory", socket_path));
+  }
+  std::string dir = socket_path.substr(0, slash);
+  // Create missing parents (e.g. $HOME/.shapex) 0700 too.
+  RETURN_IF_ERROR(CreatePrivateDirectories(dir));
   struct stat st {};
   if (::lstat(dir.c_str(), &st) != 0) return ErrnoStatus("lstat", dir);
   if (!S_ISDIR(st.st_mode)) return SandboxError(fmt::format("{} is not a directory", dir));

@@ -87,7 +87,7 @@ void RaiseFdLimit() {
 // Takes the exclusive lock that decides who serves `socket_path`, waiting up to kLockWait (a
 // client testing the lock holds it for an instant).
 Result<ScopedFd> TakeServeLock(const std::string& socket_path) {
-  std::string path = socket_path + ".lock";
+  std::string path = ipc::ServeLockPath(socket_path);
   ScopedFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
   if (!fd) return ErrnoStatus("open", path);
   auto deadline = SteadyClock::now() + kLockWait;
@@ -124,13 +124,17 @@ const char* DropReasonName(DropReason reason) {
 Supervisor::Supervisor(std::unique_ptr<State> state) : state_(std::move(state)) {}
 
 Supervisor::~Supervisor() {
-  if (!state_) return;
-  State& s = *state_;
-  s.store.reset();  // joins the worker before anything it may touch goes away
-  s.zygote_channel.Close();
-  if (s.zygote.pid > 0) {
+  if (state_) state_->Shutdown();
+}
+
+void Supervisor::State::Shutdown() {
+  store.reset();  // joins the worker before anything it may touch goes away
+  // Closing the channel ends the zygote (and with it any executor left).
+  zygote_channel.Close();
+  if (zygote.pid > 0) {
     int status = 0;
-    ::waitpid(s.zygote.pid, &status, 0);
+    ::waitpid(zygote.pid, &status, 0);
+    zygote.pid = -1;
   }
 }
 
@@ -155,10 +159,12 @@ Result<std::unique_ptr<Supervisor>> Supervisor::Start(const SupervisorOptions& o
   RaiseFdLimit();
   std::vector<ScopedFd> passed;
   if (options.systemd) passed = TakeSystemdListenFds();
-  if (passed.empty()) RETURN_IF_ERROR(ipc::PrepareSocketDirectory(state->socket_path));
+  // Under socket activation systemd made the directory; its lock is taken where we may.
+  Status directory = ipc::PrepareSocketDirectory(state->socket_path);
+  if (passed.empty()) RETURN_IF_ERROR(directory);
   // One supervisor per socket path: whoever holds the lock serves; a socket file without the
   // lock's holder is stale.
-  if (passed.empty() || ipc::PrepareSocketDirectory(state->socket_path).ok()) {
+  if (directory.ok()) {
     ASSIGN_OR_RETURN(state->lock_fd, TakeServeLock(state->socket_path));
   }
   if (!passed.empty()) {
@@ -220,8 +226,8 @@ Result<std::unique_ptr<Supervisor>> Supervisor::Start(const SupervisorOptions& o
   if (!s.epoll_fd) return ErrnoStatus("epoll_create1");
   s.Watch(s.listener.fd(), EPOLLIN, Token(kListener), true);
   s.Watch(s.signal_fd.get(), EPOLLIN, Token(kSignal), true);
-  s.Watch(s.zygote_channel.fd(), Interest(s.zygote_channel.wants_write()),
-          Token(kZygote), true);
+  s.zygote_interest = Interest(s.zygote_channel.wants_write());
+  s.Watch(s.zygote_channel.fd(), s.zygote_interest, Token(kZygote), true);
   if (s.store) s.Watch(s.store->event_fd(), EPOLLIN, Token(kStore), true);
   s.started = State::Clock::now();
   s.next_log_check = s.started;
@@ -241,6 +247,22 @@ void Supervisor::State::Watch(int fd, uint32_t events, uint64_t token, bool add)
   if (::epoll_ctl(epoll_fd.get(), add ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, fd, &ev) != 0) {
     SHAPEX_LOG(ERROR, "epoll_ctl({}) on fd {}: {}", add ? "add" : "mod", fd, std::strerror(errno));
   }
+}
+
+void Supervisor::State::SetInterest(int fd, uint32_t want, uint64_t token, uint32_t* current) {
+  if (want == *current) return;
+  *current = want;
+  Watch(fd, want, token, false);
+}
+
+void Supervisor::State::RearmZygote() {
+  SetInterest(zygote_channel.fd(), Interest(zygote_channel.wants_write()), Token(kZygote),
+              &zygote_interest);
+}
+
+void Supervisor::State::RearmExecutor(ExecutorEntry& e) {
+  SetInterest(e.control.fd(), Interest(e.control.wants_write()), Token(kExecutor, e.serial),
+              &e.interest);
 }
 
 void Supervisor::State::Unwatch(int fd) {
@@ -263,8 +285,7 @@ void Supervisor::State::FillPool() {
     ++spawning;
     ++live;
   }
-  Watch(zygote_channel.fd(), Interest(zygote_channel.wants_write()),
-        Token(kZygote), false);
+  RearmZygote();
 }
 
 void Supervisor::State::OnZygote() {
@@ -282,8 +303,7 @@ void Supervisor::State::OnZygote() {
     stopping = true;
     return;
   }
-  Watch(zygote_channel.fd(), Interest(zygote_channel.wants_write()),
-        Token(kZygote), false);
+  RearmZygote();
 }
 
 void Supervisor::State::OnZygoteMessage(ControlMessage& m, std::vector<ScopedFd>& fds) {
@@ -316,13 +336,11 @@ void Supervisor::State::OnZygoteMessage(ControlMessage& m, std::vector<ScopedFd>
     clone_ns_samples.push_back(m.Int("clone_ns"));
     if (spawn_ns_samples.size() > 4096) spawn_ns_samples.erase(spawn_ns_samples.begin());
     if (clone_ns_samples.size() > 4096) clone_ns_samples.erase(clone_ns_samples.begin());
+    e.interest = Interest(e.control.wants_write());
+    Watch(e.control.fd(), e.interest, Token(kExecutor, e.serial), true);
+    executor_by_serial[e.serial] = e.pid;
     pid_t pid = e.pid;
-    uint64_t serial = e.serial;
-    int fd = e.control.fd();
-    bool out = e.control.wants_write();
     executors.emplace(pid, std::move(e));
-    executor_by_serial[serial] = pid;
-    Watch(fd, Interest(out), Token(kExecutor, serial), true);
   } else if (m.op == "spawned") {
     // Without its two descriptors the executor is of no use (and the zygote reaps it).
     --spawning;
@@ -352,8 +370,7 @@ void Supervisor::State::SendToExecutor(ExecutorEntry& e, const ControlMessage& m
     KillExecutorProcess(e);
     return;
   }
-  Watch(e.control.fd(), Interest(e.control.wants_write()),
-        Token(kExecutor, e.serial), false);
+  RearmExecutor(e);
 }
 
 void Supervisor::State::OnExecutor(uint64_t serial, uint32_t events) {
@@ -375,8 +392,7 @@ void Supervisor::State::OnExecutor(uint64_t serial, uint32_t events) {
     // The executor is gone (crashed, killed or exited): forget it, keep the pool full.
     RemoveExecutor(pid);
   } else {
-    Watch(e.control.fd(), Interest(e.control.wants_write()),
-          Token(kExecutor, serial), false);
+    RearmExecutor(e);
   }
   ServeQueue();
   FillPool();
@@ -537,10 +553,7 @@ void Supervisor::State::DropClient(int id, std::optional<DropReason> reason,
 void Supervisor::State::UpdateClientInterest(ClientEntry& c) {
   c.reading = c.conn.output_bytes() < kReadingHighWater;
   uint32_t want = (c.reading ? kIn : 0u) | (c.conn.wants_write() ? kOut : 0u);
-  if (want != c.interest) {
-    c.interest = want;
-    Watch(c.conn.fd(), want, Token(kClient, static_cast<uint64_t>(c.id)), false);
-  }
+  SetInterest(c.conn.fd(), want, Token(kClient, static_cast<uint64_t>(c.id)), &c.interest);
 }
 
 void Supervisor::State::OnClient(int id, uint32_t events) {
@@ -557,7 +570,7 @@ void Supervisor::State::OnClient(int id, uint32_t events) {
     });
   }
   if (c.drop) {
-    DropClient(id, static_cast<DropReason>(c.drop->first), std::string(c.drop->second));
+    DropClient(id, c.drop->first, std::string(c.drop->second));
     ServeQueue();
     return;
   }
@@ -599,7 +612,7 @@ void Supervisor::State::OnClientMessage(ClientEntry& c, ControlMessage& m) {
       // not to wait (e.g. a pmap that wants another executor while holding one).
       reply(ipc::ControlError(ResourceExhausted("no executor is idle right now")));
     } else if (c.queued.size() >= options.max_queued_leases_per_client) {
-      c.drop = {static_cast<int>(DropReason::kQueuedLeases),
+      c.drop = {DropReason::kQueuedLeases,
                 fmt::format("more than {} leases queued", options.max_queued_leases_per_client)};
     } else if (queued_total >= options.max_queued_leases) {
       reply(ipc::ControlError(ResourceExhausted(fmt::format(
@@ -751,27 +764,21 @@ void Supervisor::State::FinishGrant(pid_t pid, uint64_t serial, uint64_t seq,
     return;
   }
   ClientEntry& c = client->second;
-  Result<std::pair<ipc::UnixSocket, ipc::UnixSocket>> pair = ipc::UnixSocket::Pair();
-  if (!pair.has_value()) {
-    SHAPEX_LOG(WARN, "lease of executor {} failed: {}", pid, pair.error().ToString());
+  // The two ends of the lease's connection, owned by the messages that carry them.
+  int ends[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ends) != 0) {
+    Status failed = ErrnoStatus("socketpair");
+    SHAPEX_LOG(WARN, "lease of executor {} failed: {}", pid, failed.ToString());
     c.leases.erase(pid);
     e.state = ExecutorEntry::kIdle;
     e.client_id = -1;
-    (void)c.conn.Send(ipc::ControlError(pair.error()));
+    (void)c.conn.Send(ipc::ControlError(failed));
     UpdateClientInterest(c);
     return;
   }
-  std::vector<ScopedFd> executor_end;
-  executor_end.push_back(ScopedFd(::dup(pair->second.fd())));
-  std::vector<ScopedFd> client_end;
-  client_end.push_back(ScopedFd(::dup(pair->first.fd())));
-  if (!executor_end[0] || !client_end[0]) {
-    SHAPEX_LOG(WARN, "lease of executor {} failed: dup: {}", pid, std::strerror(errno));
-    c.leases.erase(pid);
-    e.state = ExecutorEntry::kIdle;
-    e.client_id = -1;
-    return;
-  }
+  std::vector<ScopedFd> client_end, executor_end;
+  client_end.emplace_back(ends[0]);
+  executor_end.emplace_back(ends[1]);
   SendToExecutor(e, ControlMessage("serve"), std::move(executor_end));
   e.state = ExecutorEntry::kLeased;
   e.released = false;
@@ -940,8 +947,6 @@ Status Supervisor::Run() {
       grace_deadline = now + s.options.grace;
     }
     if (s.stopping) {
-      bool leased = false;
-      for (const auto& [pid, e] : s.executors) leased |= e.state == ExecutorEntry::kLeased;
       if (s.executors.empty()) break;
       if (now >= grace_deadline) {
         for (auto& [pid, e] : s.executors) {
@@ -950,7 +955,6 @@ Status Supervisor::Run() {
         if (now >= grace_deadline + milliseconds(2000)) break;  // the zygote reaps the rest
       }
       EarliestOf(&next, now >= grace_deadline ? now + milliseconds(50) : grace_deadline);
-      (void)leased;
     }
     int timeout = s.read_again.empty() ? TimeoutMs(next, now) : 0;
     int n = ::epoll_wait(s.epoll_fd.get(), events.data(), static_cast<int>(events.size()), timeout);
@@ -991,12 +995,7 @@ Status Supervisor::Run() {
     }
     for (int id : again) s.OnClient(id, 0);
   }
-  // Closing the channel ends the zygote (and with it any executor left).
-  s.store.reset();
-  s.zygote_channel.Close();
-  int status = 0;
-  ::waitpid(s.zygote.pid, &status, 0);
-  s.zygote.pid = -1;
+  s.Shutdown();
   if (s.zygote_lost) return InternalError("the zygote died");
   return Status::Ok();
 }

@@ -44,6 +44,19 @@ struct PendingLease {
   SteadyClock::time_point deadline;
 };
 
+// Why a client connection was dropped (the keys of status's "dropped").
+enum class DropReason {
+  kHandshakeTimeout,
+  kPendingHandshakes,
+  kTooManyClients,
+  kProtocolError,
+  kUnreadReplies,
+  kWriteTimeout,
+  kQueuedLeases,
+  kCount
+};
+const char* DropReasonName(DropReason reason);
+
 struct ExecutorEntry {
   enum State { kStarting, kIdle, kGranting, kLeased, kExiting };
   pid_t pid = -1;
@@ -51,6 +64,7 @@ struct ExecutorEntry {
   ScopedFd pidfd;
   ipc::AsyncChannel control;
   State state = kStarting;
+  uint32_t interest = 0;   // events registered with epoll
   int client_id = -1;      // kGranting, kLeased
   bool released = false;   // the client said it ended the lease
   PendingLease granting;   // kGranting: the lease being granted
@@ -75,21 +89,9 @@ struct ClientEntry {
   uint64_t requests = 0;
   // Set by a request handler that decided to drop this client: its channel is still being
   // read then, so the drop happens once OnReadable returns.
-  std::optional<std::pair<int, std::string>> drop;  // DropReason as int, why
+  std::optional<std::pair<DropReason, std::string>> drop;  // why
 };
 
-// Why a client connection was dropped (the keys of status's "dropped").
-enum class DropReason {
-  kHandshakeTimeout,
-  kPendingHandshakes,
-  kTooManyClients,
-  kProtocolError,
-  kUnreadReplies,
-  kWriteTimeout,
-  kQueuedLeases,
-  kCount
-};
-const char* DropReasonName(DropReason reason);
 
 struct SupervisorStats {
   uint64_t spawned = 0, spawn_failures = 0, crashes = 0, seccomp_kills = 0, kills = 0;
@@ -111,6 +113,7 @@ struct Supervisor::State {
   ipc::UnixListener listener;
   ZygoteHandle zygote;
   ipc::AsyncChannel zygote_channel;
+  uint32_t zygote_interest = 0;
   bool zygote_lost = false;
   ScopedFd epoll_fd;
   std::map<pid_t, ExecutorEntry> executors;
@@ -137,6 +140,10 @@ struct Supervisor::State {
   size_t MaxLeasesPerClient() const;
   void Watch(int fd, uint32_t events, uint64_t token, bool add);
   void Unwatch(int fd);
+  // Registers the events `fd` should wake the loop for; one epoll_ctl, only when they change.
+  void SetInterest(int fd, uint32_t want, uint64_t token, uint32_t* current);
+  void RearmZygote();                  // readable; writable while output is queued
+  void RearmExecutor(ExecutorEntry& e);
 
   void FillPool();
   void OnZygote();
@@ -161,6 +168,8 @@ struct Supervisor::State {
   std::optional<Clock::time_point> Expire(Clock::time_point now);
   void BeginStop();
   bool Idle() const;
+  // Joins the store's thread, closes the zygote's channel and reaps it (idempotent).
+  void Shutdown();
   void CheckLog(bool reopen);
   std::string StatusJson() const;
   std::string StatusText() const;  // the human form of `shapex status`

@@ -26,6 +26,7 @@
 #define SHAPEX_CLIENT_CLIENT_H_
 
 #include <chrono>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -71,6 +72,9 @@ struct Lease {
 class Client {
  public:
   static Result<Client> Connect(const ClientOptions& options = {});
+  // Connects only if a supervisor serves the socket: nullopt when none does (never starts one;
+  // `options.start_supervisor` is ignored). Errors are those of Connect.
+  static Result<std::optional<Client>> ConnectIfRunning(ClientOptions options = {});
 
   // Leases an executor and tells the supervisor which code we will call (it preloads what its
   // store has). `code` may be empty.
@@ -112,6 +116,8 @@ class Client {
 
  private:
   Client() = default;
+  // Connect's loop; nullopt when nothing serves the socket and start_supervisor is false.
+  static Result<std::optional<Client>> ConnectOrStart(const ClientOptions& options);
   Result<ipc::ControlMessage> Request(const ipc::ControlMessage& request,
                                       std::vector<ScopedFd>* fds);
   // A call on `lease` failed without a response: Timeout (after killing the executor) or

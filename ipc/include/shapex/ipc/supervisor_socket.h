@@ -23,6 +23,13 @@ Result<std::string> DefaultSupervisorSocketPath();
 // Creates the socket's directory (0700) if needed and checks its owner and mode.
 Status PrepareSocketDirectory(const std::string& socket_path);
 
+// Creates `dir` and its missing parents with mode 0700 (existing ones are left as they are).
+Status CreatePrivateDirectories(const std::string& dir);
+
+// The lock file beside the socket: a supervisor holds an exclusive flock on it while it serves
+// `socket_path` (docs/wire-protocol.md, "Finding the supervisor").
+std::string ServeLockPath(const std::string& socket_path);
+
 }  // namespace shapex::ipc
 
 #endif  // SHAPEX_IPC_SUPERVISOR_SOCKET_H_
