@@ -274,15 +274,21 @@ Status Vm::CallValueWithin(double seconds, const Value& callee, const std::vecto
   return s;
 }
 
-bool Vm::CheckAlloc(size_t bytes) {
-  // Building a big value is work too: charge fuel per 16 bytes so a native cannot do unbounded
-  // work for the price of one instruction.
-  uint64_t work = bytes / 16;
-  if (work > impl_->fuel_left) {
+bool Vm::ChargeFuel(uint64_t units) {
+  if (units > impl_->fuel_left) {
     impl_->fuel_left = 0;
     return FailKind(ErrorKind::kResourceExhausted, "fuel exhausted");
   }
-  impl_->fuel_left -= work;
+  impl_->fuel_left -= units;
+  return true;
+}
+
+uint64_t Vm::fuel_left() const { return impl_->fuel_left; }
+
+bool Vm::CheckAlloc(size_t bytes) {
+  // Building a big value is work too: charge fuel per 16 bytes so a native cannot do unbounded
+  // work for the price of one instruction.
+  if (!ChargeFuel(bytes / 16)) return false;
   const Heap& h = impl_->heap;
   if (bytes > h.limit || h.bytes > h.limit - bytes) {
     // Garbage may still be counted; collecting here is unsafe (a native may hold unrooted

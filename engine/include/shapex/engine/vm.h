@@ -158,6 +158,12 @@ class Vm {
   // an executor.
   Status CallValueWithin(double seconds, const Value& callee, const std::vector<Value>& args,
                          Value* result);
+  // Work that is not an instruction (walking a value to print, compare, hash or copy it) pays
+  // fuel too: false with ResourceExhausted "fuel exhausted" when `units` exceed what is left.
+  bool ChargeFuel(uint64_t units);
+  // Fuel not yet spent (UINT64_MAX - spent when unlimited), exact also from inside a native or
+  // a RemoteCallHandler.
+  uint64_t fuel_left() const;
   // Fail with ResourceExhausted (and return false) when the buffer would exceed the limit.
   bool NewTypedArray(ElemKind kind, size_t length, Value* out);
   bool NewMatrix(size_t rows, size_t cols, Value* out);
