@@ -24,6 +24,7 @@ namespace {
 using sandbox::BlobStore;
 
 constexpr int kExitCorruptionFound = kExitRuntime;
+constexpr int kExitNotFound = kExitRuntime;  // like a function name `call` cannot find
 constexpr int kExitUsageOrIo = kExitUsage;
 
 // I/O failures are usage-level errors here (exit 2, "error: ..." like other usage errors); a
@@ -151,6 +152,36 @@ int RunAdd(BlobStore& store, const std::string& file) {
   return kExitOk;
 }
 
+// The blob bytes of one function, for export (docs/blob-format.md, "Transport / disk envelope").
+// Get verifies the object it reads (checksum, decoding, every hash of its group recomputed), so
+// nothing the disk altered reaches stdout.
+int RunCat(BlobStore& store, const std::string& hex) {
+  engine::FunctionHash hash;
+  if (!engine::HashFromHex(hex, &hash)) {
+    std::fflush(stdout);
+    fmt::print(stderr, "error: '{}' is not a function hash (64 hex digits)\n", hex);
+    return kExitUsageOrIo;
+  }
+  bool present = store.Contains(hash);
+  auto blob = store.Get(hash);
+  if (!blob.has_value()) return Fail(blob.error());
+  if (!blob->has_value()) {
+    std::fflush(stdout);
+    fmt::print(stderr, "error[FunctionNotFound]: {}\n",
+               present ? fmt::format("the stored object of {} was corrupt and has been deleted "
+                                     "from {}", engine::HashToHex(hash), store.dir())
+                       : fmt::format("no function with hash {} in {}", engine::HashToHex(hash),
+                                     store.dir()));
+    return kExitNotFound;
+  }
+  std::vector<uint8_t> bytes = engine::EncodeBlob(**blob);
+  if (std::fwrite(bytes.data(), 1, bytes.size(), stdout) != bytes.size() ||
+      std::fflush(stdout) != 0) {
+    return Fail(IoError("cannot write the blob to stdout"));
+  }
+  return kExitOk;
+}
+
 }  // namespace
 
 CacheCommand::CacheCommand(CLI::App& app) {
@@ -173,7 +204,9 @@ CacheCommand::CacheCommand(CLI::App& app) {
   clear_ = cache_->add_subcommand("clear", "Remove every object");
   add_ = cache_->add_subcommand("add", "Compile FILE and store all its functions");
   add_->add_option("file", add_file_, "Source file (.shape)")->required();
-  for (CLI::App* sub : {ls_, stats_, verify_, gc_, clear_, add_}) sub->fallthrough();
+  cat_ = cache_->add_subcommand("cat", "Write a function's verified blob bytes to stdout");
+  cat_->add_option("hash", cat_hash_, "Function hash (64 hex digits)")->required();
+  for (CLI::App* sub : {ls_, stats_, verify_, gc_, clear_, add_, cat_}) sub->fallthrough();
 }
 
 bool CacheCommand::parsed() const { return cache_->parsed(); }
@@ -188,6 +221,7 @@ int CacheCommand::Run() {
   if (gc_->parsed()) code = RunGc(*store);
   if (clear_->parsed()) code = RunClear(*store);
   if (add_->parsed()) code = RunAdd(*store, add_file_);
+  if (cat_->parsed()) code = RunCat(*store, cat_hash_);
   std::fflush(stdout);
   return code;
 }

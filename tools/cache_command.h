@@ -7,12 +7,17 @@
 //   shapex cache gc                 evict least-recently-used objects down to --max-bytes
 //   shapex cache clear              remove every object
 //   shapex cache add FILE           compile FILE and store all its functions (warms the cache)
+//   shapex cache cat HASH           the function's blob, verified, as bytes on stdout: the
+//                                   transport/disk encoding of docs/blob-format.md (EncodeBlob)
 //   common options: --dir DIR (default $XDG_CACHE_HOME/shapex/blobs, else ~/.cache/…),
 //                   --max-bytes N (default 512 MiB); they may follow the subcommand too.
 //
-// Exit codes (LANGUAGE.md conventions): 0 ok; 1 `verify` found (and deleted) corrupt objects;
-// 2 usage error or a store that cannot be opened/read (I/O); 65 `add` of a file that does not
-// compile. Errors go to stderr as `error[Kind]: message`.
+// Exit codes (LANGUAGE.md conventions): 0 ok; 1 `verify` found (and deleted) corrupt objects, or
+// `cat` of a hash the store does not hold (error[FunctionNotFound], as for a function name that
+// `call`, `hash` or `disasm` cannot find; an object found corrupt is deleted and counts as not
+// held); 2 usage error (e.g. a HASH that is not 64 hex digits) or a store that cannot be
+// opened/read (I/O); 65 `add` of a file that does not compile. Errors go to stderr as
+// `error[Kind]: message`.
 //
 // Usage from main(): construct a CacheCommand on the CLI::App before parsing (it registers the
 // subcommands and binds their options to its own members, so it must outlive parsing and does
@@ -39,11 +44,12 @@ class CacheCommand {
 
  private:
   CLI::App* cache_;
-  CLI::App *ls_, *stats_, *verify_, *gc_, *clear_, *add_;
+  CLI::App *ls_, *stats_, *verify_, *gc_, *clear_, *add_, *cat_;
   std::string dir_;
   uint64_t max_bytes_ = uint64_t{512} << 20;
   bool json_ = false;
   std::string add_file_;
+  std::string cat_hash_;
 };
 
 }  // namespace shapex

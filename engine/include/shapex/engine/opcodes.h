@@ -30,6 +30,13 @@
 namespace shapex::engine {
 
 // X(name, format, A, B, C, extra, doc). Format: ABC, ABx, AsBx. Extra: E = one extra word.
+//
+// This table is a wire format: the opcode numbers (row order), formats and operand kinds are
+// specified in docs/blob-format.md ("Instruction encoding"), and engine_opcode_table_test
+// checks that document against this table. Any change here (an opcode added, removed or
+// moved, an operand changed, or what an instruction does) bumps kVmVersion (blob.h; and
+// kBlobFormatVersion if the word layout changes) and updates docs/blob-format.md in the same
+// commit: content hashes of existing blobs depend on it.
 #define SHAPEX_OPCODES(X)                                                                     \
   X(MOVE, ABC, R, R, -, -, "R[A] = R[B]")                                                   \
   X(LOADK, ABx, R, K, -, -, "R[A] = K[Bx]")                                                 \
@@ -69,7 +76,7 @@ namespace shapex::engine {
   X(NE, ABC, R, R, R, -, "R[A] = R[B] != R[C]")                                             \
   X(LT, ABC, R, R, R, -, "R[A] = R[B] < R[C]")                                              \
   X(LE, ABC, R, R, R, -, "R[A] = R[B] <= R[C]")                                             \
-  X(TEST, ABC, R, -, U, -, "skip next unless R[A] (Bool) == C")                             \
+  X(TEST, ABC, R, U, U, -, "skip next unless R[A] (Bool) == C; B: error wording")         \
   X(TEQ, ABC, R, R, U, -, "skip next unless (R[A] == R[B]) == C")                           \
   X(TLT, ABC, R, R, U, -, "skip next unless (R[A] < R[B]) == C")                            \
   X(TLE, ABC, R, R, U, -, "skip next unless (R[A] <= R[B]) == C")                           \
