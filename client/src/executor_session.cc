@@ -132,9 +132,11 @@ Result<RemoteCallResponse> ExecutorSession::Wait(uint64_t call_id) {
   while (arrived_.count(call_id) == 0) {
     Status s = ReceiveOne(deadline);
     if (s.ok()) continue;
-    if (cancelled_.count(call_id) != 0 && s.kind() == ErrorKind::kIoError) {
-      pending_.erase(call_id);
-      cancelled_.erase(call_id);
+    // Whatever ends the wait answers the call: it is no longer in flight, and an answer the
+    // executor sends for it later is dropped (every call is answered exactly once).
+    pending_.erase(call_id);
+    abandoned_.insert(call_id);
+    if (cancelled_.erase(call_id) != 0 && s.kind() == ErrorKind::kIoError) {
       return RemoteCallResponse::Failure(ErrorKind::kCancelled,
                                          fmt::format("call {} was cancelled", call_id));
     }
@@ -167,10 +169,22 @@ Status ExecutorSession::ReceiveOne(Clock::time_point deadline) {
       break;
   }
   uint64_t id = frame.call_id;
-  ASSIGN_OR_RETURN(ipc::WireMessage message, ipc::DecodeIncoming(&frame));
+  Result<ipc::WireMessage> decoded = ipc::DecodeIncoming(&frame);
+  if (!decoded.has_value()) {
+    // A malformed answer (garbage, a forged segment) to a call in flight is that call's answer,
+    // not an error for whichever call we happen to be waiting for.
+    if (pending_.count(id) == 0 || arrived_.count(id) != 0) return decoded.error();
+    arrived_[id] = RemoteCallResponse::Failure(
+        ErrorKind::kProtocolError,
+        fmt::format("the executor's answer does not decode: {}", decoded.error().message()));
+    return Status::Ok();
+  }
+  ipc::WireMessage& message = *decoded;
   if (auto* response = std::get_if<RemoteCallResponse>(&message)) {
-    if (pending_.count(id) == 0) {
-      return ProtocolError(fmt::format("response to call {}, which is not in flight", id));
+    if (abandoned_.count(id) != 0) return Status::Ok();  // answered already (see Wait)
+    if (pending_.count(id) == 0 || arrived_.count(id) != 0) {
+      return ProtocolError(
+          fmt::format("response to call {}, which is not in flight or was answered already", id));
     }
     arrived_[id] = std::move(*response);
     return Status::Ok();

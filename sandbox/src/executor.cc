@@ -50,6 +50,7 @@ Status Executor::HandleMessage(ipc::Connection& connection, ipc::IncomingFrame& 
   ipc::SidecarTransportOptions receive;
   receive.accept_read_only_segments = true;  // the client is the more trusted side
   uint64_t call_id = frame.call_id;
+  current_call_id_ = call_id;
   Result<ipc::WireMessage> message = ipc::DecodeIncoming(&frame, receive);
   if (!message.has_value()) {
     ++stats_.bad_messages;

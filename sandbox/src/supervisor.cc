@@ -538,7 +538,7 @@ void Supervisor::State::DropClient(int id, std::optional<DropReason> reason,
       x.state = ExecutorEntry::kIdle;  // the grant completes as a no-op
       x.client_id = -1;
     } else if (x.state == ExecutorEntry::kLeased && x.released) {
-      x.deadline = Clock::now() + options.release_timeout;
+      if (!x.deadline) x.deadline = Clock::now() + options.release_timeout;
     } else if (x.state == ExecutorEntry::kLeased) {
       ++stats.orphaned_kills;
       KillExecutorProcess(x);
@@ -641,6 +641,12 @@ void Supervisor::State::OnClientMessage(ClientEntry& c, ControlMessage& m) {
     if (e != executors.end() && e->second.client_id == c.id) {
       e->second.released = true;
       ++stats.leases_released;
+      // The client closed its connection to the executor, which now owes us `done`; one stuck
+      // in a call (a hung system call, a native loop) would otherwise stay leased, counted
+      // against this client, for as long as the client stays connected.
+      if (e->second.state == ExecutorEntry::kLeased) {
+        e->second.deadline = Clock::now() + options.release_timeout;
+      }
     }
   } else if (m.op == "status") {
     ControlMessage r("status");

@@ -25,6 +25,8 @@ using std::chrono::nanoseconds;
 
 constexpr nanoseconds kForever = std::chrono::hours(24 * 365);
 
+ServeClientFn serve_client_for_testing = nullptr;
+
 // Spawns one executor; replies "spawned" or "error" on `channel`.
 void Spawn(ipc::Connection& channel, const ZygoteOptions& options, const SeccompProgram& seccomp,
            int64_t token, std::map<pid_t, JailedProcess>* children) {
@@ -132,6 +134,8 @@ Result<ZygoteHandle> StartZygote(const ZygoteOptions& options) {
   return handle;
 }
 
+void SetServeClientForTesting(ServeClientFn serve) { serve_client_for_testing = serve; }
+
 int ExecutorProcessMain(ipc::UnixSocket control_socket, const ExecutorOptions& options) {
   Result<ipc::Connection> control =
       ipc::Connection::Accept(std::move(control_socket), ipc::ControlConnectionOptions());
@@ -167,7 +171,11 @@ int ExecutorProcessMain(ipc::UnixSocket control_socket, const ExecutorOptions& o
     if (m->op != "serve" || fds.size() != 1) return 13;
     Result<ipc::UnixSocket> client = ipc::UnixSocket::Adopt(std::move(fds[0]));
     ExecutorStats before = executor.stats();
-    if (client.has_value()) (void)executor.ServeConnection(std::move(*client));
+    if (client.has_value()) {
+      (void)(serve_client_for_testing != nullptr
+                 ? serve_client_for_testing(executor, std::move(*client), options)
+                 : executor.ServeConnection(std::move(*client)));
+    }
     const ExecutorStats& after = executor.stats();
     ControlMessage done("done");
     done.Set("calls", static_cast<int64_t>(after.calls - before.calls));

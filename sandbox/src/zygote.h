@@ -45,6 +45,15 @@ Result<ZygoteHandle> StartZygote(const ZygoteOptions& options);
 // or the supervisor goes away. Returns the process exit code.
 int ExecutorProcessMain(ipc::UnixSocket control, const ExecutorOptions& options);
 
+// Test seam (docs/testing.md, "Fault injection"): how an executor process serves one leased
+// client socket. nullptr, the default, is Executor::ServeConnection. Only a test sets another,
+// in a process that then starts a Supervisor (the zygote and executors are forks of it and keep
+// the pointer). It is in this private header, not in SupervisorOptions, so neither the CLI nor
+// an embedder can reach it, and the fault code itself lives in the test binary alone.
+using ServeClientFn = Status (*)(Executor& executor, ipc::UnixSocket client,
+                                 const ExecutorOptions& options);
+void SetServeClientForTesting(ServeClientFn serve);
+
 }  // namespace shapex::sandbox
 
 #endif  // SHAPEX_SANDBOX_SRC_ZYGOTE_H_

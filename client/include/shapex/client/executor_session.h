@@ -109,6 +109,7 @@ class ExecutorSession {
   std::map<uint64_t, ipc::RemoteCallResponse> arrived_;
   std::map<uint64_t, ipc::BlobNegotiationResponse> negotiation_replies_;
   std::unordered_set<uint64_t> cancelled_;
+  std::unordered_set<uint64_t> abandoned_;  // answered by an error: a late response is dropped
   ExecutorSessionStats stats_;
 };
 

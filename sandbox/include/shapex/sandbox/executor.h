@@ -84,6 +84,8 @@ class Executor {
   }
 
   const ExecutorStats& stats() const { return stats_; }
+  // The call id of the frame being handled (its response carries it); 0 before the first.
+  uint64_t current_call_id() const { return current_call_id_; }
   const engine::BlobCache& cache() const { return cache_; }
   const ipc::SegmentReserveStats& segment_stats() const { return segments_.stats(); }
 
@@ -97,6 +99,7 @@ class Executor {
   ipc::LinkCache links_;
   ExecutorStats stats_;
   ipc::SegmentReserve segments_;
+  uint64_t current_call_id_ = 0;
 };
 
 }  // namespace shapex::sandbox

@@ -28,7 +28,9 @@
 // still our own socket, and never when systemd passed it. A crashed or killed executor is
 // replaced and nothing else notices; its client sees its connection close (ExecutorCrashed).
 // A lease belongs to the control connection that asked for it: when that connection ends, the
-// executor is killed and replaced unless the client released it first ("release").
+// executor is killed and replaced unless the client released it first ("release"). A released
+// executor that has not reported `done` within `release_timeout` (it is stuck in a call nobody
+// waits for) is killed too.
 // SIGTERM/SIGINT: stop accepting, let leased executors finish for up to `grace`, then kill them,
 // remove the socket and return OK. SIGHUP reopens the log.
 // Nothing in the event loop waits on a peer: clients, executors and the zygote are non-blocking
@@ -77,7 +79,7 @@ struct SupervisorOptions {
   // `wait_ms` may shorten it.
   std::chrono::milliseconds lease_wait{30000};
   // A lease released by its client whose executor has not reported `done` this long after the
-  // client left is ended by killing the executor.
+  // release (or, unreleased, after the client left) is ended by killing the executor.
   std::chrono::milliseconds release_timeout{1000};
   std::chrono::milliseconds executor_start_timeout{10000};  // spawn to "ready"
   // Exit after this long with no client connection and no lease (0: never).
