@@ -1,5 +1,6 @@
 // Unit tests for value.cc / value_print.cc: printing, the insertion-ordered map, equality,
-// hashing and comparison. Objects are built directly on the stack; no Vm is involved.
+// hashing and comparison, and what walks of values cost (WalkBudget). Objects are built directly
+// on the stack; a Vm is involved only to pay for budgeted walks.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -9,9 +10,11 @@
 #include <string>
 #include <vector>
 
+#include "shapex/engine/compiler.h"
 #include "shapex/engine/natives.h"
 #include "shapex/engine/program.h"
 #include "shapex/engine/value.h"
+#include "shapex/engine/vm.h"
 
 namespace shapex::engine {
 namespace {
@@ -426,6 +429,184 @@ TEST(EqualityTest, CyclesTerminate) {
   EXPECT_TRUE(ValuesEqual(a, b));
   AsArray(b)->items[0] = Value::Int(2);
   EXPECT_FALSE(ValuesEqual(a, b));
+}
+
+// ---------------- walk budgets ----------------
+
+// A Vm to pay for walks: an empty program with the given limits. The values walked are built on
+// the test's own Objects; a walk does not care which heap they live on.
+class BudgetTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<Vm> NewVm(Limits limits) {
+    if (program_ == nullptr) {
+      auto compiled = Compile("", "budget_test.shape");
+      EXPECT_TRUE(compiled.has_value());
+      program_ = std::move(*compiled);
+    }
+    return std::make_unique<Vm>(*program_, limits);
+  }
+
+  // [x, x] `depth` times over a one-element array holding `leaf`: depth + 1 objects whose
+  // tree has 2^depth leaves.
+  Value Dag(int depth, Value leaf) {
+    Value a = o_.Array({leaf});
+    for (int i = 0; i < depth; ++i) a = o_.Array({a, a});
+    return a;
+  }
+
+  // The Status a walk's failure leaves in the Vm, as a native reports it.
+  static Status FormatThroughNative(Vm& vm, const Value& v) {
+    static const NativeDef def = {"test.format", [](Vm& vm, Value* args, int, Value* out) {
+                                    std::string text;
+                                    if (!ValueToString(vm, args[0], false, &text)) return false;
+                                    *out = vm.NewString(std::move(text));
+                                    return true;
+                                  },
+                                  1, 1, false};
+    Value result;
+    return vm.CallValue(vm.NewNative(&def), {v}, &result);
+  }
+
+  Objects o_;
+  std::unique_ptr<Program> program_;
+};
+
+TEST_F(BudgetTest, UnlimitedBudgetIsTheSameWalk) {
+  Value v = o_.Array({Value::Int(1), o_.Str("s"), Dag(3, Value::Int(2))});
+  WalkBudget unlimited;
+  std::string text;
+  ASSERT_TRUE(AppendValue(&text, v, /*quoted=*/false, unlimited));
+  EXPECT_EQ(text, Print(v));
+  EXPECT_EQ(text, "[1, \"s\", [[[[2], [2]], [[2], [2]]], [[[2], [2]], [[2], [2]]]]]");
+  bool equal = false;
+  ASSERT_TRUE(ValuesEqual(v, v, unlimited, &equal));
+  EXPECT_TRUE(equal);
+  EXPECT_TRUE(unlimited.Settle(text.size()));
+}
+
+TEST_F(BudgetTest, FormattingPaysPerElementAndPer16BytesBuilt) {
+  auto vm = NewVm({.fuel = 1'000'000});
+  ObjMap* m = o_.Make<ObjMap>();
+  m->Set(o_.Str("k"), Value::Int(4));
+  Value v = o_.Array({Value::Int(1), o_.Array({Value::Int(2), Value::Int(3)}), Value::Object(m)});
+  uint64_t before = vm->fuel_left();
+  std::string text;
+  ASSERT_TRUE(ValueToString(*vm, v, /*quoted=*/false, &text));
+  EXPECT_EQ(text, "[1, [2, 3], {\"k\": 4}]");
+  // 3 items + 2 items + 1 entry visited; 21 bytes built: one unit.
+  EXPECT_EQ(before - vm->fuel_left(), 6u + 1u);
+
+  // A scalar costs nothing beyond its bytes.
+  before = vm->fuel_left();
+  ASSERT_TRUE(ValueToString(*vm, Value::Int(7), false, &text));
+  EXPECT_EQ(text, "7");
+  EXPECT_EQ(vm->fuel_left(), before);
+}
+
+TEST_F(BudgetTest, EqualityPaysPerElementComparedAndStopsAtTheFirstDifference) {
+  auto vm = NewVm({.fuel = 1'000'000});
+  auto make = [&](int first) {
+    return o_.Array({Value::Int(first), o_.Array({Value::Int(2), Value::Int(3)})});
+  };
+  uint64_t before = vm->fuel_left();
+  bool equal = false;
+  ASSERT_TRUE(ValuesEqual(*vm, make(1), make(1), &equal));
+  EXPECT_TRUE(equal);
+  EXPECT_EQ(before - vm->fuel_left(), 4u);  // 2 outer + 2 inner pairs
+
+  before = vm->fuel_left();
+  ASSERT_TRUE(ValuesEqual(*vm, make(1), make(9), &equal));
+  EXPECT_FALSE(equal);
+  EXPECT_EQ(before - vm->fuel_left(), 1u);  // stopped at the first pair
+
+  // Long strings that are not the same object pay per 16 bytes compared.
+  before = vm->fuel_left();
+  ASSERT_TRUE(ValuesEqual(*vm, o_.Str(std::string(160, 'x')), o_.Str(std::string(160, 'x')),
+                          &equal));
+  EXPECT_TRUE(equal);
+  EXPECT_EQ(before - vm->fuel_left(), 10u);
+}
+
+TEST_F(BudgetTest, CountedFuelIsPaidInBatchesAndOnSettle) {
+  auto vm = NewVm({.fuel = 1'000'000});
+  uint64_t before = vm->fuel_left();
+  WalkBudget budget(*vm);
+  ASSERT_TRUE(budget.Charge(10));
+  EXPECT_EQ(budget.owed(), 10u);
+  EXPECT_EQ(vm->fuel_left(), before);  // not paid yet
+  ASSERT_TRUE(budget.Charge(WalkBudget::kBatch));
+  EXPECT_EQ(budget.owed(), 0u);
+  EXPECT_EQ(before - vm->fuel_left(), 10u + WalkBudget::kBatch);
+  ASSERT_TRUE(budget.Charge(5));
+  ASSERT_TRUE(budget.Settle());
+  EXPECT_EQ(before - vm->fuel_left(), 15u + WalkBudget::kBatch);
+}
+
+TEST_F(BudgetTest, ARefusedBudgetStaysRefused) {
+  auto vm = NewVm({.fuel = 100});
+  WalkBudget budget(*vm);
+  EXPECT_FALSE(budget.Charge(WalkBudget::kBatch));
+  EXPECT_EQ(vm->fuel_left(), 0u);
+  EXPECT_FALSE(budget.Charge(0));
+  EXPECT_FALSE(budget.Grow(1));
+  EXPECT_FALSE(budget.Settle());
+}
+
+TEST_F(BudgetTest, DagFormattingRunsOutOfFuel) {
+  // 41 objects, 2^40 leaves: unpaid, this walk would build terabytes.
+  auto vm = NewVm({.fuel = 100'000, .memory = 16'000'000});
+  Value dag = Dag(40, Value::Int(1));
+  std::string text;
+  EXPECT_FALSE(ValueToString(*vm, dag, false, &text));
+  EXPECT_EQ(vm->fuel_left(), 0u);
+  // Stopped within a batch of the limit: about 2 bytes per element visited.
+  EXPECT_LT(text.size(), 1'000'000u);
+
+  auto vm2 = NewVm({.fuel = 100'000, .memory = 16'000'000});
+  Status s = FormatThroughNative(*vm2, dag);
+  EXPECT_EQ(s.kind(), ErrorKind::kResourceExhausted);
+  EXPECT_EQ(s.message(), "fuel exhausted");
+}
+
+TEST_F(BudgetTest, DagEqualityRunsOutOfFuel) {
+  auto vm = NewVm({.fuel = 100'000});
+  Value a = Dag(40, Value::Int(1));
+  Value b = Dag(40, Value::Int(1));
+  bool equal = false;
+  ASSERT_TRUE(ValuesEqual(*vm, a, a, &equal));  // the same object: nothing to walk
+  EXPECT_TRUE(equal);
+  EXPECT_FALSE(ValuesEqual(*vm, a, b, &equal));
+  EXPECT_EQ(vm->fuel_left(), 0u);
+}
+
+TEST_F(BudgetTest, StringIsCheckedAgainstTheMemoryLimitAsItGrows) {
+  // No fuel limit: only the memory limit stops this walk, while the string grows.
+  constexpr size_t kLimit = 1'000'000;
+  auto vm = NewVm({.fuel = 0, .memory = kLimit});
+  Value dag = Dag(30, o_.Str(std::string(100, 'x')));
+  std::string text;
+  EXPECT_FALSE(ValueToString(*vm, dag, false, &text));
+  EXPECT_LE(text.size(), kLimit + WalkBudget::kSizeStep);
+
+  auto vm2 = NewVm({.fuel = 0, .memory = kLimit});
+  Status s = FormatThroughNative(*vm2, dag);
+  EXPECT_EQ(s.kind(), ErrorKind::kResourceExhausted);
+  EXPECT_EQ(s.message(), "memory limit exceeded");
+}
+
+TEST_F(BudgetTest, CyclesStayFiniteAndCheap) {
+  auto vm = NewVm({.fuel = 1'000});
+  Value a = o_.Array({Value::Int(1)});
+  AsArray(a)->items.push_back(a);
+  std::string text;
+  ASSERT_TRUE(ValueToString(*vm, a, false, &text));
+  EXPECT_EQ(text, "[1, [...]]");
+  EXPECT_EQ(vm->fuel_left(), 1'000u - 2u);
+  Value b = o_.Array({Value::Int(1)});
+  AsArray(b)->items.push_back(b);
+  bool equal = false;
+  ASSERT_TRUE(ValuesEqual(*vm, a, b, &equal));
+  EXPECT_TRUE(equal);
 }
 
 TEST(HashTest, ConsistentWithEquality) {

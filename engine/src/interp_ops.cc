@@ -1,6 +1,8 @@
 #include "interp_ops.h"
 
 #include <cmath>
+#include <string>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -141,6 +143,22 @@ bool ArithSlow(Vm& vm, char op, const Value& a, const Value& b, Value* out) {
 bool CompareOrFail(Vm& vm, const Value& a, const Value& b, int* cmp) {
   if (CompareValues(a, b, cmp)) return true;
   return vm.Fail(fmt::format("cannot compare {} and {}", TypeName(a), TypeName(b)));
+}
+
+bool BuildString(Vm& vm, const Value* parts, uint32_t n, Value* out) {
+  WalkBudget budget(vm);
+  std::string s;
+  for (uint32_t i = 0; i < n; ++i)
+    if (!AppendValue(&s, parts[i], /*quoted=*/false, budget)) return false;
+  if (!budget.Settle(s.size())) return false;
+  *out = vm.NewString(std::move(s));
+  return true;
+}
+
+bool FailNoMatch(Vm& vm, const Value& v) {
+  std::string text;
+  if (!ValueToString(vm, v, /*quoted=*/true, &text)) return false;
+  return vm.Fail("no match arm for " + text);
 }
 
 bool IndexGet(Vm& vm, const Value& c, const Value& index, Value* out) {

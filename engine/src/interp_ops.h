@@ -12,6 +12,18 @@ namespace shapex::engine {
 // op: + - * / % and 'p' (**), '&', '|', '^', 'l' (<<), 'r' (>>).
 bool ArithSlow(Vm& vm, char op, const Value& a, const Value& b, Value* out);
 bool CompareOrFail(Vm& vm, const Value& a, const Value& b, int* cmp);
+// `a == b` (EQ, NE, TEQ): two Ints inline, anything else a walk paid for by the VM's fuel.
+inline bool EqualOrFail(Vm& vm, const Value& a, const Value& b, bool* equal) {
+  if (a.type == Type::kInt && b.type == Type::kInt) {
+    *equal = a.as.i == b.as.i;
+    return true;
+  }
+  return ValuesEqual(vm, a, b, equal);
+}
+// BUILDSTR: parts[0 .. n) printed one after another into a new String (f-strings).
+bool BuildString(Vm& vm, const Value* parts, uint32_t n, Value* out);
+// NOMATCH: RuntimeError "no match arm for <v>" (or ResourceExhausted printing v). Returns false.
+bool FailNoMatch(Vm& vm, const Value& v);
 bool IndexGet(Vm& vm, const Value& container, const Value& index, Value* out);
 bool IndexSet(Vm& vm, const Value& container, const Value& index, const Value& v);
 bool IndexGet2(Vm& vm, const Value& container, const Value& i, const Value& j, Value* out);

@@ -35,12 +35,6 @@ std::string ArgCountMessage(const Proto& p, int argc) {
 namespace {
 constexpr uint64_t kFuelSlice = 4096;
 
-std::string ConcatValues(const Value* values, uint32_t n) {
-  std::string s;
-  for (uint32_t i = 0; i < n; ++i) AppendValue(&s, values[i], false);
-  return s;
-}
-
 MethodNs NamespaceOf(const Value& v) {
   switch (v.type) {
     case Type::kArray: return MethodNs::kArray;
@@ -201,6 +195,18 @@ bool Vm::RunFrameLoop(size_t stop_depth) {
 #define CHECK(expr) \
   do {              \
     if (!(expr)) THROW(); \
+  } while (0)
+// CHECK(expr) for work that pays fuel through Vm::ChargeFuel (natives, walks of values): the
+// loop's slice is handed back for it, so it can spend all the fuel that is left, and then
+// resumes where it was (the deadline is still checked every kFuelSlice instructions).
+#define CHECK_PAYING(expr)                        \
+  do {                                            \
+    uint64_t held = slice;                        \
+    im.fuel_left += held;                         \
+    bool paid = (expr);                           \
+    slice = std::min(held, im.fuel_left);         \
+    im.fuel_left -= slice;                        \
+    if (!paid) THROW();                           \
   } while (0)
 #define GC_CHECK()                                       \
   do {                                                   \
@@ -443,8 +449,18 @@ next:
     RA = Value::Bool(!RB.as.b);
     DISPATCH();
   }
-  CASE(EQ) { RA = Value::Bool(ValuesEqual(RB, RC)); DISPATCH(); }
-  CASE(NE) { RA = Value::Bool(!ValuesEqual(RB, RC)); DISPATCH(); }
+  CASE(EQ) {
+    bool eq;
+    CHECK_PAYING(EqualOrFail(*this, RB, RC, &eq));
+    RA = Value::Bool(eq);
+    DISPATCH();
+  }
+  CASE(NE) {
+    bool eq;
+    CHECK_PAYING(EqualOrFail(*this, RB, RC, &eq));
+    RA = Value::Bool(!eq);
+    DISPATCH();
+  }
   CASE(LT) {
     int cmp;
     CHECK(CompareOrFail(*this, RB, RC, &cmp));
@@ -467,7 +483,9 @@ next:
     DISPATCH();
   }
   CASE(TEQ) {
-    COND_JUMP(ValuesEqual(RA, RB) == (C() != 0));
+    bool eq;
+    CHECK_PAYING(EqualOrFail(*this, RA, RB, &eq));
+    COND_JUMP(eq == (C() != 0));
     DISPATCH();
   }
   CASE(TLT) {
@@ -555,7 +573,7 @@ next:
     if (slot->type == Type::kNative) {
       SAVE_IP();
       Value out;
-      if (!CallNative(*this, AsNative(*slot)->def, slot + 1, argc, &out)) goto error;
+      CHECK_PAYING(CallNative(*this, AsNative(*slot)->def, slot + 1, argc, &out));
       frame = &im.frames.back();
       *slot = out;
       GC_CHECK();
@@ -572,7 +590,7 @@ next:
     uint32_t symbol = *ip++;
     SAVE_IP();
     bool pushed;
-    if (!InvokeMethod(&RA, static_cast<int>(B()) + 1, symbol, &pushed)) goto error;
+    CHECK_PAYING(InvokeMethod(&RA, static_cast<int>(B()) + 1, symbol, &pushed));
     if (pushed) {
       Frame* caller = frame;
       LOAD_FRAME();
@@ -741,8 +759,8 @@ next:
     DISPATCH();
   }
   CASE(BUILDSTR) {
-    // No named std::string here: clang forbids computed gotos out of its scope.
-    RA = NewString(ConcatValues(&RB, C()));
+    // No named std::string here (clang forbids computed gotos out of its scope): BuildString.
+    CHECK_PAYING(BuildString(*this, &RB, C(), &RA));
     GC_CHECK();
     DISPATCH();
   }
@@ -850,7 +868,7 @@ next:
     DISPATCH();
   }
   CASE(NOMATCH) {
-    Fail("no match arm for " + ValueToString(RA, true));
+    CHECK_PAYING(FailNoMatch(*this, RA));
     THROW();
   }
 
@@ -903,6 +921,7 @@ error:
 #undef RC
 #undef THROW
 #undef CHECK
+#undef CHECK_PAYING
 #undef GC_CHECK
 #undef COND_JUMP
 #undef CASE

@@ -58,6 +58,14 @@ bool KeyLess(SortClass cls, const Value& a, const Value& b) {
   return r < 0;
 }
 
+// Sorting is a walk too: one unit per key classified and per comparison made. The comparator
+// handed to std::stable_sort cannot stop it, so the comparisons (at most n log² n for the n
+// keys the memory limit allows) are paid for once it is done.
+bool PaySort(Vm& vm, size_t keys, uint64_t comparisons) {
+  WalkBudget budget(vm);
+  return budget.Charge(keys) && budget.Charge(comparisons) && budget.Settle();
+}
+
 bool MinMax(Vm& vm, Value* args, bool want_min, Value* out) {
   ObjArray* a = nullptr;
   if (!Receiver(vm, args, &a)) return false;
@@ -131,25 +139,33 @@ bool ArrayRemove(Vm& vm, Value* args, int /*argc*/, Value* out) {
   return true;
 }
 
+// The position of the first item == `needle`, or items.size(). Every item looked at and every
+// comparison's walk is paid for. False when the fuel ran out.
+bool FindEqual(Vm& vm, const ObjArray* a, const Value& needle, size_t* at) {
+  WalkBudget budget(vm);
+  size_t i = 0;
+  for (; i < a->items.size(); ++i) {
+    bool equal = false;
+    if (!budget.Charge(1) || !ValuesEqual(a->items[i], needle, budget, &equal)) return false;
+    if (equal) break;
+  }
+  *at = i;
+  return budget.Settle();
+}
+
 bool ArrayContains(Vm& vm, Value* args, int /*argc*/, Value* out) {
   ObjArray* a = nullptr;
-  if (!Receiver(vm, args, &a)) return false;
-  bool found = std::any_of(a->items.begin(), a->items.end(),
-                           [&](const Value& x) { return ValuesEqual(x, args[1]); });
-  *out = Value::Bool(found);
+  size_t at{};
+  if (!Receiver(vm, args, &a) || !FindEqual(vm, a, args[1], &at)) return false;
+  *out = Value::Bool(at < a->items.size());
   return true;
 }
 
 bool ArrayIndexOf(Vm& vm, Value* args, int /*argc*/, Value* out) {
   ObjArray* a = nullptr;
-  if (!Receiver(vm, args, &a)) return false;
-  *out = Value::None();
-  for (size_t i = 0; i < a->items.size(); ++i) {
-    if (ValuesEqual(a->items[i], args[1])) {
-      *out = vm.NewSome(Value::Int(static_cast<int64_t>(i)));
-      break;
-    }
-  }
+  size_t at{};
+  if (!Receiver(vm, args, &a) || !FindEqual(vm, a, args[1], &at)) return false;
+  *out = at < a->items.size() ? vm.NewSome(Value::Int(static_cast<int64_t>(at))) : Value::None();
   return true;
 }
 
@@ -221,10 +237,13 @@ bool ArraySort(Vm& vm, Value* args, int /*argc*/, Value* out) {
   ObjArray* a = nullptr;
   SortClass cls{};
   if (!Receiver(vm, args, &a) || !ClassifyKeys(vm, a->items, &cls)) return false;
-  std::stable_sort(a->items.begin(), a->items.end(),
-                   [cls](const Value& x, const Value& y) { return KeyLess(cls, x, y); });
+  uint64_t comparisons = 0;
+  std::stable_sort(a->items.begin(), a->items.end(), [&](const Value& x, const Value& y) {
+    ++comparisons;
+    return KeyLess(cls, x, y);
+  });
   *out = args[0];
-  return true;
+  return PaySort(vm, a->items.size(), comparisons);
 }
 
 bool ArraySortBy(Vm& vm, Value* args, int /*argc*/, Value* out) {
@@ -248,15 +267,18 @@ bool ArraySortBy(Vm& vm, Value* args, int /*argc*/, Value* out) {
   if (!ClassifyKeys(vm, keys, &cls)) return false;
   std::vector<size_t> order(keys.size());
   std::iota(order.begin(), order.end(), size_t{0});
-  std::stable_sort(order.begin(), order.end(),
-                   [&](size_t x, size_t y) { return KeyLess(cls, keys[x], keys[y]); });
+  uint64_t comparisons = 0;
+  std::stable_sort(order.begin(), order.end(), [&](size_t x, size_t y) {
+    ++comparisons;
+    return KeyLess(cls, keys[x], keys[y]);
+  });
   std::vector<Value> sorted;
   sorted.reserve(order.size());
   for (size_t i : order) sorted.push_back(a->items[i]);
   a->items = std::move(sorted);
   vm.Recharge(a);
   *out = args[0];
-  return true;
+  return PaySort(vm, keys.size(), comparisons);
 }
 
 bool ArrayReverse(Vm& vm, Value* args, int /*argc*/, Value* out) {
@@ -276,11 +298,17 @@ bool ArrayJoin(Vm& vm, Value* args, int argc, Value* out) {
     if (!ArgString(vm, args[1], &s)) return false;
     sep = s->str;
   }
+  WalkBudget budget(vm);
+  if (!budget.Charge(a->items.size())) return false;
   std::string r;
   for (size_t i = 0; i < a->items.size(); ++i) {
-    if (i > 0) r.append(sep);
-    AppendValue(&r, a->items[i], /*quoted=*/false);
+    if (i > 0) {
+      if (!budget.Grow(r.size() + sep.size())) return false;
+      r.append(sep);
+    }
+    if (!AppendValue(&r, a->items[i], /*quoted=*/false, budget)) return false;
   }
+  if (!budget.Settle(r.size())) return false;
   *out = vm.NewString(std::move(r));
   return true;
 }

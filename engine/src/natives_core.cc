@@ -99,19 +99,31 @@ bool StrValue(Vm& vm, const Value& v, Value* out) {
     *out = v;
     return true;
   }
-  *out = vm.NewString(ValueToString(v, /*quoted=*/false));
+  std::string text;
+  if (!ValueToString(vm, v, /*quoted=*/false, &text)) return false;
+  *out = vm.NewString(std::move(text));
   return true;
+}
+
+bool FailWithValue(Vm& vm, std::string_view prefix, const Value& v, bool quoted,
+                   std::string_view suffix) {
+  std::string text;
+  if (!ValueToString(vm, v, quoted, &text)) return false;
+  return vm.Fail(fmt::format("{}{}{}", prefix, text, suffix));
 }
 
 // ---------------- globals ----------------
 
 bool NativePrint(Vm& vm, Value* args, int argc, Value* out) {
+  // One budget for the whole line: it is the one string this call builds.
+  WalkBudget budget(vm);
   std::string line;
   for (int i = 0; i < argc; ++i) {
     if (i > 0) line.push_back(' ');
-    AppendValue(&line, args[i], /*quoted=*/false);
+    if (!AppendValue(&line, args[i], /*quoted=*/false, budget)) return false;
   }
   line.push_back('\n');
+  if (!budget.Settle(line.size())) return false;
   vm.Print(line);
   *out = Value::None();
   return true;
@@ -122,14 +134,14 @@ bool NativeAssert(Vm& vm, Value* args, int argc, Value* out) {
   if (!ArgBool(vm, args[0], &ok)) return false;
   if (!ok) {
     if (argc < 2) return vm.Fail("assertion failed");
-    return vm.Fail("assertion failed: " + ValueToString(args[1]));
+    return FailWithValue(vm, "assertion failed: ", args[1]);
   }
   *out = Value::None();
   return true;
 }
 
 bool NativePanic(Vm& vm, Value* args, int /*argc*/, Value* /*out*/) {
-  return vm.Fail(ValueToString(args[0]));
+  return FailWithValue(vm, "", args[0]);
 }
 
 bool NativeStr(Vm& vm, Value* args, int /*argc*/, Value* out) { return StrValue(vm, args[0], out); }

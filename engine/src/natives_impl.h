@@ -46,6 +46,10 @@ bool CheckAllocArray(Vm& vm, uint64_t count, size_t elem_size);
 bool CallPredicate(Vm& vm, const Value& fn, const Value& x, bool* result);
 // str(x): strings unchanged, everything else in print's form.
 bool StrValue(Vm& vm, const Value& v, Value* out);
+// RuntimeError "<prefix><v printed><suffix>" (panic, assert, expect, unwrap). The printing is
+// paid for like print's: it may fail with ResourceExhausted instead. Returns false.
+bool FailWithValue(Vm& vm, std::string_view prefix, const Value& v, bool quoted = false,
+                   std::string_view suffix = {});
 
 // ---------------- typed arrays (natives_typed.cc) and matrices (natives_matrix.cc) ---------
 

@@ -49,7 +49,7 @@ bool OptionUnwrapOr(Vm& vm, Value* args, int /*argc*/, Value* out) {
 bool OptionExpect(Vm& vm, Value* args, int /*argc*/, Value* out) {
   bool some{};
   if (!OptionReceiver(vm, args[0], &some, out)) return false;
-  return some || vm.Fail(ValueToString(args[1]));
+  return some || FailWithValue(vm, "", args[1]);
 }
 
 bool OptionIsSome(Vm& vm, Value* args, int /*argc*/, Value* out) {
@@ -86,7 +86,7 @@ bool ResultUnwrap(Vm& vm, Value* args, int /*argc*/, Value* out) {
   bool ok{};
   if (!ResultReceiver(vm, args[0], &ok, out)) return false;
   if (ok) return true;
-  return vm.Fail("called unwrap on Err(" + ValueToString(*out, /*quoted=*/true) + ")");
+  return FailWithValue(vm, "called unwrap on Err(", *out, /*quoted=*/true, ")");
 }
 
 bool ResultUnwrapOr(Vm& vm, Value* args, int /*argc*/, Value* out) {
@@ -99,7 +99,7 @@ bool ResultUnwrapOr(Vm& vm, Value* args, int /*argc*/, Value* out) {
 bool ResultExpect(Vm& vm, Value* args, int /*argc*/, Value* out) {
   bool ok{};
   if (!ResultReceiver(vm, args[0], &ok, out)) return false;
-  return ok || vm.Fail(ValueToString(args[1]));
+  return ok || FailWithValue(vm, "", args[1]);
 }
 
 bool ResultIsOk(Vm& vm, Value* args, int /*argc*/, Value* out) {

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "shapex/engine/program.h"
+#include "shapex/engine/vm.h"
 
 namespace shapex::engine {
 namespace {
@@ -90,111 +91,152 @@ bool KeysEqual(const Value& a, const Value& b) {
   }
 }
 
-// The container pairs currently being compared, outermost first.
-using EqPath = std::vector<std::pair<const Obj*, const Obj*>>;
+// The container pairs currently being compared, outermost first, and what the walk may spend.
+struct EqWalk {
+  std::vector<std::pair<const Obj*, const Obj*>> path;
+  WalkBudget& budget;
+};
 
-bool EqualAt(const Value& a, const Value& b, EqPath& path);
-bool ObjectsEqual(const Value& a, const Value& b, EqPath& path);
+// Each returns false when the budget refused; otherwise *equal holds the answer.
+bool EqualAt(const Value& a, const Value& b, EqWalk& w, bool* equal);
+bool ObjectsEqual(const Value& a, const Value& b, EqWalk& w, bool* equal);
 
-bool SequencesEqual(const std::vector<Value>& x, const std::vector<Value>& y, EqPath& path) {
-  if (x.size() != y.size()) return false;
-  for (size_t i = 0; i < x.size(); ++i)
-    if (!EqualAt(x[i], y[i], path)) return false;
-  return true;
-}
-
-bool MapsEqual(const ObjMap* x, const ObjMap* y, EqPath& path) {
-  // Order-insensitive, like Python dicts: same keys with equal values.
-  if (x->count != y->count) return false;
-  bool equal = true;
-  x->ForEach([&](const Value& k, const Value& v) {
-    if (!equal) return;
-    const Value* other = y->Find(k);
-    equal = other != nullptr && EqualAt(v, *other, path);
-  });
-  return equal;
-}
-
-bool TypedArraysEqual(const ObjTypedArray* x, const ObjTypedArray* y) {
-  if (x->length != y->length) return false;
-  if (x->kind == y->kind && !ElemIsFloat(x->kind))
-    return std::memcmp(x->data, y->data, x->ByteSize()) == 0;
-  EqPath unused;  // elements are immediates: no recursion
-  for (size_t i = 0; i < x->length; ++i)
-    if (!EqualAt(x->Get(i), y->Get(i), unused)) return false;
-  return true;
-}
-
-bool EqualAt(const Value& a, const Value& b, EqPath& path) {
-  if (a.IsNumeric() && b.IsNumeric()) {
-    if (a.IsInt() && b.IsInt()) return a.as.i == b.as.i;
-    int r;
-    return CompareValues(a, b, &r) && r == 0;
+bool StringsEqual(const Value& a, const Value& b, WalkBudget& budget, bool* equal) {
+  const std::string& x = AsString(a)->str;
+  const std::string& y = AsString(b)->str;
+  if (a.as.o == b.as.o || x.size() != y.size()) {
+    *equal = a.as.o == b.as.o;
+    return true;
   }
-  if (a.type != b.type) return false;
+  // Comparing bytes is work too: in a shared structure the same long strings may be compared
+  // once per path that reaches them.
+  if (x.size() >= 16 && !budget.Charge(x.size() / 16)) return false;
+  *equal = x == y;
+  return true;
+}
+
+bool SequencesEqual(const std::vector<Value>& x, const std::vector<Value>& y, EqWalk& w,
+                    bool* equal) {
+  *equal = x.size() == y.size();
+  for (size_t i = 0; *equal && i < x.size(); ++i)
+    if (!w.budget.Charge(1) || !EqualAt(x[i], y[i], w, equal)) return false;
+  return true;
+}
+
+bool MapsEqual(const ObjMap* x, const ObjMap* y, EqWalk& w, bool* equal) {
+  // Order-insensitive, like Python dicts: same keys with equal values.
+  *equal = x->count == y->count;
+  bool paid = true;
+  x->ForEach([&](const Value& k, const Value& v) {
+    if (!*equal || !paid) return;
+    const Value* other = y->Find(k);
+    if (other == nullptr) {
+      *equal = false;
+      return;
+    }
+    paid = w.budget.Charge(1) && EqualAt(v, *other, w, equal);
+  });
+  return paid;
+}
+
+bool TypedArraysEqual(const ObjTypedArray* x, const ObjTypedArray* y, EqWalk& w, bool* equal) {
+  *equal = x->length == y->length;
+  if (!*equal) return true;
+  if (!w.budget.Charge(x->length)) return false;
+  if (x->kind == y->kind && !ElemIsFloat(x->kind)) {
+    *equal = std::memcmp(x->data, y->data, x->ByteSize()) == 0;
+    return true;
+  }
+  // Elements are immediates: no recursion, nothing more to pay.
+  for (size_t i = 0; *equal && i < x->length; ++i) EqualAt(x->Get(i), y->Get(i), w, equal);
+  return true;
+}
+
+bool MatricesEqual(const ObjMatrix* x, const ObjMatrix* y, WalkBudget& budget, bool* equal) {
+  *equal = x->rows == y->rows && x->cols == y->cols;
+  if (!*equal) return true;
+  if (!budget.Charge(x->rows * x->cols)) return false;
+  for (size_t i = 0; *equal && i < x->rows * x->cols; ++i) *equal = x->data[i] == y->data[i];
+  return true;
+}
+
+bool EqualAt(const Value& a, const Value& b, EqWalk& w, bool* equal) {
+  if (a.IsNumeric() && b.IsNumeric()) {
+    if (a.IsInt() && b.IsInt()) {
+      *equal = a.as.i == b.as.i;
+    } else {
+      int r;
+      *equal = CompareValues(a, b, &r) && r == 0;
+    }
+    return true;
+  }
+  *equal = false;
+  if (a.type != b.type) return true;
   switch (a.type) {
     case Type::kNone:
+      *equal = true;
       return true;
     case Type::kBool:
-      return a.as.b == b.as.b;
+      *equal = a.as.b == b.as.b;
+      return true;
     case Type::kString:
-      return a.as.o == b.as.o || AsString(a)->str == AsString(b)->str;
+      return StringsEqual(a, b, w.budget, equal);
     default:
       break;
   }
   // Identity implies equality for containers (as in Python); this also makes `a == a` true
   // for a cyclic array.
-  if (a.as.o == b.as.o) return true;
   // A pair already being compared further up closes a cycle: it is equal unless some other
   // part differs (coinductive equality), which keeps comparing cyclic data finite.
-  for (const auto& [x, y] : path)
+  *equal = true;
+  if (a.as.o == b.as.o) return true;
+  for (const auto& [x, y] : w.path)
     if (x == a.as.o && y == b.as.o) return true;
-  if (path.size() >= kMaxDepth) return false;
-  path.emplace_back(a.as.o, b.as.o);
-  bool equal = ObjectsEqual(a, b, path);
-  path.pop_back();
-  return equal;
+  *equal = false;
+  if (w.path.size() >= kMaxDepth) return true;
+  w.path.emplace_back(a.as.o, b.as.o);
+  bool paid = ObjectsEqual(a, b, w, equal);
+  w.path.pop_back();
+  return paid;
 }
 
-bool ObjectsEqual(const Value& a, const Value& b, EqPath& path) {
+bool ObjectsEqual(const Value& a, const Value& b, EqWalk& w, bool* equal) {
+  *equal = false;
   switch (a.type) {
     case Type::kArray:
-      return SequencesEqual(AsArray(a)->items, AsArray(b)->items, path);
+      return SequencesEqual(AsArray(a)->items, AsArray(b)->items, w, equal);
     case Type::kMap:
-      return MapsEqual(AsMap(a), AsMap(b), path);
+      return MapsEqual(AsMap(a), AsMap(b), w, equal);
     case Type::kStruct:
-      return AsStruct(a)->stype == AsStruct(b)->stype &&
-             SequencesEqual(AsStruct(a)->fields, AsStruct(b)->fields, path);
+      if (AsStruct(a)->stype != AsStruct(b)->stype) return true;
+      return SequencesEqual(AsStruct(a)->fields, AsStruct(b)->fields, w, equal);
     case Type::kEnum: {
       const ObjEnum* x = AsEnum(a);
       const ObjEnum* y = AsEnum(b);
-      return x->etype == y->etype && x->variant == y->variant &&
-             SequencesEqual(x->payload, y->payload, path);
+      if (x->etype != y->etype || x->variant != y->variant) return true;
+      return SequencesEqual(x->payload, y->payload, w, equal);
     }
     case Type::kRange: {
       const ObjRange* x = AsRange(a);
       const ObjRange* y = AsRange(b);
-      return x->start == y->start && x->end == y->end && x->step == y->step &&
-             x->inclusive == y->inclusive;
-    }
-    case Type::kFunction:
-      return AsFunction(a)->proto == AsFunction(b)->proto;
-    case Type::kNative:
-      return AsNative(a)->def == AsNative(b)->def;
-    case Type::kTypedArray:
-      return TypedArraysEqual(AsTypedArray(a), AsTypedArray(b));
-    case Type::kMatrix: {
-      const ObjMatrix* x = AsMatrix(a);
-      const ObjMatrix* y = AsMatrix(b);
-      if (x->rows != y->rows || x->cols != y->cols) return false;
-      for (size_t i = 0; i < x->rows * x->cols; ++i)
-        if (!(x->data[i] == y->data[i])) return false;
+      *equal = x->start == y->start && x->end == y->end && x->step == y->step &&
+               x->inclusive == y->inclusive;
       return true;
     }
+    case Type::kFunction:
+      *equal = AsFunction(a)->proto == AsFunction(b)->proto;
+      return true;
+    case Type::kNative:
+      *equal = AsNative(a)->def == AsNative(b)->def;
+      return true;
+    case Type::kTypedArray:
+      return TypedArraysEqual(AsTypedArray(a), AsTypedArray(b), w, equal);
+    case Type::kMatrix:
+      return MatricesEqual(AsMatrix(a), AsMatrix(b), w.budget, equal);
     case Type::kCell:
-      return EqualAt(AsCell(a)->value, AsCell(b)->value, path);
+      return w.budget.Charge(1) && EqualAt(AsCell(a)->value, AsCell(b)->value, w, equal);
     default:  // closures: identity only (checked above)
-      return false;
+      return true;
   }
 }
 
@@ -418,9 +460,64 @@ ObjMatrix::~ObjMatrix() { ReleaseBuffer(external, data, rows * cols * sizeof(dou
 
 // ---------------- semantics ----------------
 
+bool ValuesEqual(const Value& a, const Value& b, WalkBudget& budget, bool* equal) {
+  EqWalk walk{{}, budget};
+  return EqualAt(a, b, walk, equal);
+}
+
 bool ValuesEqual(const Value& a, const Value& b) {
-  EqPath path;
-  return EqualAt(a, b, path);
+  WalkBudget unlimited;
+  bool equal = false;
+  ValuesEqual(a, b, unlimited, &equal);  // an unlimited budget never refuses
+  return equal;
+}
+
+bool ValuesEqual(Vm& vm, const Value& a, const Value& b, bool* equal) {
+  WalkBudget budget(vm);
+  return ValuesEqual(a, b, budget, equal) && budget.Settle();
+}
+
+// ---------------- walk budgets ----------------
+
+bool WalkBudget::Refuse() {
+  // Every later Charge, Grow and Settle lands in a slow path that sees failed_.
+  failed_ = true;
+  owed_ = 0;
+  pay_at_ = 0;
+  next_check_ = 0;
+  return false;
+}
+
+bool WalkBudget::Pay(bool batch) {
+  if (failed_) return false;
+  if (vm_ == nullptr) {
+    owed_ = 0;
+    return true;
+  }
+  uint64_t units = owed_;
+  owed_ = 0;
+  return (vm_->ChargeFuel(units) && (!batch || vm_->CheckDeadline())) || Refuse();
+}
+
+void WalkBudget::ChargeBytes(size_t size) {
+  if (size <= charged_bytes_) return;
+  owed_ += size / 16 - charged_bytes_ / 16;
+  charged_bytes_ = size;
+}
+
+bool WalkBudget::CheckSize(size_t size) {
+  if (failed_) return false;
+  if (vm_ == nullptr) return true;
+  ChargeBytes(size);
+  next_check_ = size + kSizeStep;
+  return Pay(/*batch=*/true) && (vm_->CheckMemory(size) || Refuse());
+}
+
+bool WalkBudget::SettleSlow(size_t built) {
+  if (failed_) return false;
+  if (built >= next_check_ && !CheckSize(built)) return false;
+  ChargeBytes(built);
+  return Pay(/*batch=*/false);
 }
 
 uint64_t HashKey(const Value& key) {

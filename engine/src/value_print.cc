@@ -6,6 +6,7 @@
 #include <cmath>
 #include <iterator>
 #include <string>
+#include <vector>
 
 #include "shapex/engine/natives.h"
 #include "shapex/engine/program.h"
@@ -18,59 +19,76 @@ namespace {
 // stack used by printing deeply nested data.
 constexpr int kMaxDepth = 64;
 
-// The containers currently being printed, outermost first.
-using Path = std::vector<const Obj*>;
+// The containers currently being printed, outermost first; the string being built; what the
+// walk may spend.
+struct PrintWalk {
+  std::string* out;
+  std::vector<const Obj*> path;
+  WalkBudget& budget;
+};
 
-void AppendAt(std::string* out, const Value& v, bool quoted, Path& path);
-void AppendObject(std::string* out, const Value& v, bool quoted, Path& path);
+// Each returns false when the budget refused. A container pays for its elements before it
+// prints them, so a value too big for the budget stops before its text is built.
+bool AppendAt(PrintWalk& w, const Value& v, bool quoted);
+bool AppendObject(PrintWalk& w, const Value& v, bool quoted);
 
-void AppendSequence(std::string* out, const std::vector<Value>& items, Path& path) {
+bool AppendSequence(PrintWalk& w, const std::vector<Value>& items) {
+  if (!w.budget.Charge(items.size())) return false;
   for (size_t i = 0; i < items.size(); ++i) {
-    if (i > 0) out->append(", ");
-    AppendAt(out, items[i], true, path);
+    if (i > 0) w.out->append(", ");
+    if (!AppendAt(w, items[i], true)) return false;
   }
+  return true;
 }
 
-void AppendMap(std::string* out, const ObjMap* m, Path& path) {
-  out->push_back('{');
+bool AppendMap(PrintWalk& w, const ObjMap* m) {
+  if (!w.budget.Charge(m->count)) return false;
+  w.out->push_back('{');
   bool first = true;
+  bool paid = true;
   m->ForEach([&](const Value& k, const Value& v) {
-    if (!first) out->append(", ");
+    if (!paid) return;
+    if (!first) w.out->append(", ");
     first = false;
-    AppendAt(out, k, true, path);
-    out->append(": ");
-    AppendAt(out, v, true, path);
+    paid = AppendAt(w, k, true);
+    w.out->append(": ");
+    paid = paid && AppendAt(w, v, true);
   });
-  out->push_back('}');
+  w.out->push_back('}');
+  return paid;
 }
 
-void AppendStruct(std::string* out, const ObjStruct* s, Path& path) {
+bool AppendStruct(PrintWalk& w, const ObjStruct* s) {
+  std::string* out = w.out;
   out->append(s->stype->name);
   if (s->fields.empty()) {
     out->append(" {}");
-    return;
+    return true;
   }
+  if (!w.budget.Charge(s->fields.size())) return false;
   out->append(" { ");
   for (size_t i = 0; i < s->fields.size(); ++i) {
     if (i > 0) out->append(", ");
     if (i < s->stype->field_names.size()) out->append(s->stype->field_names[i]);
     out->append(": ");
-    AppendAt(out, s->fields[i], true, path);
+    if (!AppendAt(w, s->fields[i], true)) return false;
   }
   out->append(" }");
+  return true;
 }
 
-void AppendEnum(std::string* out, const ObjEnum* e, Path& path) {
+bool AppendEnum(PrintWalk& w, const ObjEnum* e) {
   const EnumType* t = e->etype;
   if (!t->builtin) {
-    out->append(t->name);
-    out->append("::");
+    w.out->append(t->name);
+    w.out->append("::");
   }
-  if (e->variant < t->variant_names.size()) out->append(t->variant_names[e->variant]);
-  if (e->payload.empty()) return;
-  out->push_back('(');
-  AppendSequence(out, e->payload, path);
-  out->push_back(')');
+  if (e->variant < t->variant_names.size()) w.out->append(t->variant_names[e->variant]);
+  if (e->payload.empty()) return true;
+  w.out->push_back('(');
+  if (!AppendSequence(w, e->payload)) return false;
+  w.out->push_back(')');
+  return true;
 }
 
 void AppendRange(std::string* out, const ObjRange* r) {
@@ -95,103 +113,124 @@ void AppendElem(std::string* out, const ObjTypedArray* a, size_t i) {
   }
 }
 
-void AppendTypedArray(std::string* out, const ObjTypedArray* a) {
+bool AppendTypedArray(PrintWalk& w, const ObjTypedArray* a) {
+  if (!w.budget.Charge(a->length)) return false;
+  std::string* out = w.out;
   out->append("Vec<");
   out->append(ElemKindName(a->kind));
   out->append(">[");
   for (size_t i = 0; i < a->length; ++i) {
     if (i > 0) out->append(", ");
+    if (!w.budget.Grow(out->size())) return false;
     AppendElem(out, a, i);
   }
   out->push_back(']');
+  return true;
 }
 
-void AppendMatrix(std::string* out, const ObjMatrix* m) {
+bool AppendMatrix(PrintWalk& w, const ObjMatrix* m) {
+  if (!w.budget.Charge(m->rows * m->cols)) return false;
+  std::string* out = w.out;
   fmt::format_to(std::back_inserter(*out), "Matrix({}x{})[", m->rows, m->cols);
   for (size_t r = 0; r < m->rows; ++r) {
     if (r > 0) out->append(", ");
     out->push_back('[');
     for (size_t c = 0; c < m->cols; ++c) {
       if (c > 0) out->append(", ");
+      if (!w.budget.Grow(out->size())) return false;
       AppendNumber(out, m->At(r, c));
     }
     out->push_back(']');
   }
   out->push_back(']');
+  return true;
 }
 
-void AppendAt(std::string* out, const Value& v, bool quoted, Path& path) {
+bool AppendAt(PrintWalk& w, const Value& v, bool quoted) {
+  std::string* out = w.out;
+  // What one value prints before its elements (a number, punctuation, a name) is short, so a
+  // check per value keeps the string within a step of the last check; only a String's text is
+  // unbounded, and it is checked before it is copied.
+  if (!w.budget.Grow(out->size())) return false;
   switch (v.type) {
     case Type::kNone:
       out->append("None");
-      return;
+      return true;
     case Type::kBool:
       out->append(v.as.b ? "true" : "false");
-      return;
+      return true;
     case Type::kInt:
       fmt::format_to(std::back_inserter(*out), "{}", v.as.i);
-      return;
+      return true;
     case Type::kNumber:
       AppendNumber(out, v.as.n);
-      return;
-    case Type::kString:
+      return true;
+    case Type::kString: {
+      // Checked before it is copied (escapes may add up to the text's size again: the next
+      // check sees them).
+      const std::string& s = AsString(v)->str;
+      if (!w.budget.Grow(out->size() + s.size())) return false;
       if (quoted) {
-        AppendQuoted(out, AsString(v)->str);
+        AppendQuoted(out, s);
       } else {
-        out->append(AsString(v)->str);
+        out->append(s);
       }
-      return;
+      return true;
+    }
     default:
       break;
   }
   // A container already being printed further up (a cycle), or nesting past the cap, prints
   // as "[...]" like Python; this keeps printing linear in the size of a cyclic structure.
-  if (path.size() >= kMaxDepth || std::find(path.begin(), path.end(), v.as.o) != path.end()) {
+  if (w.path.size() >= kMaxDepth || std::find(w.path.begin(), w.path.end(), v.as.o) != w.path.end()) {
     out->append(v.type == Type::kMap ? "{...}" : "[...]");
-    return;
+    return true;
   }
-  path.push_back(v.as.o);
-  AppendObject(out, v, quoted, path);
-  path.pop_back();
+  w.path.push_back(v.as.o);
+  bool paid = AppendObject(w, v, quoted);
+  w.path.pop_back();
+  return paid;
 }
 
-void AppendObject(std::string* out, const Value& v, bool quoted, Path& path) {
+bool AppendObject(PrintWalk& w, const Value& v, bool quoted) {
+  std::string* out = w.out;
   switch (v.type) {
     case Type::kArray:
       out->push_back('[');
-      AppendSequence(out, AsArray(v)->items, path);
+      if (!AppendSequence(w, AsArray(v)->items)) return false;
       out->push_back(']');
-      return;
+      return true;
     case Type::kMap:
-      return AppendMap(out, AsMap(v), path);
+      return AppendMap(w, AsMap(v));
     case Type::kStruct:
-      return AppendStruct(out, AsStruct(v), path);
+      return AppendStruct(w, AsStruct(v));
     case Type::kEnum:
-      return AppendEnum(out, AsEnum(v), path);
+      return AppendEnum(w, AsEnum(v));
     case Type::kRange:
-      return AppendRange(out, AsRange(v));
+      AppendRange(out, AsRange(v));
+      return true;
     case Type::kFunction:
       out->append("<function ");
       out->append(AsFunction(v)->proto->name);
       out->push_back('>');
-      return;
+      return true;
     case Type::kClosure:
       out->append("<closure>");
-      return;
+      return true;
     case Type::kNative:
       out->append("<function ");
       out->append(AsNative(v)->def->name);
       out->push_back('>');
-      return;
+      return true;
     case Type::kTypedArray:
-      return AppendTypedArray(out, AsTypedArray(v));
+      return AppendTypedArray(w, AsTypedArray(v));
     case Type::kMatrix:
-      return AppendMatrix(out, AsMatrix(v));
+      return AppendMatrix(w, AsMatrix(v));
     case Type::kCell:
-      return AppendAt(out, AsCell(v)->value, quoted, path);
+      return w.budget.Charge(1) && AppendAt(w, AsCell(v)->value, quoted);
     default:
       out->append("<?>");
-      return;
+      return true;
   }
 }
 
@@ -243,15 +282,26 @@ std::string TypeName(const Value& v) {
   return "unknown";
 }
 
+bool AppendValue(std::string* out, const Value& v, bool quoted, WalkBudget& budget) {
+  PrintWalk walk{out, {}, budget};
+  return AppendAt(walk, v, quoted);
+}
+
 void AppendValue(std::string* out, const Value& v, bool quoted) {
-  Path path;
-  AppendAt(out, v, quoted, path);
+  WalkBudget unlimited;
+  AppendValue(out, v, quoted, unlimited);  // an unlimited budget never refuses
 }
 
 std::string ValueToString(const Value& v, bool quoted) {
   std::string s;
   AppendValue(&s, v, quoted);
   return s;
+}
+
+bool ValueToString(Vm& vm, const Value& v, bool quoted, std::string* out) {
+  WalkBudget budget(vm);
+  out->clear();
+  return AppendValue(out, v, quoted, budget) && budget.Settle(out->size());
 }
 
 void AppendNumber(std::string* out, double d) {

@@ -288,7 +288,10 @@ uint64_t Vm::fuel_left() const { return impl_->fuel_left; }
 bool Vm::CheckAlloc(size_t bytes) {
   // Building a big value is work too: charge fuel per 16 bytes so a native cannot do unbounded
   // work for the price of one instruction.
-  if (!ChargeFuel(bytes / 16)) return false;
+  return ChargeFuel(bytes / 16) && CheckMemory(bytes);
+}
+
+bool Vm::CheckMemory(size_t bytes) {
   const Heap& h = impl_->heap;
   if (bytes > h.limit || h.bytes > h.limit - bytes) {
     // Garbage may still be counted; collecting here is unsafe (a native may hold unrooted
@@ -297,6 +300,14 @@ bool Vm::CheckAlloc(size_t bytes) {
     return FailKind(ErrorKind::kResourceExhausted, "memory limit exceeded");
   }
   return true;
+}
+
+bool Vm::CheckDeadline() {
+  const Impl& im = *impl_;
+  if (im.deadline == std::chrono::steady_clock::time_point::max() ||
+      std::chrono::steady_clock::now() < im.deadline)
+    return true;
+  return FailKind(ErrorKind::kTimeout, fmt::format("timed out after {}s", im.deadline_seconds));
 }
 
 // The memory limit check (and size overflow check) shared by new and adopted buffers.

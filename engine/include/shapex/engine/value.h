@@ -285,17 +285,93 @@ inline const Proto* CalleeProto(const Value& v) {
   return nullptr;
 }
 
+// ---- walks of values and what they cost ----
+
+class Vm;
+
+// What walks of values (printing and formatting, equality, copies) may spend, so that no walk
+// escapes the limits of the Vm it runs for. Sharing makes a value's tree exponentially larger
+// than its heap (`a = [a, a]` thirty times: 31 objects, 2^30 leaves), so a walk pays for what it
+// visits, not for what the value holds:
+//   * one unit of fuel per element visited inside a container (array item, map entry, struct
+//     field, payload, typed-array or matrix element);
+//   * one unit per 16 bytes of string compared, and per 16 bytes of the string a walk builds;
+//   * a string being built is checked against the memory limit as it grows (every
+//     kSizeStep bytes), not only when it is done.
+// Fuel is counted here and paid to the Vm in batches (kBatch units), so a walk's inner loop pays
+// an add and a compare per element. A walk stops as soon as the budget refuses and returns false;
+// the Vm then holds the error (ResourceExhausted "fuel exhausted" or "memory limit exceeded", or
+// Timeout: the wall-clock deadline is checked with every batch).
+// Settle() pays what is still owed at the end: call it once after the walk(s) it paid for.
+//
+// One budget may pay for several walks (contains() comparing each item, print() formatting each
+// argument) but builds at most one string. A default-constructed budget is unlimited: for tests,
+// tools and embedders formatting values outside any Vm. Not thread-safe (like the Vm).
+class WalkBudget {
+ public:
+  WalkBudget() = default;
+  explicit WalkBudget(Vm& vm) : vm_(&vm), pay_at_(kBatch), next_check_(kSizeStep) {}
+  WalkBudget(const WalkBudget&) = delete;
+  WalkBudget& operator=(const WalkBudget&) = delete;
+
+  // `units` more elements visited (or 16-byte blocks compared). False once fuel has run out.
+  bool Charge(uint64_t units) {
+    owed_ += units;
+    return owed_ < pay_at_ || Pay(/*batch=*/true);
+  }
+  // The string being built will have `size` bytes. False when that passes the memory limit.
+  bool Grow(size_t size) { return size < next_check_ || CheckSize(size); }
+  // Pays what is owed, including the fuel of a built string of `built` bytes. False when the
+  // fuel has run out (or the budget refused earlier).
+  bool Settle(size_t built = 0) {
+    return (owed_ == 0 && built < 16 && !failed_) || SettleSlow(built);
+  }
+  // Fuel counted but not yet paid to the Vm (tests).
+  uint64_t owed() const { return owed_; }
+
+  static constexpr uint64_t kBatch = 1024;
+  static constexpr size_t kSizeStep = size_t{64} << 10;
+
+ private:
+  // A full batch also checks the wall-clock deadline (Timeout): a long walk is long work.
+  bool Pay(bool batch);
+  bool CheckSize(size_t size);
+  bool SettleSlow(size_t built);
+  bool Refuse();
+  // Adds the fuel of the built string's bytes from charged_bytes_ up to `size`.
+  void ChargeBytes(size_t size);
+
+  Vm* vm_ = nullptr;       // nullptr: unlimited
+  uint64_t owed_ = 0;      // fuel counted, not yet paid
+  uint64_t pay_at_ = UINT64_MAX;
+  size_t next_check_ = SIZE_MAX;  // string size at which to check the memory limit next
+  size_t charged_bytes_ = 0;      // bytes of the built string whose fuel is counted
+  bool failed_ = false;
+};
+
 // ---- value semantics shared by the VM and the natives (value.cc) ----
 
 // Structural equality (LANGUAGE.md "Equality"): Int == Number numerically; functions by identity.
+// Unlimited (see WalkBudget); the VM compares with the budgeted forms below.
 bool ValuesEqual(const Value& a, const Value& b);
-// Hash consistent with ValuesEqual for valid map keys.
+// The same walk paid for by `budget`: false when it refused (*equal is then unspecified).
+bool ValuesEqual(const Value& a, const Value& b, WalkBudget& budget, bool* equal);
+// One paid and settled comparison for `vm`: false with the Vm's error set.
+bool ValuesEqual(Vm& vm, const Value& a, const Value& b, bool* equal);
+// Hash consistent with ValuesEqual for valid map keys. Keys are Int, String or Bool, so hashing
+// never walks a container (a String's hash is computed once and cached).
 uint64_t HashKey(const Value& key);
 // Name used in messages and by type_of(): "int", "number", "string", "Point", "Vec<f64>" ...
 std::string TypeName(const Value& v);
 // Printing as LANGUAGE.md "Printing" specifies. `quoted` = inside a container (strings quoted).
+// Unlimited (see WalkBudget); the VM and the natives format with the budgeted forms below.
 void AppendValue(std::string* out, const Value& v, bool quoted);
 std::string ValueToString(const Value& v, bool quoted = false);
+// The same walk paid for by `budget` (which `out` is the one string of): false when it refused
+// (*out then holds a prefix of the text).
+bool AppendValue(std::string* out, const Value& v, bool quoted, WalkBudget& budget);
+// One paid and settled formatting for `vm`: false with the Vm's error set.
+bool ValueToString(Vm& vm, const Value& v, bool quoted, std::string* out);
 void AppendNumber(std::string* out, double d);
 void AppendF32(std::string* out, float f);
 void AppendQuoted(std::string* out, std::string_view s);

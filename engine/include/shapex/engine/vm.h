@@ -177,6 +177,12 @@ class Vm {
   // A container's owned buffers changed size: update the heap's byte count.
   void Recharge(Obj* o);
   bool CheckAlloc(size_t bytes);
+  // The memory half of CheckAlloc, no fuel: for a buffer whose bytes are paid for otherwise,
+  // e.g. the string a walk of a value is building (WalkBudget).
+  bool CheckMemory(size_t bytes);
+  // Timeout once the wall-clock deadline has passed: for long work outside the instruction
+  // loop, which checks it every 4096 instructions (a WalkBudget checks it every batch it pays).
+  bool CheckDeadline();
 
   // Call any callable value (function, closure, native) with arguments; re-entrant.
   bool Call(const Value& callee, const Value* args, int argc, Value* result);
