@@ -611,6 +611,101 @@ class FaultInjectionTest : public ::testing::Test {
   pid_t supervisor_ = -1;
 };
 
+// ------------------------------------------------------------------ regressions, one per fix
+
+// The error kind of a call's answer (kOk for a value).
+ErrorKind KindOf(const Result<ipc::RemoteCallResponse>& answer) {
+  if (!answer.has_value()) return answer.error().kind();
+  return answer->ok() ? ErrorKind::kOk : answer->error().kind;
+}
+
+Result<ipc::RemoteCallRequest> FaultRequest(const ipc::testing::WireTestProgram& p,
+                                            const char* kind, const char* then) {
+  return ipc::BuildCallRequest(p.program(), p.blobs(), "fault",
+                               {WireValue::String(kind), WireValue::String(then), WireValue::Int(1)});
+}
+
+Result<ipc::RemoteCallRequest> AddRequest(const ipc::testing::WireTestProgram& p) {
+  return ipc::BuildCallRequest(p.program(), p.blobs(), "add", {WireValue::Int(2), WireValue::Int(40)});
+}
+
+// ExecutorSession::Wait used to leave a call it answered with an error in flight: waiting for it
+// again returned the executor's late real answer (a second answer).
+TEST_F(FaultInjectionTest, CallAnsweredWithAnErrorIsNotAnsweredAgain) {
+  ipc::testing::WireTestProgram program(kProgram);
+  Result<Client> client = Client::Connect(Options());
+  ASSERT_TRUE(client.has_value()) << client.error().ToString();
+  Result<Lease> lease = client->LeaseFor(program.program(), program.blobs(), "fault");
+  ASSERT_TRUE(lease.has_value()) << lease.error().ToString();
+  for (const char* kind : {"garbage", "wrong_id", "forged_unsealed"}) {
+    SCOPED_TRACE(kind);
+    Result<ipc::RemoteCallRequest> fault = FaultRequest(program, kind, "continue");
+    ASSERT_TRUE(fault.has_value());
+    Result<uint64_t> id = lease->session.Start(std::move(*fault));
+    ASSERT_TRUE(id.has_value()) << id.error().ToString();
+    EXPECT_EQ(KindOf(client->WaitOn(*lease, *id)), ErrorKind::kProtocolError);
+    Result<ipc::RemoteCallResponse> again = lease->session.Wait(*id);
+    EXPECT_FALSE(again.has_value()) << "answered twice";
+    if (!again.has_value()) {
+      EXPECT_EQ(again.error().kind(), ErrorKind::kInvalidArgument);
+    }
+    // The executor's real answer to the faulty call came after; the next call does not see it.
+    Result<ipc::RemoteCallRequest> add = AddRequest(program);
+    ASSERT_TRUE(add.has_value());
+    Result<ipc::RemoteCallResponse> sum = client->CallOn(*lease, std::move(*add));
+    ASSERT_EQ(KindOf(sum), ErrorKind::kOk) << (sum.has_value() ? sum->status() : sum.error());
+    EXPECT_EQ(sum->value(), WireValue::Int(42));
+  }
+  client->Release(*lease);
+}
+
+// A malformed answer used to fail whichever call was being waited for, not its own.
+TEST_F(FaultInjectionTest, MalformedAnswerIsItsOwnCallsAnswer) {
+  ipc::testing::WireTestProgram program(kProgram);
+  Result<Client> client = Client::Connect(Options());
+  ASSERT_TRUE(client.has_value()) << client.error().ToString();
+  Result<Lease> lease = client->LeaseFor(program.program(), program.blobs(), "fault");
+  ASSERT_TRUE(lease.has_value()) << lease.error().ToString();
+  Result<ipc::RemoteCallRequest> fault = FaultRequest(program, "garbage", "continue");
+  Result<ipc::RemoteCallRequest> add = AddRequest(program);
+  ASSERT_TRUE(fault.has_value() && add.has_value());
+  Result<uint64_t> bad = lease->session.Start(std::move(*fault));
+  Result<uint64_t> good = lease->session.Start(std::move(*add));
+  ASSERT_TRUE(bad.has_value() && good.has_value());
+  Result<ipc::RemoteCallResponse> sum = client->WaitOn(*lease, *good);  // the garbage comes first
+  ASSERT_EQ(KindOf(sum), ErrorKind::kOk) << (sum.has_value() ? sum->status() : sum.error());
+  EXPECT_EQ(sum->value(), WireValue::Int(42));
+  EXPECT_EQ(KindOf(client->WaitOn(*lease, *bad)), ErrorKind::kProtocolError);
+  client->Release(*lease);
+}
+
+// A released executor stuck in a call (here: after answering with garbage) used to stay leased
+// to its client for as long as the client stayed connected, holding a pool slot.
+TEST_F(FaultInjectionTest, ReleasedExecutorStuckInACallIsKilled) {
+  ipc::testing::WireTestProgram program(kProgram);
+  Result<Client> client = Client::Connect(Options());
+  ASSERT_TRUE(client.has_value()) << client.error().ToString();
+  Result<Lease> lease = client->LeaseFor(program.program(), program.blobs(), "fault");
+  ASSERT_TRUE(lease.has_value()) << lease.error().ToString();
+  pid_t executor = lease->executor_pid;
+  Result<ipc::RemoteCallRequest> fault = FaultRequest(program, "garbage", "hang");
+  ASSERT_TRUE(fault.has_value());
+  EXPECT_EQ(KindOf(client->CallOn(*lease, std::move(*fault))), ErrorKind::kProtocolError);
+  client->Release(*lease);
+  // release_timeout is 1 s; 20 s is the hang deadline. The client stays connected throughout.
+  bool gone = false;
+  for (int i = 0; i < 2000 && !gone; ++i) {
+    gone = !shapex_testing::ProcessAlive(executor);
+    if (!gone) std::this_thread::sleep_for(milliseconds(10));
+  }
+  EXPECT_TRUE(gone) << "executor " << executor << " still runs 20 s after its release";
+  Result<std::string> json = client->StatusJson();
+  ASSERT_TRUE(json.has_value());
+  EXPECT_EQ(JsonInt(*json, "orphaned_kills"), 1) << *json;
+}
+
+// ------------------------------------------------------------------ the random run
+
 TEST_F(FaultInjectionTest, EveryCallAnsweredOnceAndNothingLeaks) {
   const uint64_t seed = EnvOr("SHAPEX_FAULT_SEED", 12);
   const uint64_t total = std::max<uint64_t>(EnvOr("SHAPEX_FAULTS", 100), 10);

@@ -174,6 +174,7 @@ Status ExecutorSession::ReceiveOne(Clock::time_point deadline) {
     // A malformed answer (garbage, a forged segment) to a call in flight is that call's answer,
     // not an error for whichever call we happen to be waiting for.
     if (pending_.count(id) == 0 || arrived_.count(id) != 0) return decoded.error();
+    abandoned_.insert(id);  // an answer that may follow is not a second one
     arrived_[id] = RemoteCallResponse::Failure(
         ErrorKind::kProtocolError,
         fmt::format("the executor's answer does not decode: {}", decoded.error().message()));

@@ -109,7 +109,9 @@ class ExecutorSession {
   std::map<uint64_t, ipc::RemoteCallResponse> arrived_;
   std::map<uint64_t, ipc::BlobNegotiationResponse> negotiation_replies_;
   std::unordered_set<uint64_t> cancelled_;
-  std::unordered_set<uint64_t> abandoned_;  // answered by an error: a late response is dropped
+  // Calls answered by an error (a failed wait, an answer that did not decode): a response that
+  // comes for one later is dropped, so no call is answered twice.
+  std::unordered_set<uint64_t> abandoned_;
   ExecutorSessionStats stats_;
 };
 
