@@ -17,6 +17,16 @@
 // executors of a supervisor this test starts on demand in a private directory and stops at the
 // end) and with --local; both runs must meet the same directives.
 //
+// Second suite, ThreeWay/LangThreeWayTest (`ctest -R LangThreeWay`; issue 12, Build 5): every
+// file is rewritten with `@remote ` inserted before each top-level `function` except main's
+// (on the same line, so line numbers stay; impl methods are untouched: they cannot be @remote
+// and travel as code with whatever calls them), written under the same file name into a
+// private directory, and run three ways: `--local`, over the call ring, and with
+// `--transport=socket`. The three runs must agree byte for byte on stdout, stderr and exit
+// code. They are compared with each other, not with the directives: send-copy semantics may
+// legitimately change what a program that mutates shared state prints. Files whose flags
+// cannot apply (`// flags: --local`) are skipped.
+//
 // SHAPEX_BIN and SHAPEX_LANG_DIR are defined by the build.
 #include <fcntl.h>
 #include <poll.h>
@@ -127,7 +137,7 @@ Expectations ParseDirectives(const fs::path& file) {
 }
 
 // Runs argv[0] with stdin from /dev/null, capturing stdout and stderr. No shell is involved.
-RunResult RunProcess(const std::vector<std::string>& argv) {
+RunResult RunProcess(const std::vector<std::string>& argv, const std::string& dir = "") {
   RunResult result;
   int out_pipe[2];
   int err_pipe[2];
@@ -146,9 +156,11 @@ RunResult RunProcess(const std::vector<std::string>& argv) {
   for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
   cargv.push_back(nullptr);
   int dev_null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  const char* cwd = dir.empty() ? nullptr : dir.c_str();
 
   pid_t pid = fork();
   if (pid == 0) {
+    if (cwd != nullptr && chdir(cwd) != 0) _exit(126);
     if (dev_null >= 0) dup2(dev_null, STDIN_FILENO);
     dup2(out_pipe[1], STDOUT_FILENO);
     dup2(err_pipe[1], STDERR_FILENO);
@@ -264,7 +276,9 @@ class PrivateSupervisor : public testing::Environment {
     dir_ = pattern;
     setenv("SHAPEX_SOCKET", (dir_ + "/run/sock").c_str(), 1);
     setenv("XDG_CACHE_HOME", (dir_ + "/cache").c_str(), 1);
+    setenv("XDG_STATE_HOME", (dir_ + "/state").c_str(), 1);  // the daemon's log, too
   }
+  const std::string& dir() const { return dir_; }
   void TearDown() override;
 
  private:
@@ -344,11 +358,208 @@ void PrivateSupervisor::TearDown() {
   fs::remove_all(dir_, ec);
 }
 
-const testing::Environment* const kPrivateSupervisor =
-    testing::AddGlobalTestEnvironment(new PrivateSupervisor);
+PrivateSupervisor* const kPrivateSupervisor = static_cast<PrivateSupervisor*>(
+    testing::AddGlobalTestEnvironment(new PrivateSupervisor));
 
 INSTANTIATE_TEST_SUITE_P(Lang, LangGoldenTest, testing::ValuesIn(TestFiles()), TestName);
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(LangGoldenTest);
+
+// ---------------- three ways: --local, ring, socket ----------------
+
+bool IsIdentChar(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }
+
+// Skips a string or f-string literal starting at s[i] (the opening quote); f-string holes may
+// hold any expression, strings and braces included. Returns the index after the closing quote.
+size_t SkipString(const std::string& s, size_t i, bool fstring);
+
+// Skips an expression inside an f-string hole up to its closing '}'; returns the index after it.
+size_t SkipHole(const std::string& s, size_t i) {
+  int depth = 0;
+  while (i < s.size()) {
+    char c = s[i];
+    if (c == '"') {
+      bool f = i > 0 && s[i - 1] == 'f' && (i < 2 || !IsIdentChar(s[i - 2]));
+      i = SkipString(s, i, f);
+      continue;
+    }
+    if (c == '{') ++depth;
+    if (c == '}' && depth-- == 0) return i + 1;
+    ++i;
+  }
+  return i;
+}
+
+size_t SkipString(const std::string& s, size_t i, bool fstring) {
+  ++i;
+  while (i < s.size() && s[i] != '"' && s[i] != '\n') {
+    if (s[i] == '\\') {
+      i += 2;
+    } else if (fstring && s[i] == '{' && i + 1 < s.size() && s[i + 1] == '{') {
+      i += 2;
+    } else if (fstring && s[i] == '{') {
+      i = SkipHole(s, i + 1);
+    } else {
+      ++i;
+    }
+  }
+  return i + 1;
+}
+
+// `@remote ` before every top-level `function` except main's and ones already annotated.
+// Comments, strings and f-strings are skipped, so only code at brace depth 0 counts.
+std::string AddRemote(const std::string& s, int* added) {
+  std::string out;
+  int depth = 0;
+  bool annotated = false;  // the previous token was an @annotation
+  size_t i = 0;
+  *added = 0;
+  while (i < s.size()) {
+    char c = s[i];
+    if (c == '/' && i + 1 < s.size() && s[i + 1] == '/') {
+      size_t end = s.find('\n', i);
+      end = end == std::string::npos ? s.size() : end;
+      out.append(s, i, end - i);
+      i = end;
+      continue;
+    }
+    if (c == '/' && i + 1 < s.size() && s[i + 1] == '*') {  // block comments nest
+      size_t j = i + 2;
+      for (int level = 1; j < s.size() && level > 0;) {
+        if (s.compare(j, 2, "/*") == 0) {
+          ++level;
+          j += 2;
+        } else if (s.compare(j, 2, "*/") == 0) {
+          --level;
+          j += 2;
+        } else {
+          ++j;
+        }
+      }
+      out.append(s, i, j - i);
+      i = j;
+      continue;
+    }
+    if (c == '"') {
+      bool f = !out.empty() && out.back() == 'f' && (out.size() < 2 || !IsIdentChar(out[out.size() - 2]));
+      size_t end = std::min(SkipString(s, i, f), s.size());
+      out.append(s, i, end - i);
+      i = end;
+      annotated = false;
+      continue;
+    }
+    if (c == '{') ++depth;
+    if (c == '}') --depth;
+    if (c == '@') {
+      annotated = true;
+      out += c;
+      ++i;
+      while (i < s.size() && IsIdentChar(s[i])) out += s[i++];
+      continue;
+    }
+    if (IsIdentChar(c) && (i == 0 || !IsIdentChar(s[i - 1]))) {
+      size_t end = i;
+      while (end < s.size() && IsIdentChar(s[end])) ++end;
+      const std::string word = s.substr(i, end - i);
+      if (word == "function" && depth == 0 && !annotated) {
+        size_t name = end;
+        while (name < s.size() && (s[name] == ' ' || s[name] == '\t')) ++name;
+        size_t name_end = name;
+        while (name_end < s.size() && IsIdentChar(s[name_end])) ++name_end;
+        if (s.substr(name, name_end - name) != "main") {
+          out += "@remote ";
+          ++*added;
+        }
+      }
+      annotated = false;
+      out += word;
+      i = end;
+      continue;
+    }
+    if (!std::isspace(static_cast<unsigned char>(c))) annotated = false;
+    out += c;
+    ++i;
+  }
+  return out;
+}
+
+class LangThreeWayTest : public testing::TestWithParam<std::string> {};
+
+std::string Describe(const char* mode, const RunResult& r) {
+  std::string exit = r.timed_out ? "timed out" : "exit " + std::to_string(r.exit_code);
+  return std::string("--- ") + mode + " (" + exit + ") stdout ---\n" + r.out + "--- " + mode +
+         " stderr ---\n" + r.err;
+}
+
+TEST_P(LangThreeWayTest, Run) {
+  const fs::path original = fs::path(SHAPEX_LANG_DIR) / GetParam();
+  const Expectations e = ParseDirectives(original);
+  ASSERT_TRUE(e.problem.empty()) << e.problem;
+  if (std::find(e.flags.begin(), e.flags.end(), "--local") != e.flags.end()) {
+    GTEST_SKIP() << "its flags include --local: it cannot run remotely";
+  }
+  ASSERT_FALSE(kPrivateSupervisor->dir().empty());
+  std::ifstream in(original);
+  std::string source((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  int added = 0;
+  const std::string rewritten = AddRemote(source, &added);
+  // The same relative path (so the same file name in traces), in a directory of this test's.
+  const fs::path dir = fs::path(kPrivateSupervisor->dir()) / "three-way" /
+                       fs::path(GetParam()).parent_path();
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  const std::string file = original.filename().string();
+  {
+    std::ofstream out(dir / file, std::ios::binary);
+    out << rewritten;
+    ASSERT_TRUE(out.good()) << "cannot write " << (dir / file);
+  }
+  std::vector<std::string> tail = e.flags;
+  if (!e.args.empty()) {
+    tail.push_back("--");
+    tail.insert(tail.end(), e.args.begin(), e.args.end());
+  }
+  auto run = [&](std::vector<std::string> argv) {
+    argv.insert(argv.end(), tail.begin(), tail.end());
+    return RunProcess(argv, dir.string());
+  };
+  const RunResult local = run({SHAPEX_BIN, "run", file, "--local"});
+  const RunResult ring = run({SHAPEX_BIN, "run", file});
+  const RunResult socket = run({SHAPEX_BIN, "run", file, "--transport=socket"});
+  for (const RunResult* r : {&local, &ring, &socket}) ASSERT_TRUE(r->spawn_error.empty()) << r->spawn_error;
+  auto same = [](const RunResult& a, const RunResult& b) {
+    return a.exit_code == b.exit_code && a.timed_out == b.timed_out && a.out == b.out &&
+           a.err == b.err;
+  };
+  const std::string context = "\n(" + std::to_string(added) + " functions made @remote)\n" +
+                              Describe("local", local) + Describe("ring", ring) +
+                              Describe("socket", socket) + "--- the rewritten program ---\n" +
+                              rewritten;
+  EXPECT_TRUE(same(local, ring)) << "--local and ring differ" << context;
+  EXPECT_TRUE(same(local, socket)) << "--local and socket differ" << context;
+  EXPECT_TRUE(same(ring, socket)) << "ring and socket differ" << context;
+}
+
+INSTANTIATE_TEST_SUITE_P(ThreeWay, LangThreeWayTest, testing::ValuesIn(TestFiles()), TestName);
+GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(LangThreeWayTest);
+
+TEST(LangThreeWayRewrite, AddsRemoteToTopLevelFunctionsOnly) {
+  int added = 0;
+  const std::string in =
+      "// function commented(x) {}\n"
+      "function a(x) { x }\n"
+      "type P { x: int }\n"
+      "impl P {\n    function m(self) { f\"{ {\"k\": 1}[\"k\"] } function\" }\n}\n"
+      "@remote\nfunction b() { 1 }\n"
+      "/* function c() { /* nested */ } */\n"
+      "let s = \"function d() {\"\n"
+      "function main() { a(1) }\n";
+  const std::string out = AddRemote(in, &added);
+  EXPECT_EQ(added, 1);
+  EXPECT_NE(out.find("@remote function a(x)"), std::string::npos) << out;
+  EXPECT_NE(out.find("    function m(self)"), std::string::npos) << out;
+  EXPECT_EQ(out.find("@remote function main"), std::string::npos) << out;
+  EXPECT_EQ(out.find("@remote @remote"), std::string::npos) << out;
+}
 
 TEST(LangGoldenSuite, FindsTestFiles) {
   EXPECT_FALSE(TestFiles().empty()) << "no .shape files under " << SHAPEX_LANG_DIR;

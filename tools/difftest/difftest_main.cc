@@ -47,6 +47,7 @@ struct Options {
   std::string shapex = SHAPEX_BIN;
   double run_timeout = 30;
   bool verbose = false;
+  GeneratorOptions generator;
 };
 
 struct Stats {
@@ -159,7 +160,7 @@ class Driver {
 };
 
 void Driver::Check(uint64_t seed, const fs::path& dir) {
-  GeneratedProgram p = GenerateProgram(seed);
+  GeneratedProgram p = GenerateProgram(seed, o_.generator);
   const std::string file = "p" + std::to_string(seed) + ".shape";
   WriteFile(dir / file, p.source);
   RunOutcome runs[3];
@@ -314,12 +315,16 @@ int main(int argc, char** argv) {
   app.add_option("--out", o.out_dir, "Where differing programs are written (default difftest-out)");
   app.add_option("--shapex", o.shapex, "The shapex binary (default: the one built with this)");
   app.add_option("--run-timeout", o.run_timeout, "Seconds one run may take (default 30)");
+  bool no_mutation = false;
+  app.add_flag("--no-mutation", no_mutation,
+               "Diagnostic: generate no changes a caller can see (hides send-copy differences)");
   app.add_flag("-v,--verbose", o.verbose, "Print every seed, not only differing ones");
   CLI11_PARSE(app, argc, argv);
   if (o.count == 0 && o.seconds <= 0) {
     std::fprintf(stderr, "--count 0 needs --seconds\n");
     return 2;
   }
+  o.generator.mutation = !no_mutation;
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
   shapex::difftest::Driver driver(o);
   return driver.Run();

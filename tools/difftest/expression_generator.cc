@@ -402,7 +402,8 @@ std::string Generator::Bool(int depth) {
       return Paren(Gen(t, depth + 1).text + (rng_.Percent(70) ? " == " : " != ") +
                    Gen(t, depth + 1).text);
     }
-    case 3: return "not " + Paren(Bool(depth + 1));
+    // `not` binds looser than comparisons: as an operand it needs its own parentheses.
+    case 3: return Paren("not " + Paren(Bool(depth + 1)));
     case 4: return Paren(Bool(depth + 1) + (rng_.Percent(50) ? " and " : " or ") + Bool(depth + 1));
     case 5: {
       const char* m[] = {".contains(", ".starts_with(", ".ends_with("};
@@ -524,7 +525,7 @@ std::string Generator::Closure(int depth) {
   Declare({x, Ty::kInt, false});
   std::string text;
   const Var* counter = PickVar(Ty::kInt, /*assignable=*/true);
-  if (counter != nullptr && rng_.Percent(35)) {
+  if (counter != nullptr && options_.mutation && rng_.Percent(35)) {
     // Mutates a captured variable: by reference locally, a copy in a remote callee.
     text = "|" + x + "| { " + counter->name + " = " +
            Fit({Paren(counter->name + " + " + x), -2 * kFitBound, 2 * kFitBound}).text + "; " +
@@ -548,12 +549,12 @@ std::string Generator::Fn(int depth) {
       named.push_back(f.name);
     }
   }
-  int pick = rng_.Below(10);
+  const int pick = rng_.Below(10);
   if (pick < 2) {
     if (const Var* v = PickVar(Ty::kFn)) return v->name;
   }
   if (pick < 4 && !named.empty()) return rng_.Pick(named);
-  if (pick < 5) {
+  if (pick < 5 && depth < kMaxDepth) {  // a call's arguments may hold function values in turn
     std::string call = Call(Ty::kFn, depth);
     if (!call.empty()) return call;
   }
@@ -627,6 +628,7 @@ std::string Generator::ArrInt(int depth) {
     case 7: {
       const Var* v = PickVar(Ty::kArrInt);
       if (v == nullptr) return "[]";
+      if (!options_.mutation) return v->name;
       return v->name + (rng_.Percent(50) ? ".sort()" : ".reverse()");
     }
     case 8: {

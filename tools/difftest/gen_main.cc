@@ -1,6 +1,8 @@
 // shapex_difftest_gen: prints the program the differential generator makes for a seed.
 //
-//   shapex_difftest_gen SEED [--local]     (--local: no @remote annotations)
+//   shapex_difftest_gen SEED [--local] [--no-mutation]
+//                                          (--local: no @remote annotations; --no-mutation:
+//                                          as shapex_difftest --no-mutation)
 //   shapex_difftest_gen SEED --out DIR     writes DIR/p<SEED>.shape
 //
 // The first lines of the program name the seed and, when it needs them, the `shapex run`
@@ -15,7 +17,7 @@
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: %s SEED [--local] [--out DIR]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s SEED [--local] [--no-mutation] [--out DIR]\n", argv[0]);
     return 2;
   }
   shapex::difftest::GeneratorOptions options;
@@ -23,6 +25,8 @@ int main(int argc, char** argv) {
   for (int i = 2; i < argc; ++i) {
     if (std::strcmp(argv[i], "--local") == 0) {
       options.remote = false;
+    } else if (std::strcmp(argv[i], "--no-mutation") == 0) {
+      options.mutation = false;
     } else if (std::strcmp(argv[i], "--out") == 0 && i + 1 < argc) {
       out_dir = argv[++i];
     } else {

@@ -182,7 +182,7 @@ void Generator::Statement(int indent) {
       return;
     }
     case 12: case 13: case 14: {  // mutate a container, a struct or a global
-      if (!can_mutate) return Statement(indent);
+      if (!can_mutate || !options_.mutation) return Statement(indent);
       mutates_ = true;
       switch (rng_.Below(7)) {
         case 0: case 1: {
@@ -359,7 +359,7 @@ GeneratedProgram Generator::Generate(uint64_t seed) {
   Line(0, "let g_log = []");
   Line(0, "let g_arr = [" + std::to_string(rng_.Range(0, 9)) + ", " + std::to_string(rng_.Range(0, 9)) + "]");
   Line(0, "let g_m = {\"a\": " + std::to_string(rng_.Range(0, 9)) + "}");
-  Declare({"g_n", Ty::kInt, true});
+  Declare({"g_n", Ty::kInt, options_.mutation});
   Declare({"g_log", Ty::kArrStr, false});
   Declare({"g_arr", Ty::kArrInt, false});
   Declare({"g_m", Ty::kMap, false});
@@ -373,7 +373,9 @@ GeneratedProgram Generator::Generate(uint64_t seed) {
                 rng_.Below(options_.max_functions - options_.min_functions + 1);
   for (int i = 0; i < n; ++i) {
     switch (rng_.Below(20)) {
-      case 0: case 1: AliasingTemplate(); break;
+      case 0: case 1:
+        if (options_.mutation) AliasingTemplate(); else GenericFunction();
+        break;
       case 2: if (rng_.Percent(40)) CycleTemplate(); else GlobalsTemplate(); break;
       case 3: GlobalsTemplate(); break;
       case 4: case 5: HigherOrderTemplate(); break;

@@ -42,6 +42,10 @@ struct GeneratorOptions {
   int max_functions = 8;
   int limit_percent = 15;           // programs run with small --fuel/--memory/--stack
   int error_percent = 30;           // programs that end in a deliberate runtime error
+  // false: no statement changes a value its caller can see (arguments, globals, captured
+  // variables, shared containers). A diagnostic knob: it hides the send-copy difference so
+  // that other causes show; the default, and the ctest, keep mutation.
+  bool mutation = true;
 };
 
 struct GeneratedProgram {

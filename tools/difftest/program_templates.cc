@@ -105,7 +105,7 @@ void Generator::CycleTemplate() {
 void Generator::GlobalsTemplate() {
   features_.push_back("globals");
   const std::string f = Fresh("glob");
-  if (rng_.Percent(50)) {
+  if (options_.mutation && rng_.Percent(50)) {
     FunctionHeader(f, {"d"});
     Line(1, "g_n = (g_n + d) % 1000003");
     Line(1, "g_log.push(f\"" + f + " {d}\")");
@@ -133,7 +133,9 @@ void Generator::HigherOrderTemplate() {
   FunctionHeader(inc, {"x"});
   Line(1, "(x + " + k + ") % 1000003");
   Line(0, "}");
-  switch (rng_.Below(6)) {
+  int variant = rng_.Below(6);
+  if (!options_.mutation && (variant == 2 || variant == 3)) variant = 0;
+  switch (variant) {
     case 0:
       FunctionHeader(apply, {"f", "x"});
       Line(1, "f(f(x) % 1000003) % 1000003");
@@ -295,7 +297,8 @@ void Generator::ErrorSection() {
       FunctionHeader(caller, {"f", "x"});
       Line(1, "[f(x)]");
       Line(0, "}");
-      main_.push_back("print(" + caller + "(|x| " + err + ", " + v + "))");
+      // Parenthesized: a closure body that starts with `{` is a block.
+      main_.push_back("print(" + caller + "(|x| (" + err + "), " + v + "))");
       break;
     }
     case 3: {  // unbounded recursion: the default stack limit and a shortened trace
