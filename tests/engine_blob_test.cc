@@ -1,4 +1,5 @@
 // Content-addressed blobs: hash properties, encoding, linking and the random-program property.
+#include <algorithm>
 #include <random>
 #include <string>
 
@@ -161,6 +162,57 @@ TEST(BlobLinkTest, RejectsMissingDependency) {
   ASSERT_FALSE(linked.has_value());
   EXPECT_EQ(linked.error().kind(), ErrorKind::kProtocolError);
   EXPECT_NE(linked.error().message().find("missing dependency"), std::string::npos);
+}
+
+// What a supervisor preloads with a function: enough to link it from those blobs alone.
+TEST(BlobDependenciesTest, NameEveryFunctionNeededToLink) {
+  auto p = MustCompile(
+      "function g() { 1 }\nfunction h(x) { x }\nfunction f() { g() + h(2) + g() }\n"
+      "function even(n) { if n == 0 { true } else { odd(n - 1) } }\n"
+      "function odd(n) { if n == 0 { false } else { even(n - 1) } }\n"
+      "function top(n) { even(n) }\nfunction fib(n) { if n < 2 { n } else { fib(n - 1) } }");
+  auto pb = BuildProgramBlobs(*p);
+  ASSERT_TRUE(pb.has_value());
+  auto blob = [&](const char* name) { return pb->blobs[p->FindFunction(name)]; };
+  auto hash = [&](const char* name) { return pb->proto_hashes[p->FindFunction(name)]; };
+
+  auto f = BlobDependencies(blob("f"));
+  ASSERT_TRUE(f.has_value()) << f.error().ToString();
+  EXPECT_EQ(*f, (std::vector<FunctionHash>{hash("g"), hash("h")}));  // each once
+  auto g = BlobDependencies(blob("g"));
+  ASSERT_TRUE(g.has_value());
+  EXPECT_TRUE(g->empty());
+  auto fib = BlobDependencies(blob("fib"));  // a self-reference is not a dependency
+  ASSERT_TRUE(fib.has_value());
+  EXPECT_TRUE(fib->empty());
+  auto even = BlobDependencies(blob("even"));  // its group sibling
+  ASSERT_TRUE(even.has_value());
+  EXPECT_EQ(*even, std::vector<FunctionHash>{hash("odd")});
+  auto top = BlobDependencies(blob("top"));
+  ASSERT_TRUE(top.has_value());
+  EXPECT_EQ(*top, std::vector<FunctionHash>{hash("even")});
+
+  // Following dependencies from `top` gathers a set that links on its own.
+  std::vector<FunctionBlob> gathered{blob("top")};
+  for (size_t i = 0; i < gathered.size(); ++i) {
+    auto deps = BlobDependencies(gathered[i]);
+    ASSERT_TRUE(deps.has_value());
+    for (const FunctionHash& d : *deps) {
+      bool have = false;
+      for (const FunctionBlob& b : gathered) have = have || b.hash == d;
+      if (!have) gathered.push_back(pb->blobs[std::find(pb->proto_hashes.begin(),
+                                                        pb->proto_hashes.end(), d) -
+                                              pb->proto_hashes.begin()]);
+    }
+  }
+  EXPECT_EQ(gathered.size(), 3u);
+  EXPECT_TRUE(ProgramFromBlobs(hash("top"), gathered).has_value());
+
+  FunctionBlob bad = blob("f");
+  bad.canonical.resize(bad.canonical.size() / 2);
+  auto truncated = BlobDependencies(bad);
+  ASSERT_FALSE(truncated.has_value());
+  EXPECT_EQ(truncated.error().kind(), ErrorKind::kProtocolError);
 }
 
 TEST(BlobLinkTest, UnknownNativeIsMissingModuleFunction) {

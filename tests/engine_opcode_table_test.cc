@@ -3,6 +3,7 @@
 // the versions the document states; and the rule the document gives a hand assembler, that the
 // compiler writes 0 in every unused field. The doc is read at test time (SHAPEX_BLOB_FORMAT_MD),
 // so editing either side alone fails here.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -11,8 +12,6 @@
 #include <set>
 #include <string>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "opcode_info.h"
 #include "shapex/engine/blob.h"
@@ -49,7 +48,8 @@ std::vector<OpRow> DocRows(const std::string& doc, std::vector<std::string>* err
   int col[7];
   for (int i = 0; i < 7; ++i) {
     col[i] = t.Column(kColumns[i]);
-    if (col[i] < 0) errors->push_back(fmt::format("the opcode table has no column '{}'", kColumns[i]));
+    if (col[i] < 0)
+      errors->push_back(fmt::format("the opcode table has no column '{}'", kColumns[i]));
   }
   std::vector<OpRow> rows;
   if (!errors->empty()) return rows;
@@ -60,8 +60,8 @@ std::vector<OpRow> DocRows(const std::string& doc, std::vector<std::string>* err
                                     cells.size(), t.header.size()));
       continue;
     }
-    rows.push_back(OpRow{cells[col[0]], cells[col[1]], cells[col[2]], cells[col[3]],
-                         cells[col[4]], cells[col[5]], cells[col[6]]});
+    rows.push_back(OpRow{cells[col[0]], cells[col[1]], cells[col[2]], cells[col[3]], cells[col[4]],
+                         cells[col[5]], cells[col[6]]});
   }
   return rows;
 }
@@ -86,8 +86,8 @@ std::vector<std::string> CompareTables(const std::vector<OpRow>& doc,
     code_names.insert(c.mnemonic);
     auto it = doc_by_name.find(c.mnemonic);
     if (it == doc_by_name.end()) {
-      errors.push_back(fmt::format("{} (opcode {}) is missing from the document", c.mnemonic,
-                                   c.number));
+      errors.push_back(
+          fmt::format("{} (opcode {}) is missing from the document", c.mnemonic, c.number));
       continue;
     }
     const OpRow& d = *it->second;
@@ -106,8 +106,8 @@ std::vector<std::string> CompareTables(const std::vector<OpRow>& doc,
   }
   for (const OpRow& d : doc)
     if (code_names.count(d.mnemonic) == 0)
-      errors.push_back(fmt::format("the document lists {}, which the code does not have",
-                                   d.mnemonic));
+      errors.push_back(
+          fmt::format("the document lists {}, which the code does not have", d.mnemonic));
   return errors;
 }
 
@@ -131,8 +131,7 @@ TEST(OpcodeTableTest, DocumentMatchesTheXMacro) {
   ASSERT_TRUE(errors.empty()) << Joined(errors);
   EXPECT_EQ(rows.size(), static_cast<size_t>(kNumOps));
   std::vector<std::string> diff = CompareTables(rows, CodeRows());
-  EXPECT_TRUE(diff.empty()) << "docs/blob-format.md and SHAPEX_OPCODES disagree:\n"
-                            << Joined(diff);
+  EXPECT_TRUE(diff.empty()) << "docs/blob-format.md and SHAPEX_OPCODES disagree:\n" << Joined(diff);
   // The table is in opcode order, so it reads like the enum.
   for (size_t i = 0; i < rows.size(); ++i) EXPECT_EQ(rows[i].number, std::to_string(i));
 }

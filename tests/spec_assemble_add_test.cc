@@ -134,7 +134,8 @@ bool Assemble(const std::map<std::string, OpSpec>& ops, const std::string& line,
   // AsBx: sBx in bits 16-31, two's complement.
   uint32_t w = op.number | static_cast<uint32_t>(field[0] & 0xff) << 8;
   if (op.format == "ABC") {
-    w |= static_cast<uint32_t>(field[1] & 0xff) << 16 | static_cast<uint32_t>(field[2] & 0xff) << 24;
+    w |= static_cast<uint32_t>(field[1] & 0xff) << 16 | static_cast<uint32_t>(field[2] & 0xff)
+                                                            << 24;
   } else if (op.format == "ABx" || op.format == "AsBx") {
     w |= static_cast<uint32_t>(field[1] & 0xffff) << 16;
   } else {
@@ -154,8 +155,7 @@ struct FunctionSpec {
   std::map<std::string, Bytes> singles;  // a field whose encoding is one `type`
 };
 
-bool WriteCanonical(const std::string& doc, const FunctionSpec& f, Bytes* out,
-                    std::string* error) {
+bool WriteCanonical(const std::string& doc, const FunctionSpec& f, Bytes* out, std::string* error) {
   shapex_testing::MarkdownTable t = shapex_testing::TableAfter(doc, "## Canonical bytes (hashed)");
   int field_col = t.Column("field"), encoding_col = t.Column("encoding");
   if (field_col < 0 || encoding_col < 0 || t.rows.empty()) {
@@ -218,10 +218,13 @@ bool AssembleAdd(const std::string& doc, Bytes* canonical, std::string* error) {
     PutLe(&b, word, 4);
     f.lists["code"].push_back(b);
   }
-  f.scalars = {{"num_params", 2}, {"num_required", 2}, {"num_regs", 3},
+  f.scalars = {{"num_params", 2},
+               {"num_required", 2},
+               {"num_regs", 3},
                // flags: bit 1 has return annotation, bit 2 @remote
                {"flags", 2 | 4},
-               {"group_size", 1}, {"group_index", 0}};
+               {"group_size", 1},
+               {"group_index", 0}};
   const Bytes kInt = {1};  // `type` kind 1 = int, no payload
   f.lists["param types"] = {kInt, kInt};
   f.singles["return type"] = kInt;
@@ -233,7 +236,8 @@ TEST(SpecAssembleAddTest, HandAssembledAddHasTheHashShapexPrints) {
   Bytes canonical;
   std::string error;
   ASSERT_TRUE(AssembleAdd(doc, &canonical, &error)) << error;
-  CommandResult hash = RunCommand(std::string(SHAPEX_BIN) + " hash " + Quote(SHAPEX_ADD_SHAPE) + " add");
+  CommandResult hash =
+      RunCommand(std::string(SHAPEX_BIN) + " hash " + Quote(SHAPEX_ADD_SHAPE) + " add");
   ASSERT_EQ(hash.status, 0) << hash.out;
   EXPECT_EQ(Sha256Hex(canonical) + "\n", hash.out);
 }
@@ -278,7 +282,8 @@ class EnvelopeReader {
     std::string b;
     if (!Take(static_cast<size_t>(width), &b)) return false;
     *v = 0;
-    for (int i = 0; i < width; ++i) *v |= static_cast<uint64_t>(static_cast<uint8_t>(b[i])) << (8 * i);
+    for (int i = 0; i < width; ++i)
+      *v |= static_cast<uint64_t>(static_cast<uint8_t>(b[i])) << (8 * i);
     return true;
   }
   bool Str(std::string* s) {
@@ -303,7 +308,8 @@ TEST(SpecAssembleAddTest, CacheCatGivesTheDocumentedEnvelope) {
   ASSERT_NE(::mkdtemp(tmpl), nullptr);
   std::string dir = tmpl;
   std::string bin = SHAPEX_BIN;
-  CommandResult add = RunCommand(bin + " cache add " + Quote(SHAPEX_ADD_SHAPE) + " --dir " + Quote(dir + "/store"));
+  CommandResult add =
+      RunCommand(bin + " cache add " + Quote(SHAPEX_ADD_SHAPE) + " --dir " + Quote(dir + "/store"));
   ASSERT_EQ(add.status, 0) << add.out;
   CommandResult cat = RunCommand(bin + " cache cat " + hash + " --dir " + Quote(dir + "/store"));
   std::filesystem::remove_all(dir);

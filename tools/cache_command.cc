@@ -185,7 +185,8 @@ int RunCat(BlobStore& store, const std::string& hex) {
 }  // namespace
 
 CacheCommand::CacheCommand(CLI::App& app) {
-  cache_ = app.add_subcommand("cache", "Inspect and maintain the on-disk blob store");
+  cache_ = app.add_subcommand(
+      "cache", "Inspect and maintain the on-disk blob store (ls stats verify gc clear add cat)");
   cache_->require_subcommand(1);
   cache_->add_option("--dir", dir_, "Store directory (default $XDG_CACHE_HOME/shapex/blobs)");
   cache_->add_option("--max-bytes", max_bytes_, "Size bound for gc and stats (default 512 MiB)")

@@ -2,9 +2,10 @@
 //
 //   shapex run FILE [--local] [limits] [-- ARGS...]     top-level code, then main(args)
 //   shapex call FILE FUNC [ARGS...] [--local] [limits]   one function; ARGS are Shape literals
+//   shapex call --hash HEX [ARGS...] [limits]            a function of the blob store, by hash
 //   shapex check FILE                                    compile + verify only
 //   shapex disasm FILE [FUNC]                            bytecode listing
-//   shapex cache ls|stats|verify|gc|clear|add            the on-disk blob store (cache_command.h)
+//   shapex cache ls|stats|verify|gc|clear|add|cat        the on-disk blob store (cache_command.h)
 //
 // Exit codes are a contract: 0 ok, 1 runtime-side error (any kind but CompileError), 2 usage or
 // I/O error, 65 compile error. Errors go to stderr as `error[Kind]: message`, after stdout has
@@ -486,6 +487,93 @@ int RunCall(const RunOptions& o) {
   return kExitOk;
 }
 
+// `call --hash HEX [ARGS...]`: calls a function the supervisor's blob store holds, by its content
+// hash, with no source. The argument literals are evaluated in a program of their own; the
+// lease names the hash, so the supervisor preloads the executor with that function and what it
+// needs from its store, and the request carries no code. Frames of a trace are named with the
+// debug info the store kept. A hash the store lacks: error[FunctionNotFound], as the linker
+// reports it. The methods that `impl` adds to a type travel only with a program, so a function
+// that calls such a method on a value it builds fails there ("no method").
+int RunCallByHash(const RunOptions& o, const std::string& hex) {
+  engine::FunctionHash hash;
+  if (!engine::HashFromHex(hex, &hash)) {
+    PrintUsageError(fmt::format("--hash {} is not a function hash (64 hex digits)", hex));
+    return kExitUsage;
+  }
+  if (o.local) {
+    PrintUsageError("--hash calls a function of the supervisor's blob store; --local cannot");
+    return kExitUsage;
+  }
+  std::string arg_list;
+  for (size_t i = 0; i < o.args.size(); ++i) {
+    std::string error;
+    if (!LiteralChecker(o.args[i]).Check(&error)) {
+      PrintUsageError(
+          fmt::format("argument {} ({}) is not a Shape literal: {}", i + 1, o.args[i], error));
+      return kExitUsage;
+    }
+    arg_list += (i ? ", " : "") + o.args[i];
+  }
+  const std::string file = "<arguments>";
+  engine::Diagnostic diag;
+  Result<std::unique_ptr<Program>> program =
+      engine::Compile(fmt::format("function {}() {{ [{}] }}\n", kArgsEntry, arg_list), file, &diag);
+  if (!program.has_value() || !engine::Verify(**program).ok()) {
+    PrintUsageError(fmt::format("invalid arguments: {}", diag.message));
+    return kExitUsage;
+  }
+  Watchdog watchdog(o.timeout);
+  engine::Vm vm(**program, o.Limits());
+  engine::Value args_value;
+  Status status = vm.CallByName(kArgsEntry, {}, &args_value);
+  if (!status.ok()) return ReportRuntimeError(status, vm.trace(), file);
+  engine::Vm::RootScope root(vm);
+  root.Add(args_value);
+  Result<engine::ProgramBlobs> blobs = engine::BuildProgramBlobs(**program);
+  if (!blobs.has_value()) return ReportRuntimeError(blobs.error(), {}, file);
+  ipc::RemoteCallRequest request;
+  request.function_name = engine::HashToHex(hash);  // for messages only: the hash is the entry
+  request.function_hash = hash;
+  for (const engine::Value& v : engine::AsArray(args_value)->items) {
+    Result<ipc::WireValue> w = ipc::ToWire(v, {program->get(), blobs->proto_hashes});
+    if (!w.has_value()) return ReportRuntimeError(w.error(), {}, file);
+    request.arguments.push_back(std::move(*w));
+  }
+  request.limits = o.RemoteLimits();
+  Result<Client> client = Client::Connect(o.Client());
+  if (!client.has_value()) return ReportRuntimeError(client.error(), {}, file);
+  std::vector<engine::FunctionHash> code{hash};
+  Result<Lease> lease = client->LeaseExecutor(code);
+  if (!lease.has_value()) return ReportRuntimeError(lease.error(), {}, file);
+  Result<ipc::RemoteCallResponse> response = client->CallOn(*lease, std::move(request));
+  client->Release(*lease);
+  if (!response.has_value()) return ReportRuntimeError(response.error(), {}, file);
+  if (!response->output.empty()) {
+    std::fwrite(response->output.data(), 1, response->output.size(), stdout);
+  }
+  if (!response->ok()) {
+    const ipc::RemoteCallError& e = response->error();
+    if (e.kind == ErrorKind::kFunctionNotFound &&
+        e.message == fmt::format("entry function blob {} is missing", engine::HashToHex(hash))) {
+      PrintError("FunctionNotFound",
+                 fmt::format("no function with hash {} in the supervisor's blob store",
+                             engine::HashToHex(hash)));
+      return kExitRuntime;
+    }
+    return ReportRuntimeError(response->status(), e.trace, file);
+  }
+  ipc::TypeRegistry types(**program);
+  ipc::ProtoIndex protos = ipc::MakeProtoIndex(blobs->proto_hashes);
+  ipc::FromWireContext ctx{&vm, &protos, &types};
+  Result<engine::Value> result = ipc::FromWire(response->value(), ctx);
+  if (!result.has_value()) return ReportRuntimeError(result.error(), {}, file);
+  std::string text = engine::ValueToString(*result, /*quoted=*/true);
+  text += '\n';
+  std::fwrite(text.data(), 1, text.size(), stdout);
+  FlushStdout();
+  return kExitOk;
+}
+
 int RunCheck(const std::string& file) {
   std::string source;
   if (!ReadFile(file, &source)) return kExitUsage;
@@ -587,9 +675,16 @@ int Main(int argc, char** argv) {
   AddLimitFlags(run, &run_opts);
 
   RunOptions call_opts;
-  CLI::App* call = app.add_subcommand("call", "Call one function with literal arguments");
-  call->add_option("file", call_opts.file, "Source file (.shape)")->required();
-  call->add_option("function", call_opts.function, "Top-level function to call")->required();
+  std::string call_hash;
+  CLI::App* call = app.add_subcommand(
+      "call", "Call one function: FILE FUNC [ARGS...], or --hash HEX [ARGS...] from the store");
+  CLI::Option* call_file = call->add_option("file", call_opts.file, "Source file (.shape)");
+  CLI::Option* call_function =
+      call->add_option("function", call_opts.function, "Top-level function to call");
+  call->add_option("--hash", call_hash,
+                   "Call the function with this content hash from the supervisor's blob store "
+                   "(no FILE or FUNC)")
+      ->type_name("HEX");
   // ARGS are taken from the unparsed extras: a vector option would split "[1, 2]" in two.
   call->allow_extras();
   AddLimitFlags(call, &call_opts);
@@ -658,6 +753,20 @@ int Main(int argc, char** argv) {
     return RunRun(run_opts);
   }
   if (call->parsed()) {
+    if (!call_hash.empty()) {
+      // No FILE or FUNC with --hash: what CLI11 put in those slots are the first arguments.
+      std::vector<std::string> args;
+      if (call_file->count() > 0) args.push_back(call_opts.file);
+      if (call_function->count() > 0) args.push_back(call_opts.function);
+      args.insert(args.end(), call_opts.args.begin(), call_opts.args.end());
+      args.insert(args.end(), trailing.begin(), trailing.end());
+      call_opts.args = std::move(args);
+      return RunCallByHash(call_opts, call_hash);
+    }
+    if (call_file->count() == 0 || call_function->count() == 0) {
+      PrintUsageError("call needs FILE and FUNC, or --hash HEX (run with --help for more)");
+      return kExitUsage;
+    }
     call_opts.args.insert(call_opts.args.end(), trailing.begin(), trailing.end());
     return RunCall(call_opts);
   }

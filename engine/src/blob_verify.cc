@@ -1,5 +1,6 @@
 // Content-hash verification of untrusted blobs, shared by the linker (ProgramFromBlobs) and by
-// anything that keeps blobs without linking them (VerifyBlobHashes: the on-disk blob store).
+// anything that keeps blobs without linking them (VerifyBlobHashes: the on-disk blob store), and
+// the dependencies of a blob (BlobDependencies: what a supervisor preloads with it).
 #include <unordered_map>
 
 #include "blob_body.h"
@@ -58,6 +59,19 @@ Status VerifyBlobHashes(std::span<const FunctionBlob> blobs) {
     for (const FunctionHash& h : verified) proved.emplace(HashToHex(h), true);
   }
   return Status::Ok();
+}
+
+Result<std::vector<FunctionHash>> BlobDependencies(const FunctionBlob& blob) {
+  ASSIGN_OR_RETURN(BlobBody body, DecodeBody(blob.canonical));
+  std::vector<FunctionHash> out;
+  std::unordered_map<std::string, bool> seen{{HashToHex(blob.hash), true}};
+  auto add = [&](const FunctionHash& h) {
+    if (seen.emplace(HashToHex(h), true).second) out.push_back(h);
+  };
+  for (const FunctionHash& member : blob.group) add(member);
+  for (const BlobFnRef& ref : body.fn_refs)
+    if (!ref.in_group) add(ref.hash);
+  return out;
 }
 
 }  // namespace shapex::engine

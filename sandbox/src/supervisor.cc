@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cstring>
 #include <thread>
+#include <unordered_set>
 #include <utility>
 
 #include "shapex/core/errno_status.h"
@@ -723,11 +724,20 @@ void Supervisor::State::StartGrant(ExecutorEntry& e, ClientEntry& c, PendingLeas
   }
   e.granting = std::move(lease);
   // Store look-ups and reads (one stat per hash, verified reads) run on the store's thread.
-  store->Post([this, pid, serial, seq, wanted = std::move(wanted)](BlobStore& s) {
+  // With each blob come the functions it needs to be linked (its group, what it references,
+  // transitively), so a lease that names only an entry hash (`shapex call --hash`) can call it;
+  // for a lease that offers a whole blob set they are already among the offered hashes.
+  store->Post([this, pid, serial, seq, wanted = std::move(wanted), skip = e.preloaded,
+               max_lookups = options.max_preload_hashes](BlobStore& s) {
     std::vector<std::vector<uint8_t>> blobs;
     std::vector<engine::FunctionHash> hashes;
     size_t bytes = 0;
-    for (const engine::FunctionHash& h : s.FilterKnown(wanted)) {
+    std::unordered_set<engine::FunctionHash, engine::FunctionHashHasher> queued(
+        wanted.begin(), wanted.end());
+    std::vector<engine::FunctionHash> queue = std::move(wanted);
+    for (size_t i = 0; i < queue.size() && i < max_lookups; ++i) {
+      const engine::FunctionHash h = queue[i];
+      if (!s.Contains(h)) continue;  // one stat; only a known name is read
       Result<std::optional<engine::FunctionBlob>> blob = s.Get(h);
       if (!blob.has_value() || !blob->has_value()) continue;
       std::vector<uint8_t> encoded = engine::EncodeBlob(**blob);
@@ -736,6 +746,11 @@ void Supervisor::State::StartGrant(ExecutorEntry& e, ClientEntry& c, PendingLeas
       bytes += encoded.size();
       blobs.push_back(std::move(encoded));
       hashes.push_back(h);
+      Result<std::vector<engine::FunctionHash>> deps = engine::BlobDependencies(**blob);
+      if (!deps.has_value()) continue;  // Get verified it, so this does not happen
+      for (const engine::FunctionHash& d : *deps) {
+        if (skip.count(d) == 0 && queued.insert(d).second) queue.push_back(d);
+      }
     }
     return StoreWorker::Completion(
         [this, pid, serial, seq, blobs = std::move(blobs), hashes = std::move(hashes)]() mutable {

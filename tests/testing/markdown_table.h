@@ -9,8 +9,9 @@
 //   for (const auto& row : t.rows) ... row[t.Column("mnemonic")] ...
 //
 // A table is the first run of lines starting with '|' after the heading and before the next
-// heading: a header row, the `|---|` separator, then data rows. Cells are split on '|' except "\|" (an escaped pipe, which
-// becomes '|'), trimmed, and have their code backticks removed when a cell is one `code span`.
+// heading: a header row, the `|---|` separator, then data rows. Cells are split on '|' except "\|"
+// (an escaped pipe, which becomes '|'), trimmed, and have their code backticks removed when a cell
+// is one `code span`.
 #ifndef SHAPEX_TESTS_TESTING_MARKDOWN_TABLE_H_
 #define SHAPEX_TESTS_TESTING_MARKDOWN_TABLE_H_
 

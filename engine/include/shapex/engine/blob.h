@@ -106,6 +106,12 @@ Result<FunctionBlob> DecodeBlob(std::span<const uint8_t> bytes);
 // two different blobs claiming one hash.
 Status VerifyBlobHashes(std::span<const FunctionBlob> blobs);
 
+// The other functions `blob` needs in order to be linked: the members of its recursion group
+// (`blob.group` without itself) and the functions its code references outside the group, in
+// that order, each once. Methods a linker adds through impls are not included (a blob does not
+// name them). Decodes the canonical bytes (ProtocolError if malformed) but verifies no hash.
+Result<std::vector<FunctionHash>> BlobDependencies(const FunctionBlob& blob);
+
 struct LinkedProgram {
   std::unique_ptr<Program> program;
   uint32_t entry = 0;                      // proto index of the entry function

@@ -20,7 +20,9 @@
 //                                  -> "killed", or "error" InvalidArgument if not leased to us
 //   "stop"                         -> "stopping"; the supervisor shuts down
 // Before granting, the supervisor preloads the executor with every offered blob its store has,
-// so the client's negotiation finds them known and sends no code.
+// and with the functions those need to be linked (their recursion groups and the functions they
+// reference, transitively), so the client's negotiation finds them known and sends no code, and
+// a lease that offers only an entry hash (`shapex call --hash`) can call it.
 //
 // Guarantees: only peers with our uid (SO_PEERCRED) are served; the socket's directory is 0700
 // (ipc/supervisor_socket.h). One supervisor per socket path: an exclusive flock on PATH.lock
