@@ -182,7 +182,8 @@ bool AppendAt(PrintWalk& w, const Value& v, bool quoted) {
   }
   // A container already being printed further up (a cycle), or nesting past the cap, prints
   // as "[...]" like Python; this keeps printing linear in the size of a cyclic structure.
-  if (w.path.size() >= kMaxDepth || std::find(w.path.begin(), w.path.end(), v.as.o) != w.path.end()) {
+  if (w.path.size() >= kMaxDepth ||
+      std::find(w.path.begin(), w.path.end(), v.as.o) != w.path.end()) {
     out->append(v.type == Type::kMap ? "{...}" : "[...]");
     return true;
   }
