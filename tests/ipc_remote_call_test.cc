@@ -30,7 +30,7 @@ function make_adder(k) { |x| x + k }
 function boom(x) { helper(x) }
 function helper(x) { x / 0 }
 function spin() { var i = 0; while true { i = i + 1 } }
-function cyclic() { let a = [1]; a.push(a); a }
+function deep() { var x = []; for i in 0..70 { x = [x] }; x }
 function apply(f, x) { f(x) }
 function double(x) { x * 2 }
 function evens(n) { var out = []; for i in 0..n { if i % 2 == 0 { out.push(i) } }; out }
@@ -163,9 +163,9 @@ TEST_F(RemoteCallTest, LimitsBecomeTypedErrors) {
 }
 
 TEST_F(RemoteCallTest, UnsendableResultIsARuntimeError) {
-  RemoteCallResponse r = Run(Request("cyclic", {}));
+  RemoteCallResponse r = Run(Request("deep", {}));
   EXPECT_THAT(r.status(), IsError(ErrorKind::kRuntimeError));
-  EXPECT_THAT(r.error().message, HasSubstr("cyclic"));
+  EXPECT_THAT(r.error().message, HasSubstr("nested deeper than 64"));
 }
 
 TEST_F(RemoteCallTest, TamperedOrIncompleteBlobsAreRejected) {

@@ -156,18 +156,97 @@ TEST(WireValueTest, ClosureCapturesAreCopiedNotShared) {
   EXPECT_EQ(engine::ValueToString(r2), "1");
 }
 
-TEST(WireValueTest, SharedSubvaluesAreCopiedTwice) {
+TEST(WireValueTest, SharedSubvaluesAreSentOnceAndStayShared) {
   WireTestProgram p(Source("let a = [1, 2]; [a, a]"));
-  VmSide a(p);
+  VmSide a(p), b(p);
   ASSERT_OK_AND_ASSIGN(WireValue w, a.CallToWire("v"));
   ASSERT_EQ(w.children.size(), 2u);
-  EXPECT_EQ(w.children[0], w.children[1]);
+  EXPECT_EQ(w.children[0].kind, WireKind::kArray);
+  ASSERT_EQ(w.children[1].kind, WireKind::kRef);
+  EXPECT_EQ(w.children[1].ref(), 1u) << "the outer array is index 0, the shared one 1";
+  ASSERT_OK_AND_ASSIGN(WireValue back, DecodeValue(EncodeValue(w)));
+  EXPECT_EQ(back, w);
+  ASSERT_OK_AND_ASSIGN(engine::Value v, b.FromWire(back));
+  engine::ObjArray* outer = engine::AsArray(v);
+  EXPECT_EQ(outer->items[0].as.o, outer->items[1].as.o) << "one object on the receiving side";
 }
 
-TEST(WireValueTest, CycleIsAnArgumentError) {
+TEST(WireValueTest, CyclesRoundTrip) {
   WireTestProgram p(Source("let a = [1]; a.push(a); a"));
+  VmSide a(p), b(p);
+  ASSERT_OK_AND_ASSIGN(WireValue w, a.CallToWire("v"));
+  ASSERT_EQ(w.children.size(), 2u);
+  EXPECT_EQ(w.children[1], WireValue::Ref(0));
+  ASSERT_OK_AND_ASSIGN(WireValue back, DecodeValue(EncodeValue(w)));
+  ASSERT_OK_AND_ASSIGN(engine::Value v, b.FromWire(back));
+  engine::ObjArray* arr = engine::AsArray(v);
+  EXPECT_EQ(arr->items[1].as.o, v.as.o);
+  EXPECT_EQ(engine::ValueToString(v, true), "[1, [...]]");
+}
+
+TEST(WireValueTest, ADagCrossesInLinearSize) {
+  WireTestProgram p(Source("var a = [1]; for i in 0..40 { a = [a, a] }; a"));
+  VmSide a(p), b(p);
+  ASSERT_OK_AND_ASSIGN(WireValue w, a.CallToWire("v"));
+  std::vector<uint8_t> bytes = EncodeValue(w);
+  EXPECT_LT(bytes.size(), 41u * 8) << "41 arrays of two small entries";
+  ASSERT_OK_AND_ASSIGN(WireValue back, DecodeValue(bytes));
+  ASSERT_OK_AND_ASSIGN(engine::Value v, b.FromWire(back));
+  int depth = 0;
+  for (engine::Value cur = v; cur.type == engine::Type::kArray && engine::AsArray(cur)->items.size() == 2;
+       cur = engine::AsArray(cur)->items[0]) {
+    EXPECT_EQ(engine::AsArray(cur)->items[0].as.o, engine::AsArray(cur)->items[1].as.o);
+    ++depth;
+  }
+  EXPECT_EQ(depth, 40);
+}
+
+TEST(WireValueTest, ClosuresSharingAVariableShareItsCell) {
+  WireTestProgram p(Source("var n = 0; [|| { n = n + 1; n }, || n]"));
+  VmSide a(p), b(p);
+  ASSERT_OK_AND_ASSIGN(WireValue w, a.CallToWire("v"));
+  ASSERT_EQ(w.children.size(), 2u);
+  ASSERT_EQ(w.children[0].kind, WireKind::kClosure);
+  ASSERT_EQ(w.children[0].children.size(), 1u);
+  EXPECT_EQ(w.children[0].children[0].kind, WireKind::kCell);
+  ASSERT_EQ(w.children[1].children.size(), 1u);
+  EXPECT_EQ(w.children[1].children[0], WireValue::Ref(2)) << "array 0, closure 1, cell 2";
+  ASSERT_OK_AND_ASSIGN(engine::Value v, b.FromWire(w));
+  engine::ObjArray* arr = engine::AsArray(v);
+  EXPECT_EQ(engine::AsClosure(arr->items[0])->cells[0], engine::AsClosure(arr->items[1])->cells[0]);
+}
+
+TEST(WireValueTest, RefsAndCellsOutOfPlaceAreArgumentErrors) {
+  WireTestProgram p(Source("1"));
+  VmSide b(p);
+  EXPECT_THAT(b.FromWire(WireValue::Ref(0)), IsError(ErrorKind::kArgumentError));
+  EXPECT_THAT(b.FromWire(WireValue::Array({WireValue::Ref(1)})),
+              IsError(ErrorKind::kArgumentError));
+  EXPECT_THAT(b.FromWire(WireValue::Cell(WireValue::Int(1))), IsError(ErrorKind::kArgumentError));
+  // A Ref to a Cell outside a closure's captures.
+  WireTestProgram q(Source("var n = 0; || n"));
+  VmSide c(q), d(q);
+  ASSERT_OK_AND_ASSIGN(WireValue closure, c.CallToWire("v"));
+  WireValue pair = WireValue::Array({closure, WireValue::Ref(2)});
+  EXPECT_THAT(d.FromWire(pair), IsError(ErrorKind::kArgumentError));
+}
+
+TEST(WireValueTest, EncodingAndDecodingPayFuelPerNode) {
+  WireTestProgram p(Source("[1, [2, 3], \"x\"]"));
   VmSide a(p);
-  EXPECT_THAT(a.CallToWire("v"), IsError(ErrorKind::kArgumentError));
+  ASSERT_OK_AND_ASSIGN(engine::Value v, a.Call("v"));
+  ToWireContext ctx = p.to_wire();
+  ctx.fuel = &a.vm();
+  uint64_t before = a.vm().fuel_left();
+  ASSERT_OK(ToWire(v, ctx));
+  EXPECT_EQ(before - a.vm().fuel_left(), 6u) << "6 nodes";
+  WireTestProgram q(Source("1"));
+  engine::Vm small(q.program(), engine::Limits{.fuel = 3});
+  TypeRegistry types(q.program());
+  ProtoIndex protos = MakeProtoIndex(q.blobs().proto_hashes);
+  FromWireContext from{&small, &protos, &types, /*charge_fuel=*/true};
+  ASSERT_OK_AND_ASSIGN(WireValue w, ToWire(v, p.to_wire()));
+  EXPECT_THAT(ipc::FromWire(w, from), IsError(ErrorKind::kResourceExhausted));
 }
 
 TEST(WireValueTest, DepthLimitIsExact) {

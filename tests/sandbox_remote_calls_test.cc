@@ -122,7 +122,16 @@ TEST_F(RemoteCallsTest, SameOutputAsLocalAndPmapUsesBothExecutors) {
   ASSERT_NE(expected.find("1 2 2\n"), std::string::npos) << expected;
   expected.replace(expected.find("1 2 2\n"), 6, "1 1 0\n");
   EXPECT_EQ(got.out, expected);
-  EXPECT_EQ(remote.stats().batches, 2u) << "pmap of a @remote function and of a closure over one";
+  // In process (--local): the same copies, so exactly the remote output.
+  RemoteCallsOptions in_process = RemoteOptions();
+  in_process.in_process = true;
+  RemoteCalls local_calls(*run.program, in_process);
+  Outcome same = Run(*run.program, &local_calls);
+  ASSERT_OK(same.status);
+  EXPECT_EQ(same.out, got.out);
+  EXPECT_EQ(local_calls.stats().leases, 0u);
+  // Only the pmap of a @remote function is spread; the closure's items call triple one by one.
+  EXPECT_EQ(remote.stats().batches, 1u);
   EXPECT_EQ(remote.stats().max_executors, 2u);
   EXPECT_EQ(remote.stats().calls, 1u + 5u + 4u + 2u);
   EXPECT_EQ(remote.stats().leases, 2u);

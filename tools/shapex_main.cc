@@ -360,9 +360,18 @@ struct RunOptions {
   }
 };
 
-// The remote half of `call`: the arguments are evaluated here (with the top-level code), the
-// function runs in a leased executor, and the result is printed here.
-int RunCallRemote(const RunOptions& o, const Program& program) {
+// The options of the RemoteCalls that `run` and `call` route calls through: executors, or the
+// executor's code in this process with --local (same copies, limits and traces, no sandbox).
+RemoteCallsOptions CallsOptions(const RunOptions& o) {
+  RemoteCallsOptions options{o.Client(), o.RemoteLimits()};
+  options.in_process = o.local;
+  return options;
+}
+
+// `call` after compiling: the arguments are evaluated here (after the top-level code), the
+// function runs through `remote` (an executor, or in process), the result is printed here.
+int RunCallFunction(const RunOptions& o, const Program& program) {
+  RemoteCalls remote(program, CallsOptions(o));
   engine::Vm vm(program, o.Limits());
   engine::Value args_value;
   Status status = vm.CallByName(kArgsEntry, {}, &args_value);
@@ -370,38 +379,20 @@ int RunCallRemote(const RunOptions& o, const Program& program) {
   if (!status.ok()) return ReportRuntimeError(status, vm.trace(), o.file);
   engine::Vm::RootScope root(vm);
   root.Add(args_value);
-  Result<engine::ProgramBlobs> blobs = engine::BuildProgramBlobs(program);
-  if (!blobs.has_value()) return ReportRuntimeError(blobs.error(), {}, o.file);
-  std::vector<ipc::WireValue> args;
-  for (const engine::Value& v : engine::AsArray(args_value)->items) {
-    Result<ipc::WireValue> w = ipc::ToWire(v, {&program, blobs->proto_hashes});
-    if (!w.has_value()) return ReportRuntimeError(w.error(), {}, o.file);
-    args.push_back(std::move(*w));
+  int index = program.FindFunction(o.function);
+  if (index < 0) {
+    PrintError("FunctionNotFound", fmt::format("no function named '{}'", o.function));
+    return kExitRuntime;
   }
-  Result<ipc::RemoteCallRequest> request =
-      ipc::BuildCallRequest(program, *blobs, o.function, std::move(args));
-  if (!request.has_value()) return ReportRuntimeError(request.error(), {}, o.file);
-  request->limits = o.RemoteLimits();
-  Result<Client> client = Client::Connect(o.Client());
-  if (!client.has_value()) return ReportRuntimeError(client.error(), {}, o.file);
-  Result<Lease> lease = client->LeaseExecutor(ipc::OfferedHashes(*request));
-  if (!lease.has_value()) return ReportRuntimeError(lease.error(), {}, o.file);
-  Result<ipc::RemoteCallResponse> response = client->CallOn(*lease, std::move(*request));
-  client->Release(*lease);
-  if (!response.has_value()) return ReportRuntimeError(response.error(), {}, o.file);
-  // What the function printed comes first, on success and before an error, as with --local.
-  if (!response->output.empty()) {
-    std::fwrite(response->output.data(), 1, response->output.size(), stdout);
-  }
-  if (!response->ok()) {
-    return ReportRuntimeError(response->status(), response->error().trace, o.file);
-  }
-  ipc::TypeRegistry types(program);
-  ipc::ProtoIndex protos = ipc::MakeProtoIndex(blobs->proto_hashes);
-  ipc::FromWireContext ctx{&vm, &protos, &types};
-  Result<engine::Value> result = ipc::FromWire(response->value(), ctx);
-  if (!result.has_value()) return ReportRuntimeError(result.error(), {}, o.file);
-  std::string text = engine::ValueToString(*result, /*quoted=*/true);
+  engine::Value function = vm.NewFunction(static_cast<uint32_t>(index));
+  root.Add(function);
+  const std::vector<engine::Value>& args = engine::AsArray(args_value)->items;
+  engine::Value result;
+  std::vector<engine::TraceFrame> trace;
+  status = remote.Invoke(vm, function, args, &result, &trace);
+  FlushStdout();
+  if (!status.ok()) return ReportRuntimeError(status, trace, o.file);
+  std::string text = engine::ValueToString(result, /*quoted=*/true);
   text += '\n';
   std::fwrite(text.data(), 1, text.size(), stdout);
   FlushStdout();
@@ -413,22 +404,12 @@ int RunRun(const RunOptions& o) {
   if (!ReadFile(o.file, &source)) return kExitUsage;
   std::unique_ptr<Program> program = CompileChecked(source, o.file);
   if (!program) return kExitCompile;
-  // @remote calls go to an executor (leased on the first one) unless --local.
-  RemoteCalls remote(*program, RemoteCallsOptions{o.Client(), o.RemoteLimits()});
+  // @remote calls go to an executor (leased on the first one), or with --local through the
+  // executor's code in this process.
+  RemoteCalls remote(*program, CallsOptions(o));
   Watchdog watchdog(o.timeout);
   engine::Vm vm(*program, o.Limits());
-  if (!o.local) {
-    remote.Install(vm);
-  } else if (o.CallLimit() > 0) {
-    // The limit an executor would apply to each call that enters a @remote function.
-    vm.SetRemoteCallHandler([limit = o.CallLimit()](engine::Vm& v, const engine::Value& callee,
-                                                        std::span<const engine::Value> args,
-                                                        engine::Value* result) {
-      Status s = v.CallValueWithin(limit, callee, {args.begin(), args.end()}, result);
-      if (!s.ok()) v.SetRemoteErrorTrace(v.trace());
-      return s;
-    });
-  }
+  remote.Install(vm);
   Status status = vm.RunMain(o.args);
   FlushStdout();
   if (!status.ok()) return ReportRuntimeError(status, vm.trace(), o.file);
@@ -472,19 +453,8 @@ int RunCall(const RunOptions& o) {
     PrintError("CompileError", verified.message());
     return kExitCompile;
   }
-  if (!o.local) return RunCallRemote(o, **entry);
-  Watchdog watchdog(o.CallLimit());
-  engine::Limits limits = o.Limits();
-  limits.timeout = o.CallLimit();  // what an executor would apply to this call
-  engine::Vm vm(**entry, limits);
-  engine::Value result;
-  Status status = vm.CallByName(kCallEntry, {}, &result);
-  if (!status.ok()) return ReportRuntimeError(status, vm.trace(), o.file);
-  std::string text = engine::ValueToString(result, /*quoted=*/true);
-  text += '\n';
-  std::fwrite(text.data(), 1, text.size(), stdout);
-  FlushStdout();
-  return kExitOk;
+  Watchdog watchdog(o.timeout);
+  return RunCallFunction(o, **entry);
 }
 
 // `call --hash HEX [ARGS...]`: calls a function the supervisor's blob store holds, by its content

@@ -3,12 +3,14 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <deque>
+#include <set>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <utility>
 
 #include "shapex/ipc/remote_call.h"
+#include "shapex/ipc/sidecar.h"
 
 namespace shapex {
 
@@ -41,14 +43,19 @@ Status RemoteCalls::PrepareBlobs() {
     blobs_ = std::move(blobs);
     protos_ = ipc::MakeProtoIndex(blobs_->proto_hashes);
     types_ = std::make_unique<ipc::TypeRegistry>(program_);
-    for (size_t i = 0; i < program_.protos.size(); ++i)
-      proto_index_[program_.protos[i].get()] = static_cast<uint32_t>(i);
   }
   return Status::Ok();
 }
 
 Status RemoteCalls::Prepare() {
   RETURN_IF_ERROR(PrepareBlobs());
+  if (options_.in_process) {
+    if (!local_cache_) {
+      local_cache_ = std::make_unique<engine::BlobCache>();
+      local_links_ = std::make_unique<ipc::LinkCache>();
+    }
+    return Status::Ok();
+  }
   if (!client_) {
     ASSIGN_OR_RETURN(Client client, Client::Connect(options_.client));
     client_.emplace(std::move(client));
@@ -56,82 +63,188 @@ Status RemoteCalls::Prepare() {
   return Status::Ok();
 }
 
-Result<RemoteCalls::Entry*> RemoteCalls::EntryFor(const ipc::WireValue& callee) {
-  if (callee.kind != ipc::WireKind::kFunction && callee.kind != ipc::WireKind::kClosure)
-    return ArgumentError("cannot call a " + ipc::DescribeWire(callee) + " remotely");
-  const auto* hash = std::get_if<engine::FunctionHash>(&callee.data);
-  if (hash == nullptr) return ArgumentError("malformed function value");
-  return EntryForHash(*hash);
+Result<engine::FunctionHash> RemoteCalls::HashOf(const engine::Value& callee) {
+  const engine::Proto* proto = engine::CalleeProto(callee);
+  if (proto == nullptr) return ArgumentError("cannot call a " + engine::TypeName(callee) + " remotely");
+  if (proto->index >= program_.protos.size() || program_.protos[proto->index].get() != proto ||
+      proto->index >= blobs_->proto_hashes.size())
+    return ArgumentError(fmt::format("function {} has no content hash here", proto->name));
+  return blobs_->proto_hashes[proto->index];
 }
 
-Result<RemoteCalls::Entry*> RemoteCalls::EntryForHash(const engine::FunctionHash& hash) {
-  auto found = entries_.find(hash);
-  if (found != entries_.end()) return &found->second;
-  // The request template: a function value of the entry (captures are per call).
-  ipc::WireValue function;
-  function.kind = ipc::WireKind::kFunction;
-  function.data = hash;
-  ASSIGN_OR_RETURN(ipc::RemoteCallRequest request,
-                   ipc::BuildValueCallRequest(*blobs_, function, {}));
-  Entry entry;
-  if (request.blobs) {
-    for (const engine::FunctionBlob& blob : *request.blobs) {
-      auto proto = protos_.find(blob.hash);
-      if (proto == protos_.end()) continue;
-      const engine::Proto& p = *program_.protos[proto->second];
-      entry.reaches_remote |= p.remote;
-      for (uint32_t slot : engine::GlobalsUsedBy(p)) entry.globals.push_back(slot);
-    }
+Result<const RemoteCalls::Code*> RemoteCalls::CodeFor(const engine::FunctionHash& hash) {
+  auto found = code_.find(hash);
+  if (found != code_.end()) return &found->second;
+  Code code;
+  ASSIGN_OR_RETURN(code.set, engine::MinimalBlobsByHash(*blobs_, hash));
+  for (const engine::FunctionBlob& blob : code.set.blobs) {
+    auto proto = protos_.find(blob.hash);
+    if (proto == protos_.end()) continue;
+    for (uint32_t slot : engine::GlobalsUsedBy(*program_.protos[proto->second]))
+      code.globals.push_back(slot);
   }
-  std::sort(entry.globals.begin(), entry.globals.end());
-  entry.globals.erase(std::unique(entry.globals.begin(), entry.globals.end()),
-                      entry.globals.end());
-  entry.request = std::move(request);
-  return &entries_.emplace(hash, std::move(entry)).first->second;
+  std::sort(code.globals.begin(), code.globals.end());
+  code.globals.erase(std::unique(code.globals.begin(), code.globals.end()), code.globals.end());
+  return &code_.emplace(hash, std::move(code)).first->second;
 }
 
 Result<ipc::RemoteCallRequest> RemoteCalls::BuildRequest(engine::Vm& vm,
-                                                         const ipc::WireValue& callee,
-                                                         const Entry& entry,
+                                                         const engine::Value& callee,
                                                          std::span<const engine::Value> args) {
+  ASSIGN_OR_RETURN(engine::FunctionHash hash, HashOf(callee));
+  ASSIGN_OR_RETURN(const Code* code, CodeFor(hash));
+  const engine::Proto& proto = *engine::CalleeProto(callee);
+  ipc::RemoteCallRequest request;
+  request.function_name = proto.name;
+  request.function_id = proto.index;
+  request.function_hash = hash;
+
+  // One document: arguments, then the callee's captured variables, then globals.
   ipc::ToWireContext to_wire{&program_, blobs_->proto_hashes};
   // Large arrays are read straight from this Vm's buffers when they are copied into the
   // session's segments: the Vm does not run until the call is answered.
   to_wire.borrow_threshold = ipc::kSidecarThreshold;
-  ipc::RemoteCallRequest request = entry.request;
+  to_wire.fuel = &vm;  // copying is work the caller pays for
+  ipc::WireEncoder encoder(to_wire);
+  auto context = [&](const Status& error, const std::string& what) {
+    return Status(error.kind(), fmt::format("{} of {}: {}", what, proto.name, error.message()));
+  };
   for (size_t i = 0; i < args.size(); ++i) {
-    Result<ipc::WireValue> w = ipc::ToWire(args[i], to_wire);
-    if (!w) {
-      return Status(w.error().kind(), fmt::format("argument {} of {}: {}", i + 1,
-                                                  request.function_name, w.error().message()));
-    }
+    Result<ipc::WireValue> w = encoder.Encode(args[i]);
+    if (!w) return context(w.error(), fmt::format("argument {}", i + 1));
     request.arguments.push_back(std::move(*w));
   }
-  if (callee.kind == ipc::WireKind::kClosure) request.captures = callee.children;
-  for (uint32_t slot : entry.globals) {
-    const engine::Value& value = vm.global(slot);
-    if (value.type == engine::Type::kNone) continue;  // None there too
-    Result<ipc::WireValue> w = ipc::ToWire(value, to_wire);
-    if (!w) {
-      return Status(w.error().kind(),
-                    fmt::format("global {} (used by {}): {}", program_.global_names[slot],
-                                request.function_name, w.error().message()));
-    }
-    request.globals.emplace_back(program_.global_names[slot], std::move(*w));
+  if (callee.type == engine::Type::kClosure) {
+    Result<std::vector<ipc::WireValue>> captures = encoder.EncodeCaptures(callee);
+    if (!captures) return context(captures.error(), "a captured variable");
+    request.captures = std::move(*captures);
   }
-  if (options_.limits != ipc::CallLimits{}) request.limits = options_.limits;
+  // The globals the callee's code uses, and those of every function the values name (a global
+  // may name more functions, so until nothing new turns up).
+  std::vector<bool> sent(program_.global_names.size(), false);
+  size_t functions_seen = 0;
+  std::vector<const Code*> codes{code};
+  for (;;) {
+    const std::vector<engine::FunctionHash>& named = encoder.functions();
+    for (; functions_seen < named.size(); ++functions_seen) {
+      if (named[functions_seen] == hash) continue;
+      ASSIGN_OR_RETURN(const Code* more, CodeFor(named[functions_seen]));
+      codes.push_back(more);
+    }
+    std::set<uint32_t> slots;
+    for (const Code* c : codes)
+      for (uint32_t slot : c->globals)
+        if (slot < sent.size() && !sent[slot]) slots.insert(slot);
+    if (slots.empty()) break;
+    for (uint32_t slot : slots) {
+      sent[slot] = true;
+      const engine::Value& value = vm.global(slot);
+      if (value.type == engine::Type::kNone) continue;  // None there too
+      Result<ipc::WireValue> w = encoder.Encode(value);
+      if (!w) {
+        return context(w.error(),
+                       fmt::format("global {} (used by the code)", program_.global_names[slot]));
+      }
+      request.globals.emplace_back(program_.global_names[slot], std::move(*w));
+    }
+  }
+
+  // Code: the callee's, plus that of every function the values name (link roots).
+  request.blobs = code->set.blobs;
+  request.impls = code->set.impls;
+  std::set<engine::FunctionHash> have;
+  for (const engine::FunctionBlob& b : *request.blobs) have.insert(b.hash);
+  auto impl_key = [](const engine::ImplEntry& e) {
+    return std::tie(e.type_schema, e.method, e.function);
+  };
+  for (size_t i = 1; i < codes.size(); ++i) {
+    request.roots.push_back(codes[i]->set.entry);
+    for (const engine::FunctionBlob& b : codes[i]->set.blobs)
+      if (have.insert(b.hash).second) request.blobs->push_back(b);
+    for (const engine::ImplEntry& impl : codes[i]->set.impls) {
+      bool known = std::any_of(request.impls.begin(), request.impls.end(),
+                               [&](const engine::ImplEntry& e) { return impl_key(e) == impl_key(impl); });
+      if (!known) request.impls.push_back(impl);
+    }
+  }
+
+  // Limits: what is left of this Vm's fuel and depth; memory and time as configured.
+  ipc::CallLimits limits = options_.limits;
+  if (vm.limits().fuel != 0) {
+    if (vm.fuel_left() == 0) return ResourceExhausted("fuel exhausted");
+    limits.fuel = vm.fuel_left();
+  }
+  size_t depth = vm.call_depth();
+  limits.stack = vm.limits().stack > depth ? static_cast<uint32_t>(vm.limits().stack - depth) : 1;
+  request.limits = limits;
   return request;
 }
 
+Result<ipc::RemoteCallResponse> RemoteCalls::Run(ipc::RemoteCallRequest request) {
+  ++stats_.calls;
+  if (options_.in_process) {
+    // Through the bytes, as an executor gets them: the codec's bounds apply here too.
+    Result<ipc::WireMessage> in = ipc::DecodeMessage(ipc::EncodeMessage(ipc::WireMessage{request}));
+    if (!in) return in.error();
+    const auto& decoded = std::get<ipc::RemoteCallRequest>(*in);
+    engine::Limits limits = ipc::EffectiveLimits(decoded.limits, options_.in_process_defaults);
+    std::vector<uint8_t> bytes;
+    {
+      // The response may borrow from the call's Vm: encode it before the next call.
+      ipc::RemoteCallResponse response =
+          ipc::ExecuteRemoteCall(decoded, limits, local_cache_.get(), local_links_.get());
+      bytes = ipc::EncodeMessage(ipc::WireMessage{std::move(response)});
+    }
+    Result<ipc::WireMessage> out = ipc::DecodeMessage(bytes);
+    if (!out) return out.error();
+    return std::get<ipc::RemoteCallResponse>(std::move(*out));
+  }
+  RETURN_IF_ERROR(EnsureLeases(1, request));
+  Result<ipc::RemoteCallResponse> response = client_->CallOn(leases_[0], std::move(request));
+  if (!response.has_value()) {
+    // The executor is gone (crashed, or killed for a timeout): the next call leases another.
+    client_->Release(leases_[0]);
+    leases_.erase(leases_.begin());
+  }
+  return response;
+}
+
+void RemoteCalls::NameFrames(std::vector<engine::TraceFrame>* frames,
+                             const engine::FunctionHash& entry,
+                             const engine::Proto* entry_proto) const {
+  for (engine::TraceFrame& f : *frames) {
+    if (!f.has_hash || f.skipped != 0) continue;
+    const engine::Proto* p = nullptr;
+    if (f.hash == entry) {
+      p = entry_proto;  // two functions with the same code: the one that was called
+    } else if (auto it = protos_.find(f.hash); it != protos_.end()) {
+      p = program_.protos[it->second].get();
+    }
+    if (p == nullptr) continue;  // code this program does not have: the executor's names
+    f.function = p->name;
+    f.file = program_.source_name;
+    f.line = f.pc < p->lines.size() ? p->lines[f.pc] : 0;
+    f.proto = p->index;
+  }
+}
+
 Status RemoteCalls::Finish(engine::Vm& vm, const ipc::RemoteCallResponse& response,
-                           engine::Value* result) {
+                           const engine::FunctionHash& entry, const engine::Proto* entry_proto,
+                           engine::Value* result, std::vector<engine::TraceFrame>* trace) {
   if (!response.output.empty()) vm.Print(response.output);
+  if (response.fuel_used && vm.limits().fuel != 0) {
+    // At most what the call was given, which was what was left.
+    if (!vm.ChargeFuel(*response.fuel_used) && response.ok())
+      return ResourceExhausted("fuel exhausted");
+  }
   if (!response.ok()) {
-    vm.SetRemoteErrorTrace(response.error().trace);
+    *trace = response.error().trace;
+    NameFrames(trace, entry, entry_proto);
     return response.status();
   }
-  ipc::FromWireContext from_wire{&vm, &protos_, types_.get()};
-  ASSIGN_OR_RETURN(*result, ipc::FromWire(response.value(), from_wire));
+  ipc::FromWireContext from_wire{&vm, &protos_, types_.get(), /*charge_fuel=*/true};
+  ipc::WireDecoder decoder(from_wire);
+  ASSIGN_OR_RETURN(*result, decoder.Decode(response.value()));
   return Status::Ok();
 }
 
@@ -152,48 +265,49 @@ Status RemoteCalls::EnsureLeases(size_t n, const ipc::RemoteCallRequest& sample)
   return Status::Ok();
 }
 
+Status RemoteCalls::Invoke(engine::Vm& vm, const engine::Value& callee,
+                           std::span<const engine::Value> args, engine::Value* result,
+                           std::vector<engine::TraceFrame>* trace) {
+  trace->clear();
+  RETURN_IF_ERROR(Prepare());
+  ASSIGN_OR_RETURN(engine::FunctionHash hash, HashOf(callee));
+  ASSIGN_OR_RETURN(ipc::RemoteCallRequest request, BuildRequest(vm, callee, args));
+  ASSIGN_OR_RETURN(ipc::RemoteCallResponse response, Run(std::move(request)));
+  return Finish(vm, response, hash, engine::CalleeProto(callee), result, trace);
+}
+
 Status RemoteCalls::Call(engine::Vm& vm, const engine::Value& callee,
                          std::span<const engine::Value> args, engine::Value* result) {
-  RETURN_IF_ERROR(Prepare());
-  ASSIGN_OR_RETURN(ipc::WireValue callee_wire,
-                   ipc::ToWire(callee, ipc::ToWireContext{&program_, blobs_->proto_hashes}));
-  ASSIGN_OR_RETURN(Entry * entry, EntryFor(callee_wire));
-  ASSIGN_OR_RETURN(ipc::RemoteCallRequest request, BuildRequest(vm, callee_wire, *entry, args));
-  RETURN_IF_ERROR(EnsureLeases(1, request));
-  ++stats_.calls;
-  Result<ipc::RemoteCallResponse> response = client_->CallOn(leases_[0], std::move(request));
-  if (!response.has_value()) {
-    // The executor is gone (crashed, or killed for a timeout): the next call leases another.
-    leases_.erase(leases_.begin());
-    return response.error();
-  }
-  return Finish(vm, *response, result);
+  std::vector<engine::TraceFrame> trace;
+  Status status = Invoke(vm, callee, args, result, &trace);
+  if (!status.ok() && !trace.empty()) vm.SetRemoteErrorTrace(std::move(trace));
+  return status;
 }
 
 Status RemoteCalls::Map(engine::Vm& vm, const engine::Value& callee,
                         std::span<const engine::Value> items, std::vector<engine::Value>* results,
                         bool* handled) {
-  // Decline before anything that needs a supervisor or sendable captures: a pmap of a local
-  // function stays entirely local, as with --local.
+  // Only a @remote function is spread over executors. Anything else (a closure, a local
+  // function) is declined and runs item by item here, its calls into @remote functions copying
+  // at those calls, as without pmap; so does every pmap in process (one call after another
+  // gives exactly what parallel executors give, since each call gets copies).
   *handled = false;
   const engine::Proto* proto = engine::CalleeProto(callee);
-  if (proto == nullptr || !PrepareBlobs().ok()) return Status::Ok();
-  auto index = proto_index_.find(proto);
-  if (index == proto_index_.end() || index->second >= blobs_->proto_hashes.size())
+  if (options_.in_process || callee.type != engine::Type::kFunction || proto == nullptr ||
+      !proto->remote || !PrepareBlobs().ok())
     return Status::Ok();
-  Result<Entry*> found = EntryForHash(blobs_->proto_hashes[index->second]);
-  if (!found.has_value() || !(*found)->reaches_remote) return Status::Ok();
-  Entry* entry = *found;
+  ASSIGN_OR_RETURN(engine::FunctionHash hash, HashOf(callee));
   *handled = true;
   RETURN_IF_ERROR(Prepare());
-  ASSIGN_OR_RETURN(ipc::WireValue callee_wire,
-                   ipc::ToWire(callee, ipc::ToWireContext{&program_, blobs_->proto_hashes}));
   // Requests are built as they are sent (the Vm does not run meanwhile, so every item sees
   // the same globals), so memory stays proportional to the calls in flight.
   auto build = [&](size_t i) {
-    return BuildRequest(vm, callee_wire, *entry, std::span<const engine::Value>(&items[i], 1));
+    return BuildRequest(vm, callee, std::span<const engine::Value>(&items[i], 1));
   };
-  RETURN_IF_ERROR(EnsureLeases(std::min(items.size(), options_.max_parallel), entry->request));
+  {
+    ASSIGN_OR_RETURN(ipc::RemoteCallRequest sample, build(0));
+    RETURN_IF_ERROR(EnsureLeases(std::min(items.size(), options_.max_parallel), sample));
+  }
   const size_t n = std::min(items.size(), leases_.size());
   ++stats_.batches;
   stats_.max_executors = std::max(stats_.max_executors, n);
@@ -225,7 +339,7 @@ Status RemoteCalls::Map(engine::Vm& vm, const engine::Value& callee,
   };
   // Drops the executors that still run calls (killing them, so later items stop) and gives
   // `error`.
-  auto fail = [&](Status error) {
+  auto stop = [&](Status error) {
     for (size_t e = n; e-- > 0;) {
       if (!busy[e]) continue;
       (void)client_->KillExecutor(leases_[e].executor_pid);
@@ -236,18 +350,32 @@ Status RemoteCalls::Map(engine::Vm& vm, const engine::Value& callee,
   };
   for (size_t e = 0; e < n; ++e) {
     Status sent = send_more(e, e + (options_.window - 1) * n);
-    if (!sent.ok()) return fail(sent);
+    if (!sent.ok()) return stop(sent);
   }
   results->resize(items.size());
   for (size_t i = 0; i < items.size(); ++i) {
     size_t e = i % n;
     Result<ipc::RemoteCallResponse> response = client_->WaitOn(leases_[e], call_ids[i]);
-    if (!response.has_value()) return fail(response.error());
+    if (!response.has_value()) return stop(response.error());
     busy[e] = next[e] - n > i;  // calls after i are still in flight there
+    if (vm.limits().fuel != 0 && response->fuel_used && *response->fuel_used > vm.fuel_left()) {
+      // Item i started with more fuel than one call after another would have left it (the
+      // items before it ran meanwhile). Run it again with exactly what is left: the same
+      // output and error as one by one.
+      (void)stop(Status::Ok());
+      for (size_t j = i; j < items.size(); ++j)
+        RETURN_IF_ERROR(
+            Call(vm, callee, std::span<const engine::Value>(&items[j], 1), &(*results)[j]));
+      return Status::Ok();
+    }
     Status sent = send_more(e, i + options_.window * n);
-    if (!sent.ok()) return fail(sent);
-    Status done = Finish(vm, *response, &(*results)[i]);
-    if (!done.ok()) return fail(done);
+    if (!sent.ok()) return stop(sent);
+    std::vector<engine::TraceFrame> trace;
+    Status done = Finish(vm, *response, hash, proto, &(*results)[i], &trace);
+    if (!done.ok()) {
+      if (!trace.empty()) vm.SetRemoteErrorTrace(std::move(trace));
+      return stop(done);
+    }
   }
   return Status::Ok();
 }

@@ -580,6 +580,12 @@ next:
       DISPATCH();
     }
     SAVE_IP();
+    if (const Proto* cp = CalleeProto(*slot); cp != nullptr && cp->remote && remote_call_) [[unlikely]] {
+      // A remote call is charged against what is left: hand the slice back so Vm::fuel_left()
+      // is exact (the next instruction takes a new one).
+      im.fuel_left += slice;
+      slice = 0;
+    }
     Frame* caller = frame;
     if (!PushCall(slot, argc)) goto error;
     LOAD_FRAME();

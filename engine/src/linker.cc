@@ -24,10 +24,14 @@ class Linker {
     for (const FunctionBlob& b : blobs) by_hash_.emplace(HashToHex(b.hash), &b);
   }
 
-  Result<LinkedProgram> Link(const FunctionHash& entry, const std::vector<ImplEntry>& impls) {
+  Result<LinkedProgram> Link(const FunctionHash& entry, const std::vector<ImplEntry>& impls,
+                             const std::vector<FunctionHash>& roots) {
     if (!by_hash_.count(HashToHex(entry)))
       return FunctionNotFoundError("entry function blob " + HashToHex(entry) + " is missing");
-    RETURN_IF_ERROR(Collect(entry, impls));
+    for (const FunctionHash& root : roots)
+      if (!by_hash_.count(HashToHex(root)))
+        return FunctionNotFoundError("no function with hash " + HashToHex(root));
+    RETURN_IF_ERROR(Collect(entry, impls, roots));
     program_ = std::make_unique<Program>();
     program_->source_name = entries_.empty() ? "" : entries_[0].blob->debug.source_file;
     for (size_t i = 0; i < entries_.size(); ++i) {
@@ -76,8 +80,10 @@ class Linker {
   }
 
   // Breadth-first closure of the entry: functions it references and methods of its types.
-  Status Collect(const FunctionHash& entry, const std::vector<ImplEntry>& impls) {
+  Status Collect(const FunctionHash& entry, const std::vector<ImplEntry>& impls,
+                 const std::vector<FunctionHash>& roots) {
     std::vector<FunctionHash> queue{entry};
+    queue.insert(queue.end(), roots.begin(), roots.end());
     std::vector<bool> impl_done(impls.size(), false);
     for (size_t head = 0; head < queue.size(); ++head) {
       std::string key = HashToHex(queue[head]);
@@ -260,9 +266,10 @@ class Linker {
 
 Result<LinkedProgram> ProgramFromBlobs(const FunctionHash& entry,
                                        const std::vector<FunctionBlob>& blobs,
-                                       const std::vector<ImplEntry>& impls) {
+                                       const std::vector<ImplEntry>& impls,
+                                       const std::vector<FunctionHash>& roots) {
   Linker linker(blobs);
-  return linker.Link(entry, impls);
+  return linker.Link(entry, impls, roots);
 }
 
 }  // namespace shapex::engine

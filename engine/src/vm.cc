@@ -285,6 +285,8 @@ bool Vm::ChargeFuel(uint64_t units) {
 
 uint64_t Vm::fuel_left() const { return impl_->fuel_left; }
 
+size_t Vm::call_depth() const { return impl_->frames.size(); }
+
 bool Vm::CheckAlloc(size_t bytes) {
   // Building a big value is work too: charge fuel per 16 bytes so a native cannot do unbounded
   // work for the price of one instruction.
@@ -500,18 +502,20 @@ void Vm::BuildTrace() {
 }
 
 void Vm::AppendFrameTrace() {
-  // Deep recursion would print thousands of identical lines: keep the innermost 20 and the
-  // outermost 5 frames and say how many were left out (a frame with an empty file).
+  // Deep recursion would print thousands of identical lines: keep the innermost kTraceInner and
+  // the outermost kTraceOuter frames and say how many were left out (a marker frame).
   // Frames below trace_base_ belong to the caller of a CallValueWithin (they are added by
   // CallRemote, as for an executor's trace).
-  constexpr size_t kInner = 20, kOuter = 5;
   size_t base = std::min(trace_base_, impl_->frames.size());
   size_t n = impl_->frames.size() - base;
   for (size_t i = n; i-- > 0;) {
-    if (n > kInner + kOuter + 1 && i == n - kInner - 1) {
-      size_t skipped = n - kInner - kOuter;
-      trace_.push_back(TraceFrame{fmt::format("... {} more frames", skipped), "", 0});
-      i = kOuter;
+    if (n > kTraceInner + kTraceOuter + 1 && i == n - kTraceInner - 1) {
+      size_t skipped = n - kTraceInner - kTraceOuter;
+      TraceFrame marker;
+      marker.function = fmt::format("... {} more frames", skipped);
+      marker.skipped = skipped;
+      trace_.push_back(std::move(marker));
+      i = kTraceOuter;
       continue;
     }
     const Frame& f = impl_->frames[base + i];
@@ -521,8 +525,31 @@ void Vm::AppendFrameTrace() {
     size_t pc = f.ip - f.proto->code.data();
     if (pc > 0) --pc;
     t.line = pc < f.proto->lines.size() ? f.proto->lines[pc] : 0;
+    t.proto = f.proto->index;
+    t.pc = static_cast<uint32_t>(pc);
     trace_.push_back(std::move(t));
   }
+  ShortenTrace(&trace_);
+}
+
+void ShortenTrace(std::vector<TraceFrame>* frames) {
+  std::vector<TraceFrame>& t = *frames;
+  uint64_t total = 0;
+  for (const TraceFrame& f : t) total += f.skipped != 0 ? f.skipped : 1;
+  if (total <= kTraceInner + kTraceOuter + 1) return;
+  size_t front = 0;
+  while (front < t.size() && front < kTraceInner && t[front].skipped == 0) ++front;
+  size_t back = 0;
+  while (back < t.size() - front && back < kTraceOuter && t[t.size() - 1 - back].skipped == 0)
+    ++back;
+  if (front + back >= t.size()) return;
+  uint64_t skipped = total - front - back;
+  TraceFrame marker;
+  marker.function = fmt::format("... {} more frames", skipped);
+  marker.skipped = skipped;
+  t.erase(t.begin() + static_cast<std::ptrdiff_t>(front),
+          t.end() - static_cast<std::ptrdiff_t>(back));
+  t.insert(t.begin() + static_cast<std::ptrdiff_t>(front), std::move(marker));
 }
 
 // ---------------- type annotations ----------------

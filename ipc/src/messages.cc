@@ -70,7 +70,7 @@ void PackRequest(Packer& pk, const RemoteCallRequest& r) {
   if (r.captures)
     for (const WireValue& v : *r.captures) schemas.Collect(v);
   for (const auto& [name, v] : r.globals) schemas.Collect(v);
-  Head(pk, kTagCall, r.globals.empty() ? 9 : 10);
+  Head(pk, kTagCall, !r.roots.empty() ? 11 : r.globals.empty() ? 9 : 10);
   internal::PackStr(pk, r.function_name);
   if (r.function_id) {
     pk.pack_uint32(*r.function_id);
@@ -111,7 +111,7 @@ void PackRequest(Packer& pk, const RemoteCallRequest& r) {
   } else {
     pk.pack_nil();
   }
-  if (!r.globals.empty()) {
+  if (!r.globals.empty() || !r.roots.empty()) {
     pk.pack_array(static_cast<uint32_t>(r.globals.size()));
     for (const auto& [name, v] : r.globals) {
       pk.pack_array(2);
@@ -119,32 +119,55 @@ void PackRequest(Packer& pk, const RemoteCallRequest& r) {
       internal::PackValue(pk, v, schemas);
     }
   }
+  if (!r.roots.empty()) PackHashes(pk, r.roots);
+}
+
+// The optional tail of a response: output (may be empty only when fuel_used follows), then
+// fuel_used.
+uint32_t TailFields(const RemoteCallResponse& r) {
+  return r.fuel_used ? 2 : r.output.empty() ? 0 : 1;
+}
+
+void PackTail(Packer& pk, const RemoteCallResponse& r) {
+  if (TailFields(r) >= 1) internal::PackStr(pk, r.output);
+  if (r.fuel_used) pk.pack_uint64(*r.fuel_used);
 }
 
 void PackResponse(Packer& pk, const RemoteCallResponse& r) {
   if (r.ok()) {
     internal::SchemaTableWriter schemas;
     schemas.Collect(r.value());
-    Head(pk, kTagCallResponse, r.output.empty() ? 3 : 4);
+    Head(pk, kTagCallResponse, 3 + TailFields(r));
     pk.pack_uint64(kResultValue);
     schemas.Pack(pk);
     internal::PackValue(pk, r.value(), schemas);
-    if (!r.output.empty()) internal::PackStr(pk, r.output);
+    PackTail(pk, r);
     return;
   }
   const RemoteCallError& e = r.error();
-  Head(pk, kTagCallResponse, r.output.empty() ? 4 : 5);
+  Head(pk, kTagCallResponse, 4 + TailFields(r));
   pk.pack_uint64(kResultError);
   internal::PackStr(pk, ErrorKindName(e.kind));
   internal::PackStr(pk, e.message);
   pk.pack_array(static_cast<uint32_t>(e.trace.size()));
   for (const engine::TraceFrame& f : e.trace) {
-    pk.pack_array(3);
+    // [function, file, line] or, with where the frame stopped,
+    // [function, file, line, hash or nil, pc, skipped].
+    bool extended = f.has_hash || f.skipped != 0;
+    pk.pack_array(extended ? 6 : 3);
     internal::PackStr(pk, f.function);
     internal::PackStr(pk, f.file);
     pk.pack_uint32(f.line);
+    if (!extended) continue;
+    if (f.has_hash) {
+      internal::PackHash(pk, f.hash);
+    } else {
+      pk.pack_nil();
+    }
+    pk.pack_uint32(f.pc);
+    pk.pack_uint64(f.skipped);
   }
-  if (!r.output.empty()) internal::PackStr(pk, r.output);
+  PackTail(pk, r);
 }
 
 // ---- decoding ----
@@ -180,7 +203,7 @@ Result<std::string> ReadText(const msgpack::object& o, std::string_view what) {
 }
 
 Result<RemoteCallRequest> ReadRequest(Items f) {
-  if (f.size() != 9 && f.size() != 10) return ProtocolError("call: wrong number of fields");
+  if (f.size() < 9 || f.size() > 11) return ProtocolError("call: wrong number of fields");
   RemoteCallRequest r;
   ASSIGN_OR_RETURN(r.function_name, ReadText(f[0], "function name"));
   if (!internal::IsNil(f[1])) {
@@ -228,8 +251,10 @@ Result<RemoteCallRequest> ReadRequest(Items f) {
     ASSIGN_OR_RETURN(limits.timeout_ms, internal::ReadUint(l[3], "timeout", uint64_t{1} << 40));
     r.limits = limits;
   }
-  if (f.size() == 10) {
-    ASSIGN_OR_RETURN(Items globals, internal::ReadArray(f[9], "globals", 1, kMaxGlobals));
+  if (f.size() >= 10) {
+    // Empty only when roots follow.
+    ASSIGN_OR_RETURN(Items globals,
+                     internal::ReadArray(f[9], "globals", f.size() == 11 ? 0 : 1, kMaxGlobals));
     r.globals.reserve(globals.size());
     for (size_t i = 0; i < globals.size(); ++i) {
       ASSIGN_OR_RETURN(Items g, internal::ReadArray(globals[i], "global", 2, 2));
@@ -239,48 +264,67 @@ Result<RemoteCallRequest> ReadRequest(Items f) {
       r.globals.emplace_back(std::move(name), std::move(*v));
     }
   }
+  if (f.size() == 11) {
+    ASSIGN_OR_RETURN(r.roots, ReadHashes(f[10], "roots"));
+    if (r.roots.empty()) return ProtocolError("call: empty roots field");
+  }
   return r;
 }
 
-Result<std::string> ReadOutput(const msgpack::object& o) {
-  ASSIGN_OR_RETURN(std::string_view s, internal::ReadStr(o, "output", kMaxOutputBytes + 1024));
-  if (s.empty()) return ProtocolError("call response: empty output field");
-  return std::string(s);
+// The optional tail (see TailFields) in `tail`.
+Status ReadTail(Items tail, RemoteCallResponse* r) {
+  if (tail.empty()) return Status::Ok();
+  if (tail.size() > 2) return ProtocolError("call response: wrong number of fields");
+  ASSIGN_OR_RETURN(std::string_view s,
+                   internal::ReadStr(tail[0], "output", kMaxOutputBytes + 1024));
+  if (s.empty() && tail.size() == 1) return ProtocolError("call response: empty output field");
+  r->output = std::string(s);
+  if (tail.size() == 2) {
+    ASSIGN_OR_RETURN(uint64_t used, internal::ReadUint(tail[1], "fuel used"));
+    r->fuel_used = used;
+  }
+  return Status::Ok();
 }
 
 Result<RemoteCallResponse> ReadResponse(Items f) {
   if (f.empty()) return ProtocolError("call response: missing result");
   ASSIGN_OR_RETURN(uint64_t which, internal::ReadUint(f[0], "call result kind", kResultError));
   if (which == kResultValue) {
-    if (f.size() != 3 && f.size() != 4)
+    if (f.size() < 3 || f.size() > 5)
       return ProtocolError("call response: wrong number of fields");
     ASSIGN_OR_RETURN(internal::SchemaList schemas, internal::ReadSchemaTable(f[1]));
     ASSIGN_OR_RETURN(WireValue v, internal::ReadValue(f[2], schemas));
     RemoteCallResponse r = RemoteCallResponse::Success(std::move(v));
-    if (f.size() == 4) {
-      ASSIGN_OR_RETURN(r.output, ReadOutput(f[3]));
-    }
+    RETURN_IF_ERROR(ReadTail(f.subspan(3), &r));
     return r;
   }
-  if (f.size() != 4 && f.size() != 5) return ProtocolError("call error: wrong number of fields");
+  if (f.size() < 4 || f.size() > 6) return ProtocolError("call error: wrong number of fields");
   RemoteCallError e;
   ASSIGN_OR_RETURN(std::string kind, ReadText(f[1], "error kind"));
   if (!ErrorKindFromName(kind, &e.kind)) return ProtocolError("unknown error kind '" + kind + "'");
   ASSIGN_OR_RETURN(e.message, ReadText(f[2], "error message"));
   ASSIGN_OR_RETURN(Items trace, internal::ReadArray(f[3], "trace", 0, kMaxTraceFrames));
   for (const msgpack::object& o : trace) {
-    ASSIGN_OR_RETURN(Items fr, internal::ReadArray(o, "trace frame", 3, 3));
+    ASSIGN_OR_RETURN(Items fr, internal::ReadArray(o, "trace frame", 3, 6));
+    if (fr.size() != 3 && fr.size() != 6) return ProtocolError("trace frame: wrong number of fields");
     engine::TraceFrame frame;
     ASSIGN_OR_RETURN(frame.function, ReadText(fr[0], "trace function"));
     ASSIGN_OR_RETURN(frame.file, ReadText(fr[1], "trace file"));
     ASSIGN_OR_RETURN(uint64_t line, internal::ReadUint(fr[2], "trace line", UINT32_MAX));
     frame.line = static_cast<uint32_t>(line);
+    if (fr.size() == 6) {
+      if (!internal::IsNil(fr[3])) {
+        ASSIGN_OR_RETURN(frame.hash, internal::ReadHash(fr[3], "trace hash"));
+        frame.has_hash = true;
+      }
+      ASSIGN_OR_RETURN(uint64_t pc, internal::ReadUint(fr[4], "trace pc", UINT32_MAX));
+      frame.pc = static_cast<uint32_t>(pc);
+      ASSIGN_OR_RETURN(frame.skipped, internal::ReadUint(fr[5], "trace skipped"));
+    }
     e.trace.push_back(std::move(frame));
   }
-  RemoteCallResponse r{std::move(e), {}};
-  if (f.size() == 5) {
-    ASSIGN_OR_RETURN(r.output, ReadOutput(f[4]));
-  }
+  RemoteCallResponse r{std::move(e), {}, {}};
+  RETURN_IF_ERROR(ReadTail(f.subspan(4), &r));
   return r;
 }
 
@@ -302,7 +346,7 @@ Result<Sidecar> ReadSidecar(Items f) {
 RemoteCallResponse RemoteCallResponse::Failure(ErrorKind kind, std::string message,
                                                std::vector<engine::TraceFrame> trace) {
   if (kind == ErrorKind::kOk) kind = ErrorKind::kInternal;
-  return {RemoteCallError{kind, std::move(message), std::move(trace)}, {}};
+  return {RemoteCallError{kind, std::move(message), std::move(trace)}, {}, {}};
 }
 
 Status RemoteCallResponse::status() const {

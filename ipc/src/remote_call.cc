@@ -66,7 +66,9 @@ RemoteCallResponse Run(const RemoteCallRequest& request, const engine::LinkedPro
 
   auto vm_owner = std::make_shared<engine::Vm>(program, limits);
   engine::Vm& vm = *vm_owner;
-  FromWireContext ctx{&vm, &protos, &types};
+  // Rebuilding the values is work the call pays for, like its instructions.
+  FromWireContext ctx{&vm, &protos, &types, /*charge_fuel=*/true};
+  WireDecoder decoder(ctx);
   engine::Vm::RootScope roots(vm);  // the collector may run before the call starts
   // What the call prints goes back with the response, up to kMaxOutputBytes.
   std::string output;
@@ -76,64 +78,79 @@ RemoteCallResponse Run(const RemoteCallRequest& request, const engine::LinkedPro
     output.append(text.substr(0, room));
     dropped += text.size() - std::min(room, text.size());
   });
-  auto with_output = [&](RemoteCallResponse response) {
+  auto finish = [&](RemoteCallResponse response) {
     vm.SetOutput([](std::string_view) {});  // the Vm may outlive `output` (borrowed result)
     if (dropped > 0) output += fmt::format("\n[shapex: {} more bytes of output dropped]\n", dropped);
     response.output = std::move(output);
+    response.fuel_used = vm.instructions_executed();
     return response;
   };
-
-  auto rebuild = [&](const WireValue& w, std::string_view what, size_t i) -> Result<engine::Value> {
-    Result<engine::Value> v = FromWire(w, ctx);
-    if (!v) {
-      ErrorKind kind = v.error().kind() == ErrorKind::kResourceExhausted
-                           ? ErrorKind::kResourceExhausted
-                           : ErrorKind::kArgumentError;
-      return Status(kind, fmt::format("{} {}: {}", what, i + 1, v.error().message()));
-    }
-    roots.Add(*v);
-    return v;
+  auto failed = [&](const Status& status) {
+    // A value that cannot be rebuilt is a bad argument, whatever the reason, unless a limit
+    // stopped it.
+    ErrorKind kind = status.kind() == ErrorKind::kResourceExhausted ? status.kind()
+                                                                     : ErrorKind::kArgumentError;
+    return finish(RemoteCallResponse::Failure(kind, status.message()));
   };
 
-  // The caller's values of the globals the code reads (globals it does not send stay None).
+  // One document, read in the order it was written: arguments, captures, globals.
+  std::vector<engine::Value> args;
+  for (size_t i = 0; i < request.arguments.size(); ++i) {
+    Result<engine::Value> v = decoder.Decode(request.arguments[i]);
+    if (!v) return failed(Status(v.error().kind(), fmt::format("argument {}: {}", i + 1,
+                                                              v.error().message())));
+    roots.Add(*v);
+    args.push_back(*v);
+  }
+  engine::Value callee = engine::Value::None();
+  if (request.captures) {
+    Result<engine::Value> c = decoder.DecodeClosure(linked.entry, *request.captures);
+    if (!c) return failed(Status(c.error().kind(), "closure: " + c.error().message()));
+    roots.Add(*c);
+    callee = *c;
+  }
+  // The caller's values of the globals the code uses (globals it does not send stay None).
   for (size_t i = 0; i < request.globals.size(); ++i) {
     const auto& [name, wire] = request.globals[i];
+    Result<engine::Value> v = decoder.Decode(wire);
+    if (!v) return failed(Status(v.error().kind(), fmt::format("global {}: {}", name,
+                                                              v.error().message())));
+    roots.Add(*v);
     auto slot = std::find(program.global_names.begin(), program.global_names.end(), name);
-    if (slot == program.global_names.end()) continue;  // not read by the linked code
-    Result<engine::Value> v = rebuild(wire, "global", i);
-    if (!v) return FailureFrom(v.error());
+    if (slot == program.global_names.end()) continue;  // not used by the linked code
     vm.SetGlobal(static_cast<size_t>(slot - program.global_names.begin()), *v);
   }
 
-  std::vector<engine::Value> args;
-  for (size_t i = 0; i < request.arguments.size(); ++i) {
-    Result<engine::Value> v = rebuild(request.arguments[i], "argument", i);
-    if (!v) return FailureFrom(v.error());
-    args.push_back(*v);
-  }
-
   engine::Value result;
-  Status called;
-  if (request.captures) {
-    WireValue closure = WireValue::Closure(linked.proto_hashes[linked.entry], *request.captures);
-    Result<engine::Value> callee = rebuild(closure, "closure", 0);
-    if (!callee) return FailureFrom(callee.error());
-    called = vm.CallValue(*callee, args, &result);
-  } else {
-    called = vm.CallFunction(linked.entry, args, &result);
+  Status called = request.captures ? vm.CallValue(callee, args, &result)
+                                   : vm.CallFunction(linked.entry, args, &result);
+  if (!called.ok()) {
+    // Each frame says which code it was in, so the caller can name it with its own debug info.
+    std::vector<engine::TraceFrame> trace = vm.trace();
+    for (engine::TraceFrame& f : trace) {
+      if (f.proto >= linked.proto_hashes.size()) continue;
+      f.hash = linked.proto_hashes[f.proto];
+      f.has_hash = true;
+    }
+    if (trace.size() > kMaxTraceFrames) trace.resize(kMaxTraceFrames);
+    return finish(FailureFrom(called, std::move(trace)));
   }
-  if (!called.ok()) return with_output(FailureFrom(called, vm.trace()));
 
   ToWireContext to_wire{&program, linked.proto_hashes};
+  to_wire.fuel = &vm;
   if (borrow) {
     to_wire.borrow_threshold = kSidecarThreshold;
     to_wire.borrow_owner = vm_owner;
   }
   Result<WireValue> wire = ToWire(result, to_wire);
-  if (!wire)
-    return with_output(RemoteCallResponse::Failure(
-        ErrorKind::kRuntimeError, "the result cannot be sent back: " + wire.error().message()));
-  return with_output(RemoteCallResponse::Success(std::move(*wire)));
+  if (!wire) {
+    ErrorKind kind = wire.error().kind() == ErrorKind::kResourceExhausted
+                         ? ErrorKind::kResourceExhausted
+                         : ErrorKind::kRuntimeError;
+    return finish(RemoteCallResponse::Failure(
+        kind, "the result cannot be sent back: " + wire.error().message()));
+  }
+  return finish(RemoteCallResponse::Success(std::move(*wire)));
 }
 
 }  // namespace
@@ -228,8 +245,13 @@ LinkCache::Entry* LinkCache::Insert(std::string key, engine::LinkedProgram linke
 }
 
 std::string LinkCache::KeyFor(const engine::FunctionHash& entry,
-                              const std::vector<engine::ImplEntry>& impls) {
+                              const std::vector<engine::ImplEntry>& impls,
+                              const std::vector<engine::FunctionHash>& roots) {
   std::string key(entry.begin(), entry.end());
+  key += static_cast<char>(roots.size() & 0xff);
+  key += static_cast<char>((roots.size() >> 8) & 0xff);
+  key += static_cast<char>((roots.size() >> 16) & 0xff);
+  for (const engine::FunctionHash& root : roots) key.append(root.begin(), root.end());
   for (const engine::ImplEntry& impl : impls) {
     key.append(impl.type_schema.begin(), impl.type_schema.end());
     key += impl.method;
@@ -256,7 +278,7 @@ RemoteCallResponse ExecuteRemoteCall(const RemoteCallRequest& request, const eng
         nothing_new = nothing_new && cache->Contains(b.hash);
       }
     }
-    key = LinkCache::KeyFor(*request.function_hash, request.impls);
+    key = LinkCache::KeyFor(*request.function_hash, request.impls, request.roots);
     if (nothing_new) {
       if (LinkCache::Entry* e = links->Find(key)) {
         return Run(request, e->linked, e->protos, *e->types, limits, /*borrow=*/true);
@@ -281,7 +303,8 @@ RemoteCallResponse ExecuteRemoteCall(const RemoteCallRequest& request, const eng
 
   Result<engine::FunctionHash> entry = ResolveEntry(request, blobs);
   if (!entry) return FailureFrom(entry.error());
-  Result<engine::LinkedProgram> linked = engine::ProgramFromBlobs(*entry, blobs, request.impls);
+  Result<engine::LinkedProgram> linked =
+      engine::ProgramFromBlobs(*entry, blobs, request.impls, request.roots);
   if (!linked) return FailureFrom(linked.error());
   if (cache != nullptr) {
     // Only blobs the linker verified (their hashes recomputed) enter the cache.

@@ -30,6 +30,8 @@ enum Tag : uint64_t {
   kTagTypedArray = 12,
   kTagMatrix = 13,
   kTagSidecarRef = 14,
+  kTagRef = 15,
+  kTagCell = 16,
 };
 
 // Wire codes of typed-array element kinds, by code.
@@ -195,6 +197,13 @@ void PackValue(Packer& pk, const WireValue& v, const SchemaTableWriter& schemas)
       pk.pack_uint64(b.cols);
       return PackBin(pk, b.data());
     }
+    case WireKind::kRef:
+      head(kTagRef, 1);
+      pk.pack_uint64(static_cast<uint64_t>(std::max<int64_t>(0, DataOr<int64_t>(v))));
+      return;
+    case WireKind::kCell:
+      head(kTagCell, 0);
+      return children();
     case WireKind::kSidecarRef: {
       const WireSidecarRef& s = DataOr<WireSidecarRef>(v);
       size_t extra = s.kind == SidecarKind::kTypedArray ? 1
@@ -465,6 +474,18 @@ class ValueReader {
       }
       case kTagSidecarRef:
         return SidecarRef(rest);
+      case kTagRef: {
+        RETURN_IF_ERROR(exactly(1, "ref"));
+        ASSIGN_OR_RETURN(uint64_t index, ReadUint(rest[0], "ref index", kMaxWireNodes));
+        return WireValue::Ref(index);
+      }
+      case kTagCell: {
+        RETURN_IF_ERROR(exactly(1, "cell"));
+        WireValue c;
+        c.kind = WireKind::kCell;
+        RETURN_IF_ERROR(Children(rest, depth, &c));
+        return c;
+      }
       default:
         return ProtocolError(fmt::format("unknown value tag {}", tag));
     }

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <bit>
 #include <cstring>
+#include <unordered_set>
 
 #include "shapex/engine/natives.h"
 #include "shapex/ipc/type_registry.h"
@@ -22,23 +23,22 @@ using engine::Value;
 // Typed arrays and matrices travel as little-endian bytes and are copied with memcpy.
 static_assert(std::endian::native == std::endian::little, "shapex assumes a little-endian host");
 
-bool IsScalar(WireKind k) {
-  return k == WireKind::kNone || k == WireKind::kBool || k == WireKind::kInt ||
-         k == WireKind::kNumber || k == WireKind::kString;
-}
-
 std::vector<uint8_t> CopyBytes(const void* data, size_t n) {
   const uint8_t* p = static_cast<const uint8_t*>(data);
   return std::vector<uint8_t>(p, p + n);
 }
 
-class ToWireWalker {
- public:
-  explicit ToWireWalker(const ToWireContext& ctx) : ctx_(ctx) {}
+}  // namespace
 
-  // `depth` is the depth this value would have if it is not a scalar.
+class WireEncoder::Walker {
+ public:
+  explicit Walker(const ToWireContext& ctx) : ctx_(ctx) {}
+
+  // `depth` is the depth this value would have if it is a new container.
   Result<WireValue> Convert(const Value& v, int depth) {
     if (++nodes_ > kMaxWireNodes) return ArgumentError("value is too large to send");
+    if (ctx_.fuel != nullptr && !ctx_.fuel->ChargeFuel(1))
+      return ResourceExhausted("fuel exhausted");
     switch (v.type) {
       case Type::kNone:
         return WireValue::None();
@@ -50,19 +50,48 @@ class ToWireWalker {
         return WireValue::Number(v.as.n);
       case Type::kString:
         return WireValue::String(engine::AsString(v)->str);
+      case Type::kRange: {
+        const engine::ObjRange* r = engine::AsRange(v);
+        return WireValue::Range({r->start, r->end, r->step, r->inclusive});
+      }
+      case Type::kFunction: {
+        ASSIGN_OR_RETURN(engine::FunctionHash h, HashOf(engine::AsFunction(v)->proto));
+        return WireValue::Function(h);
+      }
+      case Type::kNative:
+        return WireValue::Native(engine::AsNative(v)->def->name);
       default:
         break;
     }
+    const Obj* o = v.as.o;
+    if (auto seen = memo_.find(o); seen != memo_.end()) return WireValue::Ref(seen->second);
     if (depth > kMaxWireDepth)
       return ArgumentError(fmt::format("value is nested deeper than {} levels", kMaxWireDepth));
-    const Obj* o = v.as.o;
-    if (std::find(path_.begin(), path_.end(), o) != path_.end())
-      return ArgumentError("cannot send a cyclic value");
-    path_.push_back(o);
-    Result<WireValue> out = Object(v, depth);
-    path_.pop_back();
+    memo_.emplace(o, next_index_++);
+    return Object(v, depth);
+  }
+
+  Result<std::vector<WireValue>> Captures(const engine::ObjClosure* c, int depth) {
+    std::vector<WireValue> out;
+    out.reserve(c->cells.size());
+    for (const engine::ObjCell* cell : c->cells) {
+      if (++nodes_ > kMaxWireNodes) return ArgumentError("value is too large to send");
+      if (cell != nullptr) {
+        if (auto seen = memo_.find(cell); seen != memo_.end()) {
+          out.push_back(WireValue::Ref(seen->second));
+          continue;
+        }
+        memo_.emplace(cell, next_index_);
+      }
+      ++next_index_;  // every Cell node takes an index, also an empty one
+      Value value = cell != nullptr ? cell->value : Value::None();
+      ASSIGN_OR_RETURN(WireValue w, Convert(value, depth + 1));
+      out.push_back(WireValue::Cell(std::move(w)));
+    }
     return out;
   }
+
+  const std::vector<engine::FunctionHash>& functions() const { return functions_; }
 
  private:
   Result<std::vector<WireValue>> List(const std::vector<Value>& items, int depth) {
@@ -81,7 +110,9 @@ class ToWireWalker {
         p == nullptr || (proto->index < p->protos.size() && p->protos[proto->index].get() == proto);
     if (!ours || proto->index >= ctx_.proto_hashes.size())
       return ArgumentError(fmt::format("function {} has no content hash here", proto->name));
-    return ctx_.proto_hashes[proto->index];
+    const engine::FunctionHash& h = ctx_.proto_hashes[proto->index];
+    if (function_set_.insert(proto->index).second) functions_.push_back(h);
+    return h;
   }
 
   template <class T>
@@ -102,6 +133,7 @@ class ToWireWalker {
     return WireValue::Enum(SchemaFor(e->etype), e->variant, std::move(payload));
   }
 
+  // A container met for the first time (its memo index is taken).
   Result<WireValue> Object(const Value& v, int depth) {
     switch (v.type) {
       case Type::kArray: {
@@ -132,23 +164,10 @@ class ToWireWalker {
       }
       case Type::kEnum:
         return Enum(engine::AsEnum(v), depth);
-      case Type::kRange: {
-        const engine::ObjRange* r = engine::AsRange(v);
-        return WireValue::Range({r->start, r->end, r->step, r->inclusive});
-      }
-      case Type::kFunction: {
-        ASSIGN_OR_RETURN(engine::FunctionHash h, HashOf(engine::AsFunction(v)->proto));
-        return WireValue::Function(h);
-      }
-      case Type::kNative:
-        return WireValue::Native(engine::AsNative(v)->def->name);
       case Type::kClosure: {
         const engine::ObjClosure* c = engine::AsClosure(v);
         ASSIGN_OR_RETURN(engine::FunctionHash h, HashOf(c->proto));
-        std::vector<Value> captured;
-        for (const engine::ObjCell* cell : c->cells)
-          captured.push_back(cell != nullptr ? cell->value : Value::None());
-        ASSIGN_OR_RETURN(std::vector<WireValue> captures, List(captured, depth));
+        ASSIGN_OR_RETURN(std::vector<WireValue> captures, Captures(c, depth));
         return WireValue::Closure(h, std::move(captures));
       }
       case Type::kTypedArray: {
@@ -182,19 +201,25 @@ class ToWireWalker {
     return std::shared_ptr<const SegmentView>(b, &b->view);
   }
 
-  const ToWireContext& ctx_;
-  std::vector<const Obj*> path_;  // containers being converted, outermost first
+  const ToWireContext ctx_;
+  std::unordered_map<const Obj*, uint64_t> memo_;  // containers and cells written, by index
+  uint64_t next_index_ = 0;
   size_t nodes_ = 0;
   std::unordered_map<const void*, SchemaPtr> schemas_;  // engine type -> shared schema
+  std::vector<engine::FunctionHash> functions_;
+  std::unordered_set<uint32_t> function_set_;  // proto indexes in functions_
 };
 
+
 // Builds engine values; no Vm code runs in between, so nothing is collected meanwhile.
-class FromWireBuilder {
+class WireDecoder::Builder {
  public:
-  explicit FromWireBuilder(FromWireContext& ctx) : ctx_(ctx), vm_(*ctx.vm) {}
+  explicit Builder(FromWireContext& ctx) : ctx_(ctx), vm_(*ctx.vm) {}
 
   Result<Value> Build(const WireValue& w, int depth) {
-    if (!IsScalar(w.kind) && depth > kMaxWireDepth)
+    if (++nodes_ > kMaxWireNodes) return ArgumentError("value is too large");
+    if (ctx_.charge_fuel && !vm_.ChargeFuel(1)) return ResourceExhausted("fuel exhausted");
+    if (w.IsContainer() && depth > kMaxWireDepth)
       return ArgumentError(fmt::format("value is nested deeper than {} levels", kMaxWireDepth));
     switch (w.kind) {
       case WireKind::kNone:
@@ -211,8 +236,16 @@ class FromWireBuilder {
         return vm_.NewString(*s);
       }
       case WireKind::kArray: {
-        ASSIGN_OR_RETURN(std::vector<Value> items, List(w.children, depth));
-        return vm_.NewArray(std::move(items));
+        RETURN_IF_ERROR(Reserve(w.children.size() * sizeof(Value)));
+        Value array = Remember(vm_.NewArray());
+        engine::ObjArray* a = engine::AsArray(array);
+        a->items.reserve(w.children.size());
+        for (const WireValue& item : w.children) {
+          ASSIGN_OR_RETURN(Value v, Build(item, depth + 1));
+          a->items.push_back(v);
+        }
+        vm_.Recharge(a);
+        return array;
       }
       case WireKind::kMap:
         return Map(w, depth);
@@ -224,9 +257,13 @@ class FromWireBuilder {
       case WireKind::kOk:
       case WireKind::kErr: {
         if (w.children.size() != 1) return Malformed(w);
-        ASSIGN_OR_RETURN(Value inner, Build(w.children[0], depth + 1));
-        if (w.kind == WireKind::kSome) return vm_.NewSome(inner);
-        return w.kind == WireKind::kOk ? vm_.NewOk(inner) : vm_.NewErr(inner);
+        Value inner = Value::None();
+        Value e = w.kind == WireKind::kSome ? vm_.NewSome(inner)
+                  : w.kind == WireKind::kOk ? vm_.NewOk(inner)
+                                            : vm_.NewErr(inner);
+        Remember(e);
+        ASSIGN_OR_RETURN(engine::AsEnum(e)->payload[0], Build(w.children[0], depth + 1));
+        return e;
       }
       case WireKind::kRange: {
         ASSIGN_OR_RETURN(const WireRange* r, Data<WireRange>(w));
@@ -249,13 +286,68 @@ class FromWireBuilder {
         return Matrix(w);
       case WireKind::kSidecarRef:
         return ProtocolError("sidecar reference was not reassembled before use");
+      case WireKind::kRef: {
+        ASSIGN_OR_RETURN(Value v, Resolve(w));
+        if (v.type == Type::kCell) return ArgumentError("a captured variable outside a closure");
+        return v;
+      }
+      case WireKind::kCell:
+        return ArgumentError("a captured variable outside a closure");
     }
     return Malformed(w);
+  }
+
+  // A closure of proto `index`; each capture is a Cell (a new variable, remembered), a Ref to
+  // a Cell (a shared variable) or a plain value (a new variable).
+  Result<Value> Closure(uint32_t index, const std::vector<WireValue>& captures, int depth) {
+    const engine::Proto& proto = *vm_.program().protos[index];
+    if (!proto.is_closure || captures.size() != proto.captures.size())
+      return ArgumentError(fmt::format("closure {} captures {} values, the value has {}",
+                                       proto.name, proto.captures.size(), captures.size()));
+    Value closure = vm_.NewClosure(index, {});
+    engine::ObjClosure* c = engine::AsClosure(closure);
+    return Fill(closure, c, captures, depth);
+  }
+
+  Result<Value> Fill(Value closure, engine::ObjClosure* c, const std::vector<WireValue>& captures,
+                     int depth) {
+    for (size_t i = 0; i < captures.size(); ++i) {
+      const WireValue& w = captures[i];
+      if (w.kind == WireKind::kRef) {
+        if (ctx_.charge_fuel && !vm_.ChargeFuel(1)) return ResourceExhausted("fuel exhausted");
+        ASSIGN_OR_RETURN(Value target, Resolve(w));
+        if (target.type != Type::kCell)
+          return ArgumentError("a closure's captured variable refers to a value, not a variable");
+        c->cells[i] = engine::AsCell(target);
+        continue;
+      }
+      if (w.kind == WireKind::kCell) {
+        if (w.children.size() != 1) return Malformed(w);
+        if (++nodes_ > kMaxWireNodes) return ArgumentError("value is too large");
+        Remember(Value::Object(c->cells[i]));
+        ASSIGN_OR_RETURN(c->cells[i]->value, Build(w.children[0], depth + 1));
+        continue;
+      }
+      ASSIGN_OR_RETURN(c->cells[i]->value, Build(w, depth + 1));
+    }
+    return closure;
   }
 
  private:
   static Status Malformed(const WireValue& w) {
     return ArgumentError("malformed " + DescribeWire(w) + " value");
+  }
+
+  Value Remember(Value v) {
+    memo_.push_back(v);
+    return v;
+  }
+
+  Result<Value> Resolve(const WireValue& w) {
+    const int64_t* index = std::get_if<int64_t>(&w.data);
+    if (index == nullptr || *index < 0 || static_cast<uint64_t>(*index) >= memo_.size())
+      return ArgumentError("reference to an object that was not written before it");
+    return memo_[static_cast<size_t>(*index)];
   }
 
   template <class T>
@@ -276,20 +368,9 @@ class FromWireBuilder {
     return Status::Ok();
   }
 
-  Result<std::vector<Value>> List(const std::vector<WireValue>& items, int depth) {
-    RETURN_IF_ERROR(Reserve(items.size() * sizeof(Value)));
-    std::vector<Value> out;
-    out.reserve(items.size());
-    for (const WireValue& item : items) {
-      ASSIGN_OR_RETURN(Value v, Build(item, depth + 1));
-      out.push_back(v);
-    }
-    return out;
-  }
-
   Result<Value> Map(const WireValue& w, int depth) {
     if (w.children.size() % 2 != 0) return Malformed(w);
-    Value map = vm_.NewMap();
+    Value map = Remember(vm_.NewMap());
     engine::ObjMap* m = engine::AsMap(map);
     for (size_t i = 0; i < w.children.size(); i += 2) {
       ASSIGN_OR_RETURN(Value key, Build(w.children[i], depth + 1));
@@ -312,8 +393,13 @@ class FromWireBuilder {
     if (w.children.size() != type->field_names.size())
       return ArgumentError(fmt::format("struct {} has {} fields, the value {}", type->name,
                                        type->field_names.size(), w.children.size()));
-    ASSIGN_OR_RETURN(std::vector<Value> fields, List(w.children, depth));
-    return vm_.NewStruct(type, std::move(fields));
+    RETURN_IF_ERROR(Reserve(w.children.size() * sizeof(Value)));
+    Value s = Remember(vm_.NewStruct(type, {}));
+    engine::ObjStruct* obj = engine::AsStruct(s);
+    for (size_t i = 0; i < w.children.size(); ++i) {
+      ASSIGN_OR_RETURN(obj->fields[i], Build(w.children[i], depth + 1));
+    }
+    return s;
   }
 
   Result<Value> Enum(const WireValue& w, int depth) {
@@ -326,8 +412,14 @@ class FromWireBuilder {
       return ArgumentError(fmt::format("{}::{} takes {} values, got {}", type->name,
                                        type->variant_names[t->variant],
                                        type->variant_arity[t->variant], w.children.size()));
-    ASSIGN_OR_RETURN(std::vector<Value> payload, List(w.children, depth));
-    return vm_.NewEnum(type, t->variant, std::move(payload));
+    RETURN_IF_ERROR(Reserve(w.children.size() * sizeof(Value)));
+    Value e = Remember(
+        vm_.NewEnum(type, t->variant, std::vector<Value>(w.children.size(), Value::None())));
+    engine::ObjEnum* obj = engine::AsEnum(e);
+    for (size_t i = 0; i < w.children.size(); ++i) {
+      ASSIGN_OR_RETURN(obj->payload[i], Build(w.children[i], depth + 1));
+    }
+    return e;
   }
 
   Result<Value> Callable(const WireValue& w, int depth) {
@@ -346,8 +438,8 @@ class FromWireBuilder {
     if (!proto.is_closure || w.children.size() != proto.captures.size())
       return ArgumentError(fmt::format("closure {} captures {} values, the value has {}",
                                        proto.name, proto.captures.size(), w.children.size()));
-    ASSIGN_OR_RETURN(std::vector<Value> captures, List(w.children, depth));
-    return vm_.NewClosure(it->second, std::move(captures));
+    Value closure = Remember(vm_.NewClosure(it->second, {}));
+    return Fill(closure, engine::AsClosure(closure), w.children, depth);
   }
 
   // A private copy-on-write mapping of a sealed segment's bytes, for a typed array or matrix
@@ -403,7 +495,7 @@ class FromWireBuilder {
     if (b->elem == engine::ElemKind::kBool &&
         std::any_of(data, data + bytes.size(), [](uint8_t x) { return x > 1; }))
       return ArgumentError("bool typed array holds a byte other than 0 or 1");
-    return out;
+    return Remember(out);
   }
 
   Result<Value> Matrix(const WireValue& w) {
@@ -417,22 +509,36 @@ class FromWireBuilder {
     if (Adopted a = MapPrivately(*b); a.data != nullptr) {
       if (!vm_.AdoptMatrix(b->rows, b->cols, reinterpret_cast<double*>(a.data), a.owner, &out))
         return ResourceExhausted("memory limit exceeded");
-      return out;
+      return Remember(out);
     }
     if (!vm_.NewMatrix(b->rows, b->cols, &out)) return ResourceExhausted("memory limit exceeded");
     if (!bytes.empty()) std::memcpy(engine::AsMatrix(out)->data, bytes.data(), bytes.size());
-    return out;
+    return Remember(out);
   }
 
   FromWireContext& ctx_;
   engine::Vm& vm_;
+  std::vector<Value> memo_;  // containers and cells built, by memo index
+  size_t nodes_ = 0;
 };
 
-}  // namespace
+WireEncoder::WireEncoder(const ToWireContext& ctx) : walker_(std::make_unique<Walker>(ctx)) {}
+WireEncoder::~WireEncoder() = default;
+
+Result<WireValue> WireEncoder::Encode(const Value& value) { return walker_->Convert(value, 1); }
+
+Result<std::vector<WireValue>> WireEncoder::EncodeCaptures(const Value& closure) {
+  if (closure.type != Type::kClosure) return ArgumentError("not a closure");
+  return walker_->Captures(engine::AsClosure(closure), 0);
+}
+
+const std::vector<engine::FunctionHash>& WireEncoder::functions() const {
+  return walker_->functions();
+}
 
 Result<WireValue> ToWire(const Value& value, const ToWireContext& ctx) {
-  ToWireWalker walker(ctx);
-  return walker.Convert(value, 1);
+  WireEncoder encoder(ctx);
+  return encoder.Encode(value);
 }
 
 ProtoIndex MakeProtoIndex(std::span<const engine::FunctionHash> proto_hashes) {
@@ -442,11 +548,25 @@ ProtoIndex MakeProtoIndex(std::span<const engine::FunctionHash> proto_hashes) {
   return index;
 }
 
+WireDecoder::WireDecoder(FromWireContext& ctx) {
+  if (ctx.vm != nullptr && ctx.protos != nullptr && ctx.types != nullptr)
+    builder_ = std::make_unique<Builder>(ctx);
+}
+WireDecoder::~WireDecoder() = default;
+
+Result<Value> WireDecoder::Decode(const WireValue& wire) {
+  if (builder_ == nullptr) return InvalidArgument("FromWireContext is incomplete");
+  return builder_->Build(wire, 1);
+}
+
+Result<Value> WireDecoder::DecodeClosure(uint32_t proto, const std::vector<WireValue>& captures) {
+  if (builder_ == nullptr) return InvalidArgument("FromWireContext is incomplete");
+  return builder_->Closure(proto, captures, 0);
+}
+
 Result<Value> FromWire(const WireValue& wire, FromWireContext& ctx) {
-  if (ctx.vm == nullptr || ctx.protos == nullptr || ctx.types == nullptr)
-    return InvalidArgument("FromWireContext is incomplete");
-  FromWireBuilder builder(ctx);
-  return builder.Build(wire, 1);
+  WireDecoder decoder(ctx);
+  return decoder.Decode(wire);
 }
 
 }  // namespace shapex::ipc

@@ -80,6 +80,10 @@ std::string_view WireKindName(WireKind kind) {
       return "Matrix";
     case WireKind::kSidecarRef:
       return "SidecarRef";
+    case WireKind::kRef:
+      return "Ref";
+    case WireKind::kCell:
+      return "Cell";
   }
   return "?";
 }
@@ -203,6 +207,37 @@ WireValue WireValue::SidecarRef(const WireSidecarRef& ref) {
   return v;
 }
 
+WireValue WireValue::Ref(uint64_t memo_index) {
+  WireValue v = Make(WireKind::kRef);
+  v.data = static_cast<int64_t>(memo_index);
+  return v;
+}
+
+WireValue WireValue::Cell(WireValue value) { return Wrap(WireKind::kCell, std::move(value)); }
+
+bool WireValue::IsContainer() const {
+  switch (kind) {
+    case WireKind::kArray:
+    case WireKind::kMap:
+    case WireKind::kStruct:
+    case WireKind::kEnum:
+    case WireKind::kSome:
+    case WireKind::kOk:
+    case WireKind::kErr:
+    case WireKind::kClosure:
+    case WireKind::kCell:
+    case WireKind::kTypedArray:
+    case WireKind::kMatrix:
+      return true;
+    case WireKind::kSidecarRef: {
+      const WireSidecarRef* s = std::get_if<WireSidecarRef>(&data);
+      return s != nullptr && s->kind != SidecarKind::kString;
+    }
+    default:
+      return false;
+  }
+}
+
 WireValue WireValue::SharedTypedArray(engine::ElemKind elem,
                                       std::shared_ptr<const SegmentView> seg) {
   WireValue v;
@@ -247,6 +282,10 @@ std::string DescribeWire(const WireValue& v) {
       return fmt::format("{}<{}>", kind, engine::ElemKindName(v.buffer().elem));
     case WireKind::kSidecarRef:
       return fmt::format("{} #{}", kind, v.sidecar().id);
+    case WireKind::kRef: {
+      const int64_t* index = std::get_if<int64_t>(&v.data);
+      return fmt::format("{} #{}", kind, index != nullptr ? *index : -1);
+    }
     default:
       return std::string(kind);
   }

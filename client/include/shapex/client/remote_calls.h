@@ -1,25 +1,29 @@
-// RemoteCalls: runs the @remote calls a Vm makes in an executor leased from the supervisor.
-// This is what `shapex run` does (LANGUAGE.md "Running"); `--local` simply does not install it.
+// RemoteCalls: runs the @remote calls a Vm makes in an executor leased from the supervisor, or,
+// with `in_process`, through the executor's own code in this process (what `shapex run --local`
+// does: the same copies at the same points, the same limits, no sandbox). LANGUAGE.md
+// "Running", docs/language.md "What crosses a remote call".
 //
 //   RemoteCalls remote(*program, options);
 //   engine::Vm vm(*program, limits);
 //   remote.Install(vm);
 //   Status s = vm.RunMain(args);     // @remote calls go to the executor; the rest runs here
 //
-// Per call: the callee (a @remote function, or a closure over one) and the arguments become
-// WireValues; a closure's captured values and the module globals the callee's code uses are
-// copied along (send-copy: assignments made remotely are not seen here). Code travels once per
-// executor (ExecutorSession negotiation). What the call printed is printed through this Vm, at
-// the point of the call, so output looks the same as with --local. The result becomes a value of
-// this Vm; an error keeps its kind and message, and its trace is the remote frames followed by
-// the caller's frames here.
+// Per call: the arguments, a closure callee's captured variables and the module globals the
+// code uses are copied into one document (ipc::WireEncoder: sharing and cycles survive), and
+// the functions those values name travel as code with the callee's (link roots). Code travels
+// once per executor (ExecutorSession negotiation). The call gets what is left of this Vm's fuel
+// and call depth, and the fuel it used is charged here. What the call printed is printed
+// through this Vm, at the point of the call. The result becomes a value of this Vm; an error
+// keeps its kind and message, and its trace is the remote frames, named with this program's
+// debug info (the executor's names are used only for code this program lacks), followed by the
+// caller's frames here.
 //
-// pmap(xs, f) where f is @remote, or a closure whose code reaches a @remote function, is spread
-// over up to `max_parallel` executors (RemoteMapHandler; any other pmap stays local and needs no
-// supervisor): the calls f(xs[i]) go out item i to executor i mod n, and results are taken in item order, printing each call's output
-// as it is taken. The first failing item in order wins: its output and error are reported, and
-// the executors still running later items are killed (so nothing after it has any effect
-// here). A closure is shipped with copies of its captures, like any remote closure.
+// pmap(xs, f) where f is a @remote function is spread over up to `max_parallel` executors
+// (RemoteMapHandler): item i to executor i mod n, results taken in item order, printing each
+// call's output as it is taken. The first failing item in order wins: its output and error are
+// reported, and the executors still running later items are killed. Any other pmap (a closure,
+// a local function) runs item by item here, and its calls into @remote functions copy at those
+// calls, exactly as without pmap.
 //
 // Executors are leased on first use and kept until this object dies. A call that loses its
 // executor (ExecutorCrashed) or runs past the call timeout (Timeout: the executor is killed)
@@ -43,7 +47,9 @@
 #include "shapex/engine/blob.h"
 #include "shapex/engine/program.h"
 #include "shapex/engine/vm.h"
+#include "shapex/engine/blob_cache.h"
 #include "shapex/ipc/messages.h"
+#include "shapex/ipc/remote_call.h"
 #include "shapex/ipc/type_registry.h"
 #include "shapex/ipc/wire_value.h"
 
@@ -51,7 +57,10 @@ namespace shapex {
 
 struct RemoteCallsOptions {
   ClientOptions client;     // supervisor socket, autostart, transport, call timeout
-  ipc::CallLimits limits;   // sent with every call (0 = the executor's default)
+  // Sent with every call: memory (per Vm) and timeout; fuel only when the calling Vm has no
+  // fuel limit of its own (otherwise a call gets what is left), stack never (a call gets the
+  // calling Vm's remaining depth). 0 = the executor's default.
+  ipc::CallLimits limits;
   // Executors one pmap spreads over (0: one per CPU of this machine).
   size_t max_parallel = 0;
   // Calls in flight per executor during a pmap. 1 (the default) is always safe. More overlaps
@@ -59,6 +68,11 @@ struct RemoteCallsOptions {
   // (the ring plus the socket: inline values near 1 MiB, or megabytes of printed output) would
   // block both sides until the send timeout, so raise it only for small calls.
   size_t window = 1;
+  // Run calls in this process through the executor's code (ipc::ExecuteRemoteCall on the
+  // encoded request) instead of leasing executors: no supervisor, no sandbox, same results.
+  bool in_process = false;
+  // The executor defaults an in-process call runs with (what `shapex serve` gives executors).
+  engine::Limits in_process_defaults;
 };
 
 struct RemoteCallsStats {
@@ -78,14 +92,19 @@ class RemoteCalls {
   // Routes `vm`'s @remote calls and pmaps here (Vm::SetRemoteCallHandler, SetRemoteMapHandler).
   void Install(engine::Vm& vm);
 
+  // Calls `callee` (a function or closure of the program) remotely whether or not it is
+  // @remote, from outside any running call (what `shapex call` does). On an error, *trace gets
+  // the remote frames, named as in a trace of `vm`.
+  Status Invoke(engine::Vm& vm, const engine::Value& callee, std::span<const engine::Value> args,
+                engine::Value* result, std::vector<engine::TraceFrame>* trace);
+
   const RemoteCallsStats& stats() const { return stats_; }
 
  private:
-  // What every call of one entry function needs, computed on its first call.
-  struct Entry {
-    ipc::RemoteCallRequest request;  // name, id, hash, blobs, impls; no arguments
-    std::vector<uint32_t> globals;   // global slots the entry's code (transitively) uses
-    bool reaches_remote = false;     // the entry or a function it reaches is @remote
+  // What every call needs to know about one function's code, computed once.
+  struct Code {
+    engine::BlobSet set;             // the function, what it reaches, its types' methods
+    std::vector<uint32_t> globals;   // global slots that code uses
   };
 
   Status Call(engine::Vm& vm, const engine::Value& callee, std::span<const engine::Value> args,
@@ -96,15 +115,22 @@ class RemoteCalls {
   Status PrepareBlobs();
   // PrepareBlobs, then the client (connecting to, or starting, the supervisor).
   Status Prepare();
-  Result<Entry*> EntryFor(const ipc::WireValue& callee);
-  Result<Entry*> EntryForHash(const engine::FunctionHash& hash);
-  // The request for callee(args): the entry's template plus arguments, captures and globals.
-  Result<ipc::RemoteCallRequest> BuildRequest(engine::Vm& vm, const ipc::WireValue& callee,
-                                              const Entry& entry,
+  // The content hash of a function or closure value of the program.
+  Result<engine::FunctionHash> HashOf(const engine::Value& callee);
+  Result<const Code*> CodeFor(const engine::FunctionHash& hash);
+  // The request for callee(args).
+  Result<ipc::RemoteCallRequest> BuildRequest(engine::Vm& vm, const engine::Value& callee,
                                               std::span<const engine::Value> args);
-  // Prints the call's output through `vm`, then gives its value as a `vm` value or its error
-  // (with the remote trace set on `vm`).
-  Status Finish(engine::Vm& vm, const ipc::RemoteCallResponse& response, engine::Value* result);
+  // Runs one request: on a leased executor (lease `e`), or in this process.
+  Result<ipc::RemoteCallResponse> Run(ipc::RemoteCallRequest request);
+  // Prints the call's output through `vm`, charges the fuel it used, then gives its value as a
+  // `vm` value or its error (with the remote trace in *trace).
+  Status Finish(engine::Vm& vm, const ipc::RemoteCallResponse& response,
+                const engine::FunctionHash& entry, const engine::Proto* entry_proto,
+                engine::Value* result, std::vector<engine::TraceFrame>* trace);
+  // Names remote frames with this program's debug info where it has their code.
+  void NameFrames(std::vector<engine::TraceFrame>* frames, const engine::FunctionHash& entry,
+                  const engine::Proto* entry_proto) const;
   // Makes sure at least `n` executors are leased (at least one, or the lease error).
   Status EnsureLeases(size_t n, const ipc::RemoteCallRequest& sample);
 
@@ -112,11 +138,13 @@ class RemoteCalls {
   RemoteCallsOptions options_;
   std::optional<engine::ProgramBlobs> blobs_;
   ipc::ProtoIndex protos_;
-  std::unordered_map<const engine::Proto*, uint32_t> proto_index_;
   std::unique_ptr<ipc::TypeRegistry> types_;
   std::optional<Client> client_;
   std::vector<Lease> leases_;  // leases_[0] takes single calls
-  std::map<engine::FunctionHash, Entry> entries_;
+  std::map<engine::FunctionHash, Code> code_;
+  // In-process executor state: the blobs it has seen and the programs it linked.
+  std::unique_ptr<engine::BlobCache> local_cache_;
+  std::unique_ptr<ipc::LinkCache> local_links_;
   RemoteCallsStats stats_;
 };
 

@@ -117,12 +117,15 @@ struct LinkedProgram {
   uint32_t entry = 0;                      // proto index of the entry function
   std::vector<FunctionHash> proto_hashes;  // hash of each linked proto (not the script)
 };
-// Verifies and links blobs into a runnable, verified Program. Errors: FunctionNotFound (entry
-// blob missing), ProtocolError (bad bytes, hash mismatch, missing dependency),
-// MissingModuleFunction (a native this build lacks), InvalidArgument (bytecode verifier).
+// Verifies and links blobs into a runnable, verified Program: the entry, the functions in
+// `roots` (e.g. function values a call passes), and everything they reach. Errors:
+// FunctionNotFound (entry or root blob missing), ProtocolError (bad bytes, hash mismatch,
+// missing dependency), MissingModuleFunction (a native this build lacks), InvalidArgument
+// (bytecode verifier). The entry is proto 0.
 Result<LinkedProgram> ProgramFromBlobs(const FunctionHash& entry,
                                        const std::vector<FunctionBlob>& blobs,
-                                       const std::vector<ImplEntry>& impls = {});
+                                       const std::vector<ImplEntry>& impls = {},
+                                       const std::vector<FunctionHash>& roots = {});
 
 }  // namespace shapex::engine
 

@@ -47,6 +47,7 @@
 #ifndef SHAPEX_ENGINE_VM_H_
 #define SHAPEX_ENGINE_VM_H_
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -72,7 +73,23 @@ struct TraceFrame {
   std::string function;
   std::string file;
   uint32_t line = 0;
+  // Where the frame stopped, so another holder of the same code can name it with its own debug
+  // info (a caller naming an executor's frames, vm_remote.cc): the proto's content hash when
+  // the frame came over the wire (has_hash), and the code offset of the instruction running.
+  std::array<uint8_t, 32> hash{};
+  bool has_hash = false;
+  uint32_t proto = UINT32_MAX;  // proto index in the program the trace came from
+  uint32_t pc = 0;
+  // Non-zero: not a frame but the marker for this many frames left out ("... N more frames").
+  uint64_t skipped = 0;
 };
+
+// Traces keep the innermost kTraceInner and the outermost kTraceOuter frames of a deeper stack
+// and one marker frame for the rest. Shortening concatenated traces again (the frames of a
+// remote call, then the caller's) gives what shortening the whole stack at once would.
+inline constexpr size_t kTraceInner = 20;
+inline constexpr size_t kTraceOuter = 5;
+void ShortenTrace(std::vector<TraceFrame>* frames);
 
 struct Heap;
 struct Frame;
@@ -164,6 +181,9 @@ class Vm {
   // Fuel not yet spent (UINT64_MAX - spent when unlimited), exact also from inside a native or
   // a RemoteCallHandler.
   uint64_t fuel_left() const;
+  const Limits& limits() const { return limits_; }
+  // Frames on the call stack now (what counts against Limits::stack).
+  size_t call_depth() const;
   // Fail with ResourceExhausted (and return false) when the buffer would exceed the limit.
   bool NewTypedArray(ElemKind kind, size_t length, Value* out);
   bool NewMatrix(size_t rows, size_t cols, Value* out);

@@ -64,7 +64,13 @@ struct RemoteCallRequest {
   // (send-copy, like captures: the callee's assignments are not seen by the caller). Top-level
   // statements never run on the callee, so globals not listed here start as None there.
   std::vector<std::pair<std::string, WireValue>> globals;
+  // Functions the values above name (function and closure values in arguments, captures and
+  // globals) besides the entry: link roots, so the callee links their code too. Their blobs
+  // travel like the entry's (in `blobs`, or known to the callee).
+  std::vector<engine::FunctionHash> roots;
 };
+// The values of one request form one document (wire_value.h, WireEncoder): written and read in
+// the order arguments, captures, globals, so a Ref may point from a global into an argument.
 
 // `defaults` with each limit the request sets (non-zero) put in its place; a requested memory
 // limit is capped at `defaults.memory` (the callee's maximum).
@@ -82,8 +88,10 @@ struct RemoteCallResponse {
   std::variant<WireValue, RemoteCallError> result;
   // What the call printed (print), for the caller to print where the call was made.
   std::string output;
+  // Instructions the call used (its Vm's fuel), so the caller can charge them to its own budget.
+  std::optional<uint64_t> fuel_used;
 
-  static RemoteCallResponse Success(WireValue v) { return {std::move(v), {}}; }
+  static RemoteCallResponse Success(WireValue v) { return {std::move(v), {}, {}}; }
   // `kind` must not be kOk (it becomes kInternal).
   static RemoteCallResponse Failure(ErrorKind kind, std::string message,
                                     std::vector<engine::TraceFrame> trace = {});

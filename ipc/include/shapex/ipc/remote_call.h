@@ -91,7 +91,8 @@ class LinkCache {
   Entry* Insert(std::string key, engine::LinkedProgram linked);
   size_t size() const { return entries_.size(); }
   static std::string KeyFor(const engine::FunctionHash& entry,
-                            const std::vector<engine::ImplEntry>& impls);
+                            const std::vector<engine::ImplEntry>& impls,
+                            const std::vector<engine::FunctionHash>& roots = {});
 
  private:
   size_t max_entries_;

@@ -9,13 +9,19 @@
 //   FromWireContext ctx{&vm, &index, &types};
 //   ASSIGN_OR_RETURN(engine::Value v, FromWire(w, ctx));
 //
-// Semantics (the send-copy model of LANGUAGE.md):
-//   * Containers are copied deeply; sharing inside one value is not preserved (an object reached
-//     twice is sent twice). A cycle, nesting deeper than kMaxWireDepth, or more than
-//     kMaxWireNodes nodes is an ArgumentError.
+// Semantics (the send-copy model of docs/language.md, "What crosses a remote call"):
+//   * Containers are copied deeply, but sharing and cycles survive the copy: within one
+//     document (a message's values, see WireEncoder) every container gets a memo index the
+//     first time it is written, in pre-order, and every later occurrence is written as a Ref to
+//     that index (what pickle's memo does). An object reached twice is sent once, so a DAG
+//     crosses in linear size and aliasing inside the callee is what it was in the caller.
+//     Memoized ("container") kinds: Array, Map, Struct, Enum, Some, Ok, Err, Closure, Cell,
+//     TypedArray, Matrix, and a SidecarRef standing for a typed array or matrix. Strings,
+//     ranges, functions and natives are immutable and are written in place every time.
+//   * Nesting deeper than kMaxWireDepth or more than kMaxWireNodes nodes is an ArgumentError.
 //   * Functions travel as their content hash (FunctionHash); natives as their qualified name.
-//     Closures travel as the hash of their function plus a copy of each captured variable; on
-//     the receiving side each capture becomes a fresh cell.
+//     Closures travel as the hash of their function plus one Cell per captured variable; two
+//     closures that share a variable share the Cell (a Ref), and a captured value is a copy.
 //   * Structs and enums carry their type's schema (name + field names, or name + variant names
 //     + arities). The receiver maps a schema to its Program's type of the same schema, or to a
 //     type the TypeRegistry creates (see type_registry.h).
@@ -72,6 +78,8 @@ enum class WireKind : uint8_t {
   kTypedArray,
   kMatrix,
   kSidecarRef,
+  kRef,   // a container written earlier in the same document: data = its memo index (int64_t)
+  kCell,  // a closure's captured variable: children = its one value (only inside a Closure)
 };
 std::string_view WireKindName(WireKind kind);
 
@@ -162,6 +170,8 @@ struct WireSidecarRef {
 //   kClosure             data = FunctionHash, children = captured values in capture order
 //   kTypedArray/kMatrix  data = WireBuffer
 //   kSidecarRef          data = WireSidecarRef
+//   kRef                 data = int64_t memo index (>= 0) of an earlier container
+//   kCell                children = the captured variable's value
 // The constructors below keep `data` consistent with `kind`; the accessors assume it.
 struct WireValue {
   WireKind kind = WireKind::kNone;
@@ -193,6 +203,8 @@ struct WireValue {
   static WireValue SharedMatrix(uint64_t rows, uint64_t cols,
                                 std::shared_ptr<const SegmentView> seg);
   static WireValue SidecarRef(const WireSidecarRef& ref);
+  static WireValue Ref(uint64_t memo_index);
+  static WireValue Cell(WireValue value);
 
   bool as_bool() const { return *std::get_if<bool>(&data); }
   int64_t as_int() const { return *std::get_if<int64_t>(&data); }
@@ -203,6 +215,9 @@ struct WireValue {
   const WireRange& range() const { return *std::get_if<WireRange>(&data); }
   const WireBuffer& buffer() const { return *std::get_if<WireBuffer>(&data); }
   const WireSidecarRef& sidecar() const { return *std::get_if<WireSidecarRef>(&data); }
+  uint64_t ref() const { return static_cast<uint64_t>(*std::get_if<int64_t>(&data)); }
+  // True for the kinds that take a memo index when written (see "Semantics" above).
+  bool IsContainer() const;
 
   // Deep equality; numbers compare bit for bit (NaN equals the same NaN), schemas by content.
   friend bool operator==(const WireValue& a, const WireValue& b);
@@ -224,10 +239,36 @@ struct ToWireContext {
   // WireValue is in use. SIZE_MAX: always copy.
   size_t borrow_threshold = SIZE_MAX;
   std::shared_ptr<const void> borrow_owner = nullptr;
+  // Pays for the walk: one unit of fuel per node written (Vm::ChargeFuel), so copying a value
+  // is work like any other. nullptr: free.
+  engine::Vm* fuel = nullptr;
 };
 
-// Copies `value` into a WireValue. ArgumentError for a cycle, a value nested deeper than
-// kMaxWireDepth or larger than kMaxWireNodes, or a function that `ctx` has no hash for.
+// Value -> WireValue for the values of one document (a message's arguments, captures and
+// globals, or a response's result), with one memo: an object met again, in this value or an
+// earlier one, becomes a Ref. Errors: ArgumentError for a value nested deeper than
+// kMaxWireDepth, more than kMaxWireNodes nodes, or a function `ctx` has no hash for;
+// ResourceExhausted when ctx.fuel runs out.
+class WireEncoder {
+ public:
+  explicit WireEncoder(const ToWireContext& ctx);
+  ~WireEncoder();
+  WireEncoder(const WireEncoder&) = delete;
+  WireEncoder& operator=(const WireEncoder&) = delete;
+
+  Result<WireValue> Encode(const engine::Value& value);
+  // The captured variables of closure `closure` (kClosure), as Cells or Refs to Cells: what a
+  // request's `captures` carries to call that closure.
+  Result<std::vector<WireValue>> EncodeCaptures(const engine::Value& closure);
+  // Every function and closure hash written so far, first occurrence order (link roots).
+  const std::vector<engine::FunctionHash>& functions() const;
+
+ private:
+  class Walker;
+  std::unique_ptr<Walker> walker_;
+};
+
+// One value as a document of its own (a WireEncoder used once).
 Result<WireValue> ToWire(const engine::Value& value, const ToWireContext& ctx);
 
 // ---------------------------------------------------------------------------------------------
@@ -244,13 +285,35 @@ struct FromWireContext {
   engine::Vm* vm = nullptr;            // allocates the values; vm->program() resolves functions
   const ProtoIndex* protos = nullptr;  // hash -> proto index in vm->program()
   TypeRegistry* types = nullptr;       // schema -> type; must outlive the Vm's values
+  bool charge_fuel = false;            // one unit of vm's fuel per node read
 };
 
-// Rebuilds `wire` in ctx.vm. Errors: FunctionNotFound (a function/closure hash the program
-// lacks), MissingModuleFunction (an unknown native), ResourceExhausted (the Vm's memory limit),
-// ProtocolError (an unresolved SidecarRef), ArgumentError (anything else inconsistent: field
-// or payload counts, capture counts, map keys, buffer sizes, depth).
-// The returned value is not rooted: root it (Vm::RootScope) before running code in the Vm.
+// WireValue -> Value for the values of one document, in the order they were encoded, with one
+// memo (Refs resolve to the object built for that index: sharing and cycles come back).
+// Errors: FunctionNotFound (a function/closure hash the program lacks), MissingModuleFunction
+// (an unknown native), ResourceExhausted (the Vm's memory limit, or its fuel with
+// charge_fuel), ProtocolError (an unresolved SidecarRef), ArgumentError (anything else
+// inconsistent: field or payload counts, capture counts, map keys, buffer sizes, depth, a Ref
+// to an index not yet written or to a Cell outside a closure).
+// Returned values are not rooted: root them (Vm::RootScope) before running code in the Vm.
+class WireDecoder {
+ public:
+  explicit WireDecoder(FromWireContext& ctx);
+  ~WireDecoder();
+  WireDecoder(const WireDecoder&) = delete;
+  WireDecoder& operator=(const WireDecoder&) = delete;
+
+  Result<engine::Value> Decode(const WireValue& wire);
+  // A closure of `proto` (index in vm->program()) whose captured variables are `captures`
+  // (Cells, Refs to Cells, or plain values, each then a fresh variable).
+  Result<engine::Value> DecodeClosure(uint32_t proto, const std::vector<WireValue>& captures);
+
+ private:
+  class Builder;
+  std::unique_ptr<Builder> builder_;
+};
+
+// One document holding one value (a WireDecoder used once).
 Result<engine::Value> FromWire(const WireValue& wire, FromWireContext& ctx);
 
 }  // namespace shapex::ipc
