@@ -270,6 +270,13 @@ TEST(MessageCorpus, SeedMessagesRoundTrip) {
     function add(a: int, b: int) -> int { a + b }
     function norm(p: Point) -> number { p.len() }
     function make_adder(k) { |x| x + k }
+    function shared() {
+      var n = 0
+      let a = [1, 2]
+      let c = [a, a]
+      c.push(c)
+      [c, || { n = n + 1 }, || n]
+    }
     function all() {
       [None, true, -7, 2.5, "s", {"k": [1], 2: false}, Point { x: 1.0, y: 2.0 }, Shape::Circle(1.0),
        Shape::Empty, Some(1), Ok(2), Err("e"), (0..=9).step(3), add, math.sqrt, make_adder(3),
@@ -328,7 +335,27 @@ TEST(MessageCorpus, SeedMessagesRoundTrip) {
       RemoteCallResponse::Failure(ErrorKind::kRuntimeError, "boom", {{"f", "a.shape", 1}});
   failed_printed.output = "before the error\n";
   corpus.push_back({"error_with_output", failed_printed});
-  EXPECT_GE(corpus.size(), 20u);
+  // Sharing, cycles and captured variables (Ref, Cell), link roots, fuel used, frames with
+  // hash and pc, a marker frame.
+  ASSERT_OK_AND_ASSIGN(WireValue shared, vm.CallToWire("shared"));
+  RemoteCallRequest with_roots = request("add", {shared, adder});
+  with_roots.roots = {p.blobs().proto_hashes[0]};
+  corpus.push_back({"call_shared_and_roots", with_roots});
+  RemoteCallResponse used = RemoteCallResponse::Success(shared);
+  used.fuel_used = 1234;
+  corpus.push_back({"response_shared_fuel_used", used});
+  engine::TraceFrame located{"add", "a.shape", 2};
+  located.hash = p.blobs().proto_hashes[0];
+  located.has_hash = true;
+  located.pc = 3;
+  engine::TraceFrame marker{"... 40 more frames", "", 0};
+  marker.skipped = 40;
+  RemoteCallResponse deep =
+      RemoteCallResponse::Failure(ErrorKind::kResourceExhausted, "stack depth exceeded",
+                                  {located, marker, {"main", "a.shape", 9}});
+  deep.fuel_used = 99;
+  corpus.push_back({"error_located_frames", deep});
+  EXPECT_GE(corpus.size(), 23u);
 
   const char* dir = std::getenv("SHAPEX_WRITE_FUZZ_CORPUS");
   for (const auto& [name, message] : corpus) {

@@ -433,5 +433,31 @@ TEST(ValueCodecCorruption, NotADocument) {
   EXPECT_THAT(DecodeValue(std::vector<uint8_t>{0xc1}), IsError(ErrorKind::kProtocolError));
 }
 
+TEST(ValueCodecTest, RefsAndCellsRoundTrip) {
+  WireValue v = WireValue::Array({WireValue::Array({WireValue::Int(1)}), WireValue::Ref(1),
+                                  WireValue::Ref(0)});
+  std::vector<uint8_t> bytes = EncodeValue(v);
+  ASSERT_OK_AND_ASSIGN(WireValue back, DecodeValue(bytes));
+  EXPECT_EQ(back, v);
+  engine::FunctionHash h{};
+  h[0] = 7;
+  WireValue c = WireValue::Array({WireValue::Closure(h, {WireValue::Cell(WireValue::Int(5))}),
+                                  WireValue::Closure(h, {WireValue::Ref(2)})});
+  ASSERT_OK_AND_ASSIGN(WireValue cback, DecodeValue(EncodeValue(c)));
+  EXPECT_EQ(cback, c);
+}
+
+TEST(ValueCodecTest, MalformedRefsAndCellsAreProtocolErrors) {
+  // [schemas, [15]] , [15, -1], [15, huge], [16], [16, 1, 2]
+  const std::vector<std::vector<uint8_t>> bad = {
+      {0x92, 0x90, 0x91, 0x0f},
+      {0x92, 0x90, 0x92, 0x0f, 0xff},
+      {0x92, 0x90, 0x92, 0x0f, 0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff},
+      {0x92, 0x90, 0x91, 0x10},
+      {0x92, 0x90, 0x93, 0x10, 0x01, 0x02},
+  };
+  for (const auto& b : bad) EXPECT_THAT(DecodeValue(b), IsError(ErrorKind::kProtocolError));
+}
+
 }  // namespace
 }  // namespace shapex::ipc

@@ -392,7 +392,10 @@ int RunCallFunction(const RunOptions& o, const Program& program) {
   status = remote.Invoke(vm, function, args, &result, &trace);
   FlushStdout();
   if (!status.ok()) return ReportRuntimeError(status, trace, o.file);
-  std::string text = engine::ValueToString(result, /*quoted=*/true);
+  // Printing the result is a walk like any other: it pays this Vm's fuel and memory.
+  std::string text;
+  if (!engine::ValueToString(vm, result, /*quoted=*/true, &text))
+    return ReportRuntimeError(vm.last_error(), {}, o.file);
   text += '\n';
   std::fwrite(text.data(), 1, text.size(), stdout);
   FlushStdout();

@@ -128,6 +128,8 @@ class Vm {
   Status CallFunction(uint32_t proto, const std::vector<Value>& args, Value* result);
   // Trace of the last failure, innermost frame first.
   const std::vector<TraceFrame>& trace() const { return trace_; }
+  // The error of the last failure (e.g. of a paid walk such as ValueToString(vm, ...)).
+  const Status& last_error() const { return error_; }
   // Where print() writes. Default: stdout.
   void SetOutput(std::function<void(std::string_view)> sink) { output_ = std::move(sink); }
   const Program& program() const { return program_; }
