@@ -419,6 +419,10 @@ bool Vm::Call(const Value& callee, const Value* args, int argc, Value* result) {
   } else {
     top[0] = callee;
     std::copy(args, args + argc, top + 1);
+    // The arguments stay in these registers if PushCall refuses the call (arity, annotations),
+    // so they count as used: the stack is zeroed only up to the high-water mark when the next
+    // Vm on this thread takes it over (a stale object there would be read or marked).
+    im.high_water = std::max(im.high_water, top + argc + 1);
     ok = RunCall(top, argc);
     if (ok) *result = top[0];
   }
