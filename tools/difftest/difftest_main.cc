@@ -9,7 +9,8 @@
 // a program the compiler rejects is a generator bug, counted and written to
 // DIR/compile-error-<seed>/. It stops after N programs or T seconds, whichever comes first
 // (the seeds run are always one contiguous range, printed at the end so runs add up across
-// sessions), prints a summary, and exits 1 if any program differed or failed to compile.
+// sessions), prints a summary, and exits 1 if any program differed or failed to compile, or any
+// run timed out or was a usage error.
 #include <sys/stat.h>
 
 #include <CLI/CLI.hpp>
@@ -37,6 +38,7 @@ using Clock = std::chrono::steady_clock;
 
 constexpr Mode kModes[] = {Mode::kLocal, Mode::kRing, Mode::kSocket};
 constexpr int kCompileErrorExit = 65;
+constexpr int kUsageErrorExit = 2;
 
 struct Options {
   uint64_t seed = 1;
@@ -54,7 +56,8 @@ struct Stats {
   uint64_t programs = 0;
   uint64_t differences = 0;
   uint64_t compile_errors = 0;
-  uint64_t harness_failures = 0;
+  uint64_t harness_failures = 0;  // a run could not start, or was a usage error (exit 2)
+  uint64_t timeouts = 0;          // a run exceeded --run-timeout: the generator promised an end
   uint64_t errored = 0;  // programs whose local run ended in a runtime error (expected)
   std::map<std::string, std::vector<uint64_t>> causes;  // summary key -> seeds
 };
@@ -182,6 +185,19 @@ void Driver::Check(uint64_t seed, const fs::path& dir) {
       return;
     }
   }
+  // Agreeing on a usage error or a timeout proves nothing: both are failures of their own.
+  if (local.exit_code == kUsageErrorExit) {
+    ++stats_.harness_failures;
+    std::printf("seed %llu: USAGE ERROR: %s\n", static_cast<unsigned long long>(seed),
+                FirstLine(local.err).c_str());
+  }
+  for (Mode m : kModes) {
+    if (!runs[static_cast<int>(m)].timed_out) continue;
+    ++stats_.timeouts;
+    SaveRuns(fs::path(o_.out_dir) / ("timeout-" + std::to_string(seed)), p, file, runs,
+             std::string("timed out: ") + ModeName(m));
+    std::printf("seed %llu: TIMEOUT (%s)\n", static_cast<unsigned long long>(seed), ModeName(m));
+  }
   if (local.exit_code == kCompileErrorExit) {
     ++stats_.compile_errors;
     SaveRuns(fs::path(o_.out_dir) / ("compile-error-" + std::to_string(seed)), p, file, runs,
@@ -281,6 +297,7 @@ int Driver::Run() {
   std::printf("differences:               %llu\n", static_cast<unsigned long long>(stats_.differences));
   std::printf("generator compile errors:  %llu\n", static_cast<unsigned long long>(stats_.compile_errors));
   std::printf("harness failures:          %llu\n", static_cast<unsigned long long>(stats_.harness_failures));
+  std::printf("runs timed out:            %llu\n", static_cast<unsigned long long>(stats_.timeouts));
   std::printf("elapsed:                   %.1f s, %.2f programs/s\n", elapsed,
               elapsed > 0 ? static_cast<double>(stats_.programs) / elapsed : 0.0);
   if (!stats_.causes.empty()) {
@@ -298,7 +315,7 @@ int Driver::Run() {
     }
   }
   const bool ok = stats_.differences == 0 && stats_.compile_errors == 0 &&
-                  stats_.harness_failures == 0 && stats_.programs > 0;
+                  stats_.harness_failures == 0 && stats_.timeouts == 0 && stats_.programs > 0;
   return ok ? 0 : 1;
 }
 
