@@ -108,6 +108,20 @@ ServeCommand::ServeCommand(CLI::App& app) {
                      "Exit after this many idle seconds, 0 = never (default: $SHAPEX_IDLE_EXIT, "
                      "else 600 with --daemon, 0 in the foreground)")
       ->check(CLI::NonNegativeNumber);
+  // cgroup v2 limits per executor, where a delegated cgroup is available (docs/sandbox.md).
+  serve_->add_option("--cgroups", cgroups_,
+                     "auto (default: per-executor cgroup limits where a delegated cgroup v2 "
+                     "exists) or off")
+      ->check(CLI::IsMember({"auto", "off"}));
+  serve_->add_option("--executor-memory", executor_memory_,
+                     "cgroup memory.max of each executor in bytes (suffix K, M or G allowed; "
+                     "default 2G, 0 = no limit)")
+      ->transform(CLI::AsSizeValue(false));
+  serve_->add_option("--executor-pids", executor_pids_,
+                     "cgroup pids.max of each executor (default 32, 0 = no limit)");
+  serve_->add_option("--executor-cpus", executor_cpus_,
+                     "cgroup cpu.max of each executor, in CPUs (e.g. 0.5; default 0 = no limit)")
+      ->check(CLI::NonNegativeNumber);
   serve_->add_flag("--daemon", daemon_, "Detach and return once the supervisor listens");
   status_ = app.add_subcommand("status", "Show the supervisor's pool, calls and blob store");
   status_->add_flag("--json", json_, "One JSON object");
@@ -176,6 +190,10 @@ int ServeCommand::Run() {
   options.leases_per_executor = std::max<size_t>(1, leases_per_executor_);
   options.max_leases_per_client = max_leases_per_client_;
   options.lease_wait = std::chrono::milliseconds(static_cast<int64_t>(lease_wait_ * 1000));
+  options.cgroups = cgroups_ != "off";
+  options.executor_memory_bytes = executor_memory_;
+  options.executor_pids = executor_pids_;
+  options.executor_cpus = executor_cpus_;
   double idle = daemon_ ? kDaemonIdleExitSeconds : 0;
   if (const char* env = std::getenv("SHAPEX_IDLE_EXIT"); env != nullptr && env[0] != '\0') {
     char* end = nullptr;

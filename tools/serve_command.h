@@ -3,7 +3,8 @@
 //
 //   shapex serve [--socket PATH] [--pool N] [--sandbox full|none] [--store DIR|none]
 //                [--leases-per-executor N] [--max-leases-per-client N] [--lease-wait S]
-//                [--idle-exit S] [--daemon]
+//                [--idle-exit S] [--cgroups auto|off] [--executor-memory BYTES]
+//                [--executor-pids N] [--executor-cpus CPUS] [--daemon]
 //   shapex status [--json] [--socket PATH]
 //   shapex stop [--socket PATH]
 //
@@ -21,6 +22,7 @@
 #define SHAPEX_TOOLS_SERVE_COMMAND_H_
 
 #include <CLI/CLI.hpp>
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -47,6 +49,10 @@ class ServeCommand {
   size_t max_leases_per_client_ = 0;
   double lease_wait_ = 30;
   std::optional<double> idle_exit_;
+  std::string cgroups_ = "auto";
+  uint64_t executor_memory_ = uint64_t{2} << 30;
+  uint64_t executor_pids_ = 32;
+  double executor_cpus_ = 0;
   bool daemon_ = false;
   bool json_ = false;
 };

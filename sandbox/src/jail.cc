@@ -36,6 +36,9 @@ using internal::StepFailure;
 #ifndef CLONE_CLEAR_SIGHAND
 #define CLONE_CLEAR_SIGHAND 0x100000000ULL
 #endif
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
 
 constexpr uint64_t kNamespaceFlags =
     CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET;
@@ -406,12 +409,22 @@ Result<JailedProcess> SpawnJailed(const JailOptions& options, const SeccompProgr
                (options.mode == SandboxMode::kFull ? kNamespaceFlags : 0);
   args.pidfd = reinterpret_cast<uint64_t>(&pidfd);
   args.exit_signal = SIGCHLD;
+  if (options.cgroup_fd >= 0) {
+    args.flags |= CLONE_INTO_CGROUP;
+    args.cgroup = static_cast<uint64_t>(options.cgroup_fd);
+  }
   uint64_t start = MonotonicNanos();
   long pid = Clone3(&args);
   if (pid == 0) ChildMain(plan);
   uint64_t cloned = MonotonicNanos();
   if (pid < 0) {
     int err = errno;
+    if (options.cgroup_fd >= 0) {
+      // Not a namespace problem until the same clone without the cgroup fails too (the
+      // zygote retries without it): name the cgroup.
+      return SandboxError(fmt::format("jail step 'namespaces' failed: clone3 into cgroup: {}",
+                                      ErrnoStatus("clone3", {}, err).message()));
+    }
     if (err == ENOSYS) {
       return SandboxError(
           "jail step 'namespaces' failed: clone3 is not supported (Linux 5.5 or newer is "

@@ -137,6 +137,8 @@ void Supervisor::State::Shutdown() {
     ::waitpid(zygote.pid, &status, 0);
     zygote.pid = -1;
   }
+  // Executor cgroups (their processes killed if any is left), then our own layout.
+  if (cgroups) cgroups->Teardown();
 }
 
 const std::string& Supervisor::socket_path() const { return state_->socket_path; }
@@ -185,6 +187,17 @@ Result<std::unique_ptr<Supervisor>> Supervisor::Start(const SupervisorOptions& o
     } else {
       SHAPEX_LOG(WARN, "no persistent blob store: {}", opened.error().ToString());
     }
+  }
+  // cgroups before the zygote: in the leaf layout the supervisor moves into a leaf of its own
+  // cgroup, which must then hold no other process (the zygote is forked into the leaf).
+  if (options.cgroups) {
+    CgroupLimits limits;
+    limits.memory_max = options.executor_memory_bytes;
+    limits.pids_max = options.executor_pids;
+    limits.cpus = options.executor_cpus;
+    state->cgroups.emplace(ExecutorCgroups::Setup(limits));
+  } else {
+    state->cgroups.emplace(ExecutorCgroups::Disabled("turned off (serve --cgroups off)"));
   }
   // The zygote first: it must be forked while this process is small and single-threaded (the
   // store's thread starts after it).
@@ -279,10 +292,19 @@ void Supervisor::State::FillPool() {
     if (e.state != ExecutorEntry::kExiting && !e.killed) ++live;
   }
   while (live < options.pool_size) {
+    int64_t token = next_token++;
     ControlMessage spawn("spawn");
-    spawn.Set("token", next_token++);
-    Status sent = zygote_channel.Send(spawn);
-    if (!sent.ok() && sent.kind() != ErrorKind::kResourceExhausted) return;
+    spawn.Set("token", token);
+    std::vector<ScopedFd> fds;
+    if (cgroups && cgroups->enabled()) {
+      Result<ScopedFd> dir = cgroups->Create(token);  // an error turns cgroups off (logged)
+      if (dir.has_value()) fds.push_back(std::move(*dir));
+    }
+    Status sent = zygote_channel.Send(spawn, std::move(fds));
+    if (!sent.ok() && sent.kind() != ErrorKind::kResourceExhausted) {
+      if (cgroups) cgroups->Abandon(token);
+      return;
+    }
     ++spawning;
     ++live;
   }
@@ -316,6 +338,15 @@ void Supervisor::State::OnZygoteMessage(ControlMessage& m, std::vector<ScopedFd>
     e.serial = next_serial++;
     e.spawn_ns = m.Int("spawn_ns");
     e.pidfd = std::move(fds[1]);
+    if (cgroups) {
+      std::string refused = m.Text("cgroup_error");
+      if (refused.empty()) {
+        cgroups->Assign(m.Int("token"), e.pid);
+      } else {
+        cgroups->Abandon(m.Int("token"));
+        cgroups->Disable("the kernel refused to start an executor in its cgroup: " + refused);
+      }
+    }
     if (stopping || executors.count(e.pid) != 0) {  // too late to be useful
       KillExecutorProcess(e);
       return;
@@ -344,18 +375,41 @@ void Supervisor::State::OnZygoteMessage(ControlMessage& m, std::vector<ScopedFd>
     executors.emplace(pid, std::move(e));
   } else if (m.op == "spawned") {
     // Without its two descriptors the executor is of no use (and the zygote reaps it).
+    if (cgroups) cgroups->Assign(m.Int("token"), static_cast<pid_t>(m.Int("pid")));
     --spawning;
     ++stats.spawn_failures;
     SHAPEX_LOG(WARN, "zygote reported a spawn with {} descriptors, expected 2", fds.size());
   } else if (m.op == "error") {
+    if (cgroups) cgroups->Abandon(m.Int("token"));
     --spawning;
     ++stats.spawn_failures;
     SHAPEX_LOG(WARN, "could not spawn an executor: {}", ipc::ControlErrorStatus(m).ToString());
   } else if (m.op == "exited") {
-    int sig = static_cast<int>(m.Int("signal"));
-    if (sig != 0 && sig != SIGKILL) ++stats.crashes;
-    if (sig == SIGSYS) ++stats.seccomp_kills;
+    OnExecutorReaped(static_cast<pid_t>(m.Int("pid")), m);
   }
+}
+
+void Supervisor::State::OnExecutorReaped(pid_t pid, const ControlMessage& exited) {
+  int sig = static_cast<int>(exited.Int("signal"));
+  if (sig != 0 && sig != SIGKILL) ++stats.crashes;
+  if (sig == SIGSYS) ++stats.seccomp_kills;
+  if (!cgroups || cgroups->Release(pid) == 0) return;
+  SHAPEX_LOG(WARN, "executor {} exceeded its cgroup's memory.max ({} bytes): OOM-killed", pid,
+             cgroups->limits().memory_max);
+  oom_killed.push_back(pid);
+  if (oom_killed.size() > 256) oom_killed.pop_front();
+}
+
+Status Supervisor::State::ExitReason(pid_t pid) const {
+  // The kernel counts the kill in memory.events before the process dies, so a client that saw
+  // its connection close finds it here, whether or not the zygote has reaped the executor yet.
+  bool oom = std::find(oom_killed.begin(), oom_killed.end(), pid) != oom_killed.end() ||
+             (cgroups && cgroups->OomKills(pid).value_or(0) > 0);
+  if (!oom) return Status::Ok();
+  return ResourceExhausted(fmt::format(
+      "memory limit exceeded (cgroup): executor {} went over memory.max ({} bytes) and the "
+      "kernel killed it",
+      pid, cgroups ? cgroups->limits().memory_max : 0));
 }
 
 void Supervisor::State::KillExecutorProcess(ExecutorEntry& e) {
@@ -664,6 +718,12 @@ void Supervisor::State::OnClientMessage(ClientEntry& c, ControlMessage& m) {
     } else {
       reply(ipc::ControlError(InvalidArgument("that executor is not leased to this client")));
     }
+  } else if (m.op == "exit_reason") {
+    Status why = ExitReason(static_cast<pid_t>(m.Int("executor_pid")));
+    ControlMessage r("exit_reason");
+    r.Set("kind", why.ok() ? std::string() : std::string(ErrorKindName(why.kind())));
+    r.Set("message", why.message());
+    reply(r);
   } else if (m.op == "stop") {
     stopping = true;
     ControlMessage r("stopping");

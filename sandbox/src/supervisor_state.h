@@ -31,6 +31,7 @@
 #include "shapex/ipc/unix_socket.h"
 #include "shapex/sandbox/blob_store.h"
 #include "shapex/sandbox/supervisor.h"
+#include "cgroup.h"
 #include "store_worker.h"
 #include "zygote.h"
 
@@ -105,6 +106,10 @@ struct SupervisorStats {
 struct Supervisor::State {
   using Clock = SteadyClock;
 
+  // First, so that it is destroyed last (Teardown needs the zygote gone).
+  std::optional<ExecutorCgroups> cgroups;
+  // Executors the cgroup OOM killer ended, oldest first (bounded): `exit_reason` answers.
+  std::deque<pid_t> oom_killed;
   SupervisorOptions options;
   std::string socket_path;
   ScopedFd lock_fd;            // flock(LOCK_EX) on socket_path + ".lock" while we serve
@@ -152,6 +157,9 @@ struct Supervisor::State {
   void OnExecutorMessage(ExecutorEntry& e, ipc::ControlMessage& m);
   void RemoveExecutor(pid_t pid);
   void OnLeaseDone(ExecutorEntry& e, ipc::ControlMessage& m);
+  void OnExecutorReaped(pid_t pid, const ipc::ControlMessage& exited);
+  // `exit_reason`: ResourceExhausted when `pid` was OOM-killed in its cgroup, else OK.
+  Status ExitReason(pid_t pid) const;
   void OnListener();
   void OnClient(int id, uint32_t events);
   void OnClientMessage(ClientEntry& c, ipc::ControlMessage& m);

@@ -111,7 +111,7 @@ std::string Supervisor::State::StatusJson() const {
       "\"store\": {}, \"connections\": {}, \"leases_held\": {}, "
       "\"releases\": {}, \"lease_wait_timeouts\": {}, \"orphaned_kills\": {}, "
       "\"executor_start_timeouts\": {}, \"dropped_total\": {}, \"dropped\": {{{}}}, "
-      "\"limits\": {}}}",
+      "\"limits\": {}, \"cgroups\": {}}}",
       ::getpid(), JsonString(socket_path), uptime, options.pool_size,
       options.sandbox == SandboxMode::kFull ? "full" : "none", executors_json, spawning, queued_total,
       clients.size(), stats.calls, uptime > 0 ? static_cast<double>(stats.calls) / uptime : 0.0,
@@ -120,7 +120,7 @@ std::string Supervisor::State::StatusJson() const {
       stats.code_bytes_received, stats.blobs_preloaded, stats.refused_peers, store_json,
       stats.connections, leases_held, stats.leases_released, stats.lease_wait_timeouts,
       stats.orphaned_kills, stats.executor_start_timeouts, dropped_total, dropped_json,
-      limits_json);
+      limits_json, cgroups ? cgroups->StatusJson() : "{\"enabled\": false, \"reason\": \"\"}");
 }
 
 std::string Supervisor::State::StatusText() const {
@@ -138,6 +138,7 @@ std::string Supervisor::State::StatusText() const {
   out += fmt::format("\nexecutors   lost mid-lease {}, seccomp kills {}, spawn median {:.2f} ms\n",
                      stats.leases_lost, stats.seccomp_kills,
                      spawn.empty() ? 0.0 : static_cast<double>(spawn[spawn.size() / 2]) / 1e6);
+  if (cgroups) out += cgroups->StatusLine();
   out += fmt::format("  {:>8}  {:<9} {:>7} {:>8} {:>9}\n", "PID", "STATE", "LEASES", "CALLS",
                      "RSS KiB");
   for (const auto& [pid, e] : executors) {

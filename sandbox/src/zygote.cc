@@ -27,9 +27,9 @@ constexpr nanoseconds kForever = std::chrono::hours(24 * 365);
 
 ServeClientFn serve_client_for_testing = nullptr;
 
-// Spawns one executor; replies "spawned" or "error" on `channel`.
+// Spawns one executor, in `cgroup` if given; replies "spawned" or "error" on `channel`.
 void Spawn(ipc::Connection& channel, const ZygoteOptions& options, const SeccompProgram& seccomp,
-           int64_t token, std::map<pid_t, JailedProcess>* children) {
+           int64_t token, ScopedFd cgroup, std::map<pid_t, JailedProcess>* children) {
   auto start = std::chrono::steady_clock::now();
   auto fail = [&](const Status& status) {
     ControlMessage error = ipc::ControlError(status);
@@ -42,11 +42,20 @@ void Spawn(ipc::Connection& channel, const ZygoteOptions& options, const Seccomp
   jail.mode = options.mode;
   jail.limits = options.limits;
   jail.keep_fds = {pair->second.fd()};
+  jail.cgroup_fd = cgroup.get();
   ipc::UnixSocket& executor_end = pair->second;
   const ExecutorOptions& executor_options = options.executor;
-  Result<JailedProcess> child = SpawnJailed(jail, seccomp, [&]() {
-    return ExecutorProcessMain(std::move(executor_end), executor_options);
-  });
+  auto body = [&]() { return ExecutorProcessMain(std::move(executor_end), executor_options); };
+  Result<JailedProcess> child = SpawnJailed(jail, seccomp, body);
+  // Fail-safe: a kernel that refuses the cgroup gets the executor without it, and the
+  // supervisor learns why (it then turns cgroup limits off).
+  std::string cgroup_error;
+  if (!child.has_value() && cgroup) {
+    cgroup_error = child.error().message();
+    jail.cgroup_fd = -1;
+    child = SpawnJailed(jail, seccomp, body);
+  }
+  cgroup.reset();
   if (!child.has_value()) return fail(child.error());
   pair->second.Close();
   auto spawn_ns = std::chrono::duration_cast<nanoseconds>(std::chrono::steady_clock::now() - start);
@@ -56,6 +65,7 @@ void Spawn(ipc::Connection& channel, const ZygoteOptions& options, const Seccomp
   spawned.Set("spawn_ns", spawn_ns.count());
   spawned.Set("clone_ns", child->timings().steps[static_cast<size_t>(JailStep::kNamespaces)].count());
   spawned.Set("jail_ns", child->timings().total.count());
+  if (!cgroup_error.empty()) spawned.Set("cgroup_error", cgroup_error);
   int fds[2] = {pair->first.fd(), child->pidfd()};
   Status sent = ipc::SendControl(channel, spawned, fds);
   if (!sent.ok()) return;  // the supervisor is gone; the child dies with us
@@ -83,7 +93,10 @@ int ZygoteMain(ipc::UnixSocket socket, const ZygoteOptions& options) {
         if (m.error().kind() == ErrorKind::kTimeout) break;
         return 0;  // the supervisor closed the channel: children die with us
       }
-      if (m->op == "spawn") Spawn(*channel, options, *seccomp, m->Int("token"), &children);
+      if (m->op == "spawn") {
+        ScopedFd cgroup = received.size() == 1 ? std::move(received[0]) : ScopedFd();
+        Spawn(*channel, options, *seccomp, m->Int("token"), std::move(cgroup), &children);
+      }
     }
     std::vector<pollfd> fds;
     fds.push_back({channel->socket_fd(), POLLIN, 0});

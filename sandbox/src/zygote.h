@@ -3,8 +3,10 @@
 // the calling thread, which is only safe in a single-threaded process) and to reap them.
 //
 // Channel protocol (control messages on a socket-transport Connection, zygote = server):
-//   supervisor -> zygote   "spawn"   {token}
-//   zygote -> supervisor   "spawned" {token, pid, spawn_ns} + fds [executor control socket, pidfd]
+//   supervisor -> zygote   "spawn"   {token} + fd [optional: the executor's cgroup directory]
+//   zygote -> supervisor   "spawned" {token, pid, spawn_ns, cgroup_error?} + fds [executor
+//                          control socket, pidfd]; cgroup_error: the kernel refused the cgroup,
+//                          the executor runs in the zygote's own
 //                          "error"   {token, kind, message}   (the spawn failed)
 //                          "exited"  {pid, exit_code, signal} (an executor ended; reaped)
 // The zygote exits when the channel closes; its executors die with it (parent-death SIGKILL).

@@ -85,6 +85,11 @@ struct JailOptions {
   JailStep stop_after = JailStep::kSeccomp;
   // How long the child may take to report "ready" before it is killed.
   std::chrono::milliseconds ready_timeout{10'000};
+  // A cgroup v2 directory descriptor (not kept by the child): the child is created in that
+  // cgroup, so its limits hold from its first instruction (clone3 CLONE_INTO_CGROUP, Linux 5.7).
+  // -1: the caller's cgroup. If the kernel refuses, SpawnJailed fails with SandboxError "jail
+  // step 'namespaces' failed: clone3 into cgroup: ..." and spawns nothing.
+  int cgroup_fd = -1;
 };
 
 // Where the time of one SpawnJailed went. steps[kNamespaces] is the clone3 call as the parent saw

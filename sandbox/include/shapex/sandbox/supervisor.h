@@ -19,6 +19,9 @@
 //   "kill" {executor_pid}  (a call of ours timed out / was cancelled)
 //                                  -> "killed", or "error" InvalidArgument if not leased to us
 //   "stop"                         -> "stopping"; the supervisor shuts down
+//   "exit_reason" {executor_pid}   -> "exit_reason" {kind, message}: kind "ResourceExhausted"
+//                                     when the kernel's OOM killer ended that executor in its
+//                                     cgroup (memory.events oom_kill), else "" (not known)
 // Before granting, the supervisor preloads the executor with every offered blob its store has,
 // and with the functions those need to be linked (their recursion groups and the functions they
 // reference, transitively), so the client's negotiation finds them known and sends no code, and
@@ -90,6 +93,14 @@ struct SupervisorOptions {
   // PATH.1 and started anew). Empty: stderr as inherited.
   std::string log_path;
   uint64_t log_max_bytes = uint64_t{4} << 20;
+  // cgroup v2 limits per executor (docs/sandbox.md, "cgroups"), where the supervisor has a
+  // delegated cgroup v2 with the memory controller; elsewhere (or with `cgroups` false) off,
+  // with the reason in `status`. An executor the kernel kills for exceeding memory.max makes
+  // its call fail with ResourceExhausted (request `exit_reason`). 0: no limit of that kind.
+  bool cgroups = true;
+  uint64_t executor_memory_bytes = uint64_t{2} << 30;  // memory.max (swap: memory.swap.max 0)
+  uint64_t executor_pids = 32;                        // pids.max (threads count too)
+  double executor_cpus = 0;                           // cpu.max, in CPUs
   // Take a listening socket from systemd (LISTEN_PID/LISTEN_FDS) and report readiness to
   // NOTIFY_SOCKET when those variables are set.
   bool systemd = true;
