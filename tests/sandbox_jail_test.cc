@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "shapex/sandbox/jail.h"
+#include "testing/host_probes.h"
 #include "testing/jailed_child.h"
 #include "testing/open_fds.h"
 #include "testing/status_matchers.h"
@@ -134,6 +135,10 @@ int BlockForever() {
 
 class JailTest : public shapex_testing::WithExecutorPolicy {
  protected:
+  // The jail's first step is a user namespace: a host that refuses them skips, saying why.
+  void SetUp() override {
+    if (auto why = shapex_testing::UserNamespacesUnavailable()) GTEST_SKIP() << *why;
+  }
   static JailOptions Options() {
     JailOptions options;
     options.limits = shapex_testing::TestLimits();

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "shapex/client/client.h"
+#include "testing/host_probes.h"
 
 #ifndef SHAPEX_BIN
 #error "SHAPEX_BIN must name the shapex binary"
@@ -57,6 +58,8 @@ class SupervisorFixture : public ::testing::Test {
   virtual std::vector<std::string> ExtraServeArgs() const { return {}; }
 
   void SetUp() override {
+    // `serve` probes the jail at start: a host that refuses user namespaces skips, saying why.
+    if (auto why = UserNamespacesUnavailable()) GTEST_SKIP() << *why;
     char pattern[] = "/tmp/shapex-supervisor-test-XXXXXX";
     ASSERT_NE(mkdtemp(pattern), nullptr);
     dir_ = pattern;
@@ -66,7 +69,7 @@ class SupervisorFixture : public ::testing::Test {
 
   void TearDown() override {
     StopSupervisor();
-    std::filesystem::remove_all(dir_);
+    if (!dir_.empty()) std::filesystem::remove_all(dir_);
   }
 
   void StartSupervisor() {
