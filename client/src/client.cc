@@ -214,7 +214,8 @@ Result<ControlMessage> Client::Request(const ControlMessage& request, std::vecto
   // The supervisor answers requests in order, one reply each; a lease we stopped waiting for
   // may still be granted later, before the reply to this request.
   static constexpr std::pair<std::string_view, std::string_view> kReplies[] = {
-      {"lease", "granted"}, {"status", "status"}, {"kill", "killed"}, {"stop", "stopping"}};
+      {"lease", "granted"},   {"status", "status"}, {"kill", "killed"},
+      {"stop", "stopping"},   {"exit_reason", "exit_reason"}};
   std::string_view expected;
   for (const auto& [op, reply] : kReplies) {
     if (op == request.op) expected = reply;
@@ -290,10 +291,23 @@ Status Client::LostCall(Lease& lease, const Status& error) {
                                     options_.session.call_timeout.count(), lease.executor_pid));
   }
   if (error.kind() == ErrorKind::kIoError) {
+    // The kernel may have killed it for going over its cgroup's memory.max.
+    if (Status why = ExitReason(lease.executor_pid); !why.ok()) return why;
     return ExecutorCrashedError(fmt::format("executor {} died during the call: {}",
                                             lease.executor_pid, error.message()));
   }
   return error;
+}
+
+Status Client::ExitReason(int executor_pid) {
+  ControlMessage ask("exit_reason");
+  ask.Set("executor_pid", executor_pid);
+  std::vector<ScopedFd> fds;
+  Result<ControlMessage> why = Request(ask, &fds);
+  // An older supervisor does not know the request: nothing known.
+  if (!why.has_value() || why->Text("kind") != ErrorKindName(ErrorKind::kResourceExhausted))
+    return Status::Ok();
+  return ResourceExhausted(why->Text("message"));
 }
 
 Result<ipc::WireValue> Client::Call(const engine::Program& program,

@@ -326,6 +326,7 @@ Status RemoteCalls::Map(engine::Vm& vm, const engine::Value& callee,
       if (!started.has_value()) {
         // The executor went away while we were sending to it.
         if (started.error().kind() != ErrorKind::kIoError) return started.error();
+        if (Status why = client_->ExitReason(leases_[e].executor_pid); !why.ok()) return why;
         return ExecutorCrashedError(fmt::format("executor {} died during pmap: {}",
                                                 leases_[e].executor_pid,
                                                 started.error().message()));

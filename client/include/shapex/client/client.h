@@ -107,6 +107,9 @@ class Client {
   pid_t supervisor_pid() const { return control_.peer_credentials().pid; }
   // Asks the supervisor to kill an executor leased to us.
   Status KillExecutor(int executor_pid);
+  // Why an executor that went away was killed, when the supervisor knows: ResourceExhausted
+  // for an executor the kernel killed over its cgroup's memory.max; OK when nothing is known.
+  Status ExitReason(int executor_pid);
   // Cancels a call in flight on `lease`: calls run to completion in an executor, so this sends
   // Cancel and has the supervisor kill the executor; Wait then answers Cancelled. The lease is
   // finished afterwards (lease another executor for more calls).
