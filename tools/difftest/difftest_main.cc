@@ -288,8 +288,10 @@ int Driver::Run() {
 
   const uint64_t issued = next_.load();
   std::printf("\n== summary ==\n");
-  std::printf("seeds run:                 [%llu, %llu)\n", static_cast<unsigned long long>(o_.seed),
-              static_cast<unsigned long long>(o_.seed + issued));
+  std::printf("seeds run:                 [%llu, %llu) of generator v%d%s\n",
+              static_cast<unsigned long long>(o_.seed),
+              static_cast<unsigned long long>(o_.seed + issued), kGeneratorVersion,
+              o_.generator.mutation ? "" : " --no-mutation");
   std::printf("programs run:              %llu (each three ways)\n",
               static_cast<unsigned long long>(stats_.programs));
   std::printf("ended in a runtime error:  %llu (locally; part of the test)\n",

@@ -409,7 +409,8 @@ GeneratedProgram Generator::Generate(uint64_t seed) {
   PopScope();
   Line(0, "}");
   PopScope();
-  std::string header = "// shapex_difftest seed " + std::to_string(seed) + "\n";
+  std::string header = "// shapex_difftest seed " + std::to_string(seed) + " (generator v" +
+                       std::to_string(kGeneratorVersion) + ")\n";
   if (!program.flags.empty()) {
     header += "// flags:";
     for (const std::string& f : program.flags) header += " " + f;

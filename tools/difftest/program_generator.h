@@ -36,6 +36,10 @@
 
 namespace shapex::difftest {
 
+// Bumped whenever a seed may produce a different program: seed ranges run under one version add
+// up across sessions; under different versions they do not.
+constexpr int kGeneratorVersion = 2;
+
 struct GeneratorOptions {
   bool remote = true;               // mark every top-level function except main @remote
   int min_functions = 3;            // top-level functions besides main

@@ -328,7 +328,24 @@ void Generator::ErrorSection() {
 
 void Generator::LimitSection(std::vector<std::string>* flags) {
   features_.push_back("limits");
-  switch (rng_.Below(3)) {
+  switch (rng_.Below(4)) {
+    case 3: {  // a DAG (2^depth leaves, depth + 1 objects) sent, formatted and compared
+      flags->push_back("--fuel");
+      flags->push_back(std::to_string(rng_.Range(2000, 100000)));
+      flags->push_back("--memory");
+      flags->push_back("16M");
+      const std::string f = Fresh("walk"), d = Fresh("dag"), e = Fresh("dag");
+      const std::string depth = std::to_string(rng_.Range(10, 40));
+      FunctionHeader(f, {"d", "e"});
+      Line(1, rng_.Percent(50) ? "[d == e, d.len()]" : "[str(d).len(), d.len()]");
+      Line(0, "}");
+      main_.push_back("var " + d + " = [1]");
+      main_.push_back("var " + e + " = [1]");
+      main_.push_back("for i in 0.." + depth + " { " + d + " = [" + d + ", " + d + "]; " + e +
+                      " = [" + e + ", " + e + "] }");
+      main_.push_back("print(" + f + "(" + d + ", " + e + "))");
+      break;
+    }
     case 0: {
       flags->push_back("--fuel");
       flags->push_back(std::to_string(rng_.Range(500, 40000)));
