@@ -9,9 +9,10 @@
 // For every input: the set is linked (ProgramFromBlobs, blobs[0] is the entry, with the impls);
 // a link error must be one of the documented kinds (docs/blob-format.md, "Error kinds"). A
 // linked program is rebuilt into blobs, which must round-trip through EncodeBlob/DecodeBlob,
-// link again and rebuild to the same entry hash (rebuilding is a fixed point). Then the entry
-// runs with small limits (fuel 20000, 4 MiB, 64 frames, 0.5 s) on argument values chosen by the
-// input (ints, numbers, strings, arrays, maps, a function, a closure, a struct, None), with the
+// link again and rebuild to the same entry hash (rebuilding is a fixed point, except where the
+// builder's tie-break by source order applies: members of one recursion group with equal
+// shapes). Then the entry runs with small limits (fuel 20000, 4 MiB, 64 frames, 0.5 s) on
+// argument values chosen by the input (ints, numbers, strings, arrays, maps, a function, a closure, a struct, None), with the
 // right count, the required count, and one too many: every failure has a runtime kind
 // (RuntimeError, ArgumentError, ResourceExhausted, Timeout), never Internal, and a result
 // formats. The sanitizers do the rest: a verified program must not trip them.
@@ -131,8 +132,26 @@ void RunEntry(const LinkedProgram& linked, uint8_t arg_seed) {
   }
 }
 
+// Whether two members of one recursion group have the same shape (their bytes with in-group
+// references and group_index written as 0). The builder orders such members by source order
+// (docs/blob-format.md, "Recursion groups"), so their hashes depend on the proto order, which
+// relinking changes: rebuilding is then not a fixed point, by design.
+bool HasShapeTie(const ProgramBlobs& pb) {
+  std::set<std::pair<std::vector<FunctionHash>, FunctionHash>> shapes;
+  for (const FunctionBlob& b : pb.blobs) {
+    if (b.group.empty()) continue;
+    auto body = DecodeBody(b.canonical);
+    if (!body.has_value()) return true;
+    body->group_index = 0;
+    for (BlobFnRef& r : body->fn_refs)
+      if (r.in_group) r.index = 0;
+    if (!shapes.insert({b.group, Sha256(EncodeBody(*body))}).second) return true;
+  }
+  return false;
+}
+
 // A linked (verified) program rebuilds into blobs that round-trip, link, and rebuild to the
-// same hashes.
+// same hashes (unless a recursion group has members of equal shape, see HasShapeTie).
 void CheckRebuild(const LinkedProgram& linked) {
   auto pb = BuildProgramBlobs(*linked.program);
   if (!pb.has_value()) std::fprintf(stderr, "%s\n", pb.error().ToString().c_str());
@@ -149,7 +168,9 @@ void CheckRebuild(const LinkedProgram& linked) {
   if (!relinked.has_value()) std::fprintf(stderr, "%s\n", relinked.error().ToString().c_str());
   Check(relinked.has_value(), "rebuilt blobs link");
   auto pb2 = BuildProgramBlobs(*relinked->program);
-  Check(pb2.has_value() && pb2->proto_hashes[relinked->entry] == entry,
+  Check(pb2.has_value(), "a relinked program rebuilds into blobs");
+  if (HasShapeTie(*pb)) return;
+  Check(pb2->proto_hashes[relinked->entry] == entry,
         "rebuilding a linked program is a fixed point");
 }
 
