@@ -149,6 +149,43 @@ Result<ipc::RemoteCallRequest> RemoteCalls::BuildRequest(engine::Vm& vm,
     }
   }
 
+  // The methods of the struct and enum types of the values travel too (a callee may call them
+  // on a value it received, although its own code never names the type): their functions are
+  // roots like function values.
+  std::vector<engine::ImplEntry> value_impls;
+  {
+    std::set<engine::FunctionHash> type_hashes;
+    for (const engine::StructType* t : encoder.struct_types())
+      type_hashes.insert(engine::TypeSchemaHash(*t));
+    for (const engine::EnumType* t : encoder.enum_types())
+      type_hashes.insert(engine::TypeSchemaHash(*t));
+    std::set<engine::FunctionHash> listed;
+    for (const Code* c : codes) listed.insert(c->set.entry);
+    for (const engine::ImplEntry& impl : blobs_->impls) {
+      if (!type_hashes.count(impl.type_schema)) continue;
+      value_impls.push_back(impl);
+      if (listed.count(impl.function)) continue;
+      ASSIGN_OR_RETURN(const Code* method, CodeFor(impl.function));
+      listed.insert(impl.function);
+      codes.push_back(method);
+    }
+    // A method's code may use globals not sent yet.
+    for (size_t i = 0; i < codes.size(); ++i) {
+      for (uint32_t slot : codes[i]->globals) {
+        if (slot >= sent.size() || sent[slot]) continue;
+        sent[slot] = true;
+        const engine::Value& value = vm.global(slot);
+        if (value.type == engine::Type::kNone) continue;
+        Result<ipc::WireValue> w = encoder.Encode(value);
+        if (!w) {
+          return context(w.error(),
+                         fmt::format("global {} (used by the code)", program_.global_names[slot]));
+        }
+        request.globals.emplace_back(program_.global_names[slot], std::move(*w));
+      }
+    }
+  }
+
   // Code: the callee's, plus that of every function the values name (link roots).
   request.blobs = code->set.blobs;
   request.impls = code->set.impls;
@@ -157,6 +194,11 @@ Result<ipc::RemoteCallRequest> RemoteCalls::BuildRequest(engine::Vm& vm,
   auto impl_key = [](const engine::ImplEntry& e) {
     return std::tie(e.type_schema, e.method, e.function);
   };
+  for (const engine::ImplEntry& impl : value_impls) {
+    bool known = std::any_of(request.impls.begin(), request.impls.end(),
+                             [&](const engine::ImplEntry& e) { return impl_key(e) == impl_key(impl); });
+    if (!known) request.impls.push_back(impl);
+  }
   for (size_t i = 1; i < codes.size(); ++i) {
     request.roots.push_back(codes[i]->set.entry);
     for (const engine::FunctionBlob& b : codes[i]->set.blobs)

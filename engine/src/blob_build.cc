@@ -274,6 +274,9 @@ Result<BlobSet> MinimalBlobs(const ProgramBlobs& pb, std::string_view name) {
   return MinimalBlobsByHash(pb, matches[0]->hash);
 }
 
+FunctionHash TypeSchemaHash(const StructType& type) { return Sha256(EncodeSchema(SchemaOf(type))); }
+FunctionHash TypeSchemaHash(const EnumType& type) { return Sha256(EncodeSchema(SchemaOf(type))); }
+
 std::vector<uint32_t> GlobalsUsedBy(const Proto& proto) {
   std::vector<uint32_t> slots;
   for (size_t pc = 0; pc < proto.code.size(); ++pc) {

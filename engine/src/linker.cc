@@ -25,13 +25,21 @@ class Linker {
   }
 
   Result<LinkedProgram> Link(const FunctionHash& entry, const std::vector<ImplEntry>& impls,
-                             const std::vector<FunctionHash>& roots) {
+                             const std::vector<FunctionHash>& roots,
+                             const std::vector<ValueType>& value_types) {
+    std::vector<TypeSchema> extra;
+    for (const ValueType& t : value_types) {
+      if (t.is_enum && t.arity.size() != t.names.size())
+        return ProtocolError("value type " + t.name + ": arities do not match its variants");
+      extra.push_back(TypeSchema{t.is_enum ? TypeSchema::kEnum : TypeSchema::kStruct, t.name,
+                                 t.names, t.is_enum ? t.arity : std::vector<uint32_t>{}});
+    }
     if (!by_hash_.count(HashToHex(entry)))
       return FunctionNotFoundError("entry function blob " + HashToHex(entry) + " is missing");
     for (const FunctionHash& root : roots)
       if (!by_hash_.count(HashToHex(root)))
         return FunctionNotFoundError("no function with hash " + HashToHex(root));
-    RETURN_IF_ERROR(Collect(entry, impls, roots));
+    RETURN_IF_ERROR(Collect(entry, impls, roots, extra));
     program_ = std::make_unique<Program>();
     program_->source_name = entries_.empty() ? "" : entries_[0].blob->debug.source_file;
     for (size_t i = 0; i < entries_.size(); ++i) {
@@ -39,6 +47,7 @@ class Linker {
       program_->protos.back()->index = static_cast<uint32_t>(i);
     }
     for (size_t i = 0; i < entries_.size(); ++i) RETURN_IF_ERROR(BuildProto(i));
+    for (const TypeSchema& t : extra) TypeIndex(t);  // so their methods attach
     AttachMethods(impls);
     // A trivial script so a Vm can be constructed; there are no top-level statements.
     auto script = std::make_unique<Proto>();
@@ -81,10 +90,19 @@ class Linker {
 
   // Breadth-first closure of the entry: functions it references and methods of its types.
   Status Collect(const FunctionHash& entry, const std::vector<ImplEntry>& impls,
-                 const std::vector<FunctionHash>& roots) {
+                 const std::vector<FunctionHash>& roots, const std::vector<TypeSchema>& extra) {
     std::vector<FunctionHash> queue{entry};
     queue.insert(queue.end(), roots.begin(), roots.end());
     std::vector<bool> impl_done(impls.size(), false);
+    // The methods of value types are reached like those of the types the code names.
+    for (const TypeSchema& schema : extra) {
+      FunctionHash type_hash = Sha256(EncodeSchema(schema));
+      for (size_t i = 0; i < impls.size(); ++i) {
+        if (impl_done[i] || impls[i].type_schema != type_hash) continue;
+        impl_done[i] = true;
+        queue.push_back(impls[i].function);
+      }
+    }
     for (size_t head = 0; head < queue.size(); ++head) {
       std::string key = HashToHex(queue[head]);
       if (index_.count(key)) continue;
@@ -267,9 +285,10 @@ class Linker {
 Result<LinkedProgram> ProgramFromBlobs(const FunctionHash& entry,
                                        const std::vector<FunctionBlob>& blobs,
                                        const std::vector<ImplEntry>& impls,
-                                       const std::vector<FunctionHash>& roots) {
+                                       const std::vector<FunctionHash>& roots,
+                                       const std::vector<ValueType>& value_types) {
   Linker linker(blobs);
-  return linker.Link(entry, impls, roots);
+  return linker.Link(entry, impls, roots, value_types);
 }
 
 }  // namespace shapex::engine

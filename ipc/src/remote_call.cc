@@ -3,9 +3,11 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <set>
 #include <unordered_set>
 
 #include "shapex/ipc/type_registry.h"
+#include "value_codec_internal.h"
 
 namespace shapex::ipc {
 namespace {
@@ -38,6 +40,39 @@ Result<engine::FunctionHash> ResolveEntry(const RemoteCallRequest& request,
   if (found == nullptr)
     return FunctionNotFoundError(fmt::format("no function named '{}'", request.function_name));
   return found->hash;
+}
+
+// The struct and enum types the request's values use, once each (by content), and a key that
+// names that set for the link cache.
+void CollectValueTypes(const WireValue& v, std::vector<engine::ValueType>* out,
+                       std::set<const WireTypeSchema*>* seen, std::set<std::string>* keys) {
+  if (v.kind == WireKind::kStruct || v.kind == WireKind::kEnum) {
+    const WireTypeRef* t = std::get_if<WireTypeRef>(&v.data);
+    if (t != nullptr && t->schema != nullptr && seen->insert(t->schema.get()).second &&
+        keys->insert(internal::SchemaKey(*t->schema)).second) {
+      const WireTypeSchema& s = *t->schema;
+      out->push_back(engine::ValueType{s.kind == WireTypeSchema::Kind::kEnum, s.name, s.names,
+                                       s.arity});
+    }
+  }
+  for (const WireValue& child : v.children) CollectValueTypes(child, out, seen, keys);
+}
+
+std::vector<engine::ValueType> ValueTypesOf(const RemoteCallRequest& request, std::string* key) {
+  std::vector<engine::ValueType> out;
+  std::set<const WireTypeSchema*> seen;
+  std::set<std::string> keys;
+  for (const WireValue& v : request.arguments) CollectValueTypes(v, &out, &seen, &keys);
+  if (request.captures)
+    for (const WireValue& v : *request.captures) CollectValueTypes(v, &out, &seen, &keys);
+  for (const auto& [name, v] : request.globals) CollectValueTypes(v, &out, &seen, &keys);
+  key->clear();
+  for (const std::string& k : keys) {
+    *key += std::to_string(k.size());
+    *key += ':';
+    *key += k;
+  }
+  return out;
 }
 
 RemoteCallResponse FailureFrom(const Status& status, std::vector<engine::TraceFrame> trace = {}) {
@@ -270,6 +305,8 @@ RemoteCallResponse ExecuteRemoteCall(const RemoteCallRequest& request, const eng
                                      engine::BlobCache* cache, LinkCache* links) {
   // Warm path: the entry was linked before and the request brings no new code. Content hashes
   // make this exact: the same entry hash and impls always link to the same program.
+  std::string types_key;
+  std::vector<engine::ValueType> value_types = ValueTypesOf(request, &types_key);
   std::string key;
   if (links != nullptr && cache != nullptr && request.function_hash) {
     bool nothing_new = true;
@@ -278,7 +315,8 @@ RemoteCallResponse ExecuteRemoteCall(const RemoteCallRequest& request, const eng
         nothing_new = nothing_new && cache->Contains(b.hash);
       }
     }
-    key = LinkCache::KeyFor(*request.function_hash, request.impls, request.roots);
+    key = LinkCache::KeyFor(*request.function_hash, request.impls, request.roots) + '|' +
+          types_key;
     if (nothing_new) {
       if (LinkCache::Entry* e = links->Find(key)) {
         return Run(request, e->linked, e->protos, *e->types, limits, /*borrow=*/true);
@@ -304,7 +342,7 @@ RemoteCallResponse ExecuteRemoteCall(const RemoteCallRequest& request, const eng
   Result<engine::FunctionHash> entry = ResolveEntry(request, blobs);
   if (!entry) return FailureFrom(entry.error());
   Result<engine::LinkedProgram> linked =
-      engine::ProgramFromBlobs(*entry, blobs, request.impls, request.roots);
+      engine::ProgramFromBlobs(*entry, blobs, request.impls, request.roots, value_types);
   if (!linked) return FailureFrom(linked.error());
   if (cache != nullptr) {
     // Only blobs the linker verified (their hashes recomputed) enter the cache.

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <bit>
 #include <cstring>
+#include <type_traits>
 #include <unordered_set>
 
 #include "shapex/engine/natives.h"
@@ -92,6 +93,8 @@ class WireEncoder::Walker {
   }
 
   const std::vector<engine::FunctionHash>& functions() const { return functions_; }
+  const std::vector<const engine::StructType*>& struct_types() const { return struct_types_; }
+  const std::vector<const engine::EnumType*>& enum_types() const { return enum_types_; }
 
  private:
   Result<std::vector<WireValue>> List(const std::vector<Value>& items, int depth) {
@@ -118,7 +121,14 @@ class WireEncoder::Walker {
   template <class T>
   SchemaPtr SchemaFor(const T* type) {
     SchemaPtr& s = schemas_[type];
-    if (s == nullptr) s = std::make_shared<const WireTypeSchema>(TypeRegistry::SchemaOf(*type));
+    if (s == nullptr) {
+      s = std::make_shared<const WireTypeSchema>(TypeRegistry::SchemaOf(*type));
+      if constexpr (std::is_same_v<T, engine::StructType>) {
+        struct_types_.push_back(type);
+      } else {
+        enum_types_.push_back(type);
+      }
+    }
     return s;
   }
 
@@ -208,6 +218,8 @@ class WireEncoder::Walker {
   std::unordered_map<const void*, SchemaPtr> schemas_;  // engine type -> shared schema
   std::vector<engine::FunctionHash> functions_;
   std::unordered_set<uint32_t> function_set_;  // proto indexes in functions_
+  std::vector<const engine::StructType*> struct_types_;  // in first-use order
+  std::vector<const engine::EnumType*> enum_types_;
 };
 
 
@@ -534,6 +546,14 @@ Result<std::vector<WireValue>> WireEncoder::EncodeCaptures(const Value& closure)
 
 const std::vector<engine::FunctionHash>& WireEncoder::functions() const {
   return walker_->functions();
+}
+
+const std::vector<const engine::StructType*>& WireEncoder::struct_types() const {
+  return walker_->struct_types();
+}
+
+const std::vector<const engine::EnumType*>& WireEncoder::enum_types() const {
+  return walker_->enum_types();
 }
 
 Result<WireValue> ToWire(const Value& value, const ToWireContext& ctx) {

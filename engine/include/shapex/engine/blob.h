@@ -117,15 +117,32 @@ struct LinkedProgram {
   uint32_t entry = 0;                      // proto index of the entry function
   std::vector<FunctionHash> proto_hashes;  // hash of each linked proto (not the script)
 };
+// The schema hash (docs/blob-format.md, "schema") of a program's struct or enum type: what
+// ImplEntry::type_schema names.
+FunctionHash TypeSchemaHash(const StructType& type);
+FunctionHash TypeSchemaHash(const EnumType& type);
+
+// A struct or enum type a linked program must have although its code may not name it, because
+// a value of that type crosses the call: the program gets the type and the methods `impls`
+// give it (their functions are linked too).
+struct ValueType {
+  bool is_enum = false;
+  std::string name;
+  std::vector<std::string> names;  // fields, or variants
+  std::vector<uint32_t> arity;     // enums: payload count per variant
+};
+
 // Verifies and links blobs into a runnable, verified Program: the entry, the functions in
-// `roots` (e.g. function values a call passes), and everything they reach. Errors:
+// `roots` (e.g. function values a call passes), and everything they reach; plus `value_types`
+// and their methods. Errors:
 // FunctionNotFound (entry or root blob missing), ProtocolError (bad bytes, hash mismatch,
 // missing dependency), MissingModuleFunction (a native this build lacks), InvalidArgument
 // (bytecode verifier). The entry is proto 0.
 Result<LinkedProgram> ProgramFromBlobs(const FunctionHash& entry,
                                        const std::vector<FunctionBlob>& blobs,
                                        const std::vector<ImplEntry>& impls = {},
-                                       const std::vector<FunctionHash>& roots = {});
+                                       const std::vector<FunctionHash>& roots = {},
+                                       const std::vector<ValueType>& value_types = {});
 
 }  // namespace shapex::engine
 

@@ -262,6 +262,10 @@ class WireEncoder {
   Result<std::vector<WireValue>> EncodeCaptures(const engine::Value& closure);
   // Every function and closure hash written so far, first occurrence order (link roots).
   const std::vector<engine::FunctionHash>& functions() const;
+  // The struct and enum types of the values written so far (Option and Result aside), first
+  // occurrence order: their methods must travel with the call.
+  const std::vector<const engine::StructType*>& struct_types() const;
+  const std::vector<const engine::EnumType*>& enum_types() const;
 
  private:
   class Walker;
