@@ -780,7 +780,15 @@ TEST_F(FaultInjectionTest, EveryCallAnsweredOnceAndNothingLeaks) {
   EXPECT_EQ(own_after, own_fds) << "this process's descriptors (the clients)";
   EXPECT_EQ(executors, kPool) << "executor processes besides the pool";
   EXPECT_EQ(supervisor_children, std::vector<pid_t>{zygote});
+#if defined(__SANITIZE_ADDRESS__)
+  // AddressSanitizer keeps freed memory in quarantine (up to 256 MiB), so RSS growth says
+  // nothing about leaks in this build (the release build asserts it); the process and
+  // descriptor counts above hold in both.
+  std::printf("supervisor RSS growth not asserted: an ASan build's quarantine holds freed "
+              "memory\n");
+#else
   EXPECT_LE(rss_end - rss_checkpoint, 4096) << "supervisor RSS growth (KiB)";
+#endif
 }
 
 }  // namespace
