@@ -20,6 +20,7 @@ bool HasValueChildren(WireKind k) {
     case WireKind::kOk:
     case WireKind::kErr:
     case WireKind::kClosure:
+    case WireKind::kCell:  // a captured variable's value
       return true;
     default:
       return false;

@@ -3,6 +3,7 @@
 // reason (Documentation/admin-guide/cgroup-v2.rst: "Delegation", "No Internal Process
 // Constraint", memory.events; clone3(2) CLONE_INTO_CGROUP).
 #include "cgroup.h"
+#include "json_string.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -82,22 +83,6 @@ std::string HumanBytes(uint64_t n) {
   if (n % (uint64_t{1} << 20) == 0) return fmt::format("{} MiB", n >> 20);
   if (n % (uint64_t{1} << 10) == 0) return fmt::format("{} KiB", n >> 10);
   return fmt::format("{} bytes", n);
-}
-
-std::string JsonString(std::string_view text) {
-  std::string out = "\"";
-  for (char ch : text) {
-    auto c = static_cast<unsigned char>(ch);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += ch;
-    } else if (c < 0x20) {
-      out += fmt::format("\\u{:04x}", c);
-    } else {
-      out += ch;
-    }
-  }
-  return out + "\"";
 }
 
 std::string Trim(std::string s) {

@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "supervisor_state.h"
+#include "json_string.h"
 
 namespace shapex::sandbox {
 namespace {
@@ -16,22 +17,6 @@ uint64_t RssKib(pid_t pid) {
   uint64_t size = 0, resident = 0;
   if (!(in >> size >> resident)) return 0;
   return resident * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE)) / 1024;
-}
-
-std::string JsonString(std::string_view text) {
-  std::string out = "\"";
-  for (char ch : text) {
-    auto c = static_cast<unsigned char>(ch);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += ch;
-    } else if (c < 0x20) {
-      out += fmt::format("\\u{:04x}", c);
-    } else {
-      out += ch;
-    }
-  }
-  return out + "\"";
 }
 
 const char* StateName(ExecutorEntry::State s) {
