@@ -360,6 +360,21 @@ struct RunOptions {
   }
 };
 
+// `call`'s ARGS joined with ", " after checking that each is a Shape literal (a usage error,
+// printed, names the first that is not).
+bool JoinLiteralArgs(const std::vector<std::string>& args, std::string* joined) {
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string error;
+    if (!LiteralChecker(args[i]).Check(&error)) {
+      PrintUsageError(
+          fmt::format("argument {} ({}) is not a Shape literal: {}", i + 1, args[i], error));
+      return false;
+    }
+    *joined += (i ? ", " : "") + args[i];
+  }
+  return true;
+}
+
 // The options of the RemoteCalls that `run` and `call` route calls through: executors, or the
 // executor's code in this process with --local (same copies, limits and traces, no sandbox).
 RemoteCallsOptions CallsOptions(const RunOptions& o) {
@@ -431,20 +446,11 @@ int RunCall(const RunOptions& o) {
     PrintError("FunctionNotFound", fmt::format("no function named '{}'", o.function));
     return kExitRuntime;
   }
-  std::string call = o.function + "(";
-  for (size_t i = 0; i < o.args.size(); ++i) {
-    std::string error;
-    if (!LiteralChecker(o.args[i]).Check(&error)) {
-      PrintUsageError(
-          fmt::format("argument {} ({}) is not a Shape literal: {}", i + 1, o.args[i], error));
-      return kExitUsage;
-    }
-    call += (i ? ", " : "") + o.args[i];
-  }
-  call += ")";
+  std::string call_args;
+  if (!JoinLiteralArgs(o.args, &call_args)) return kExitUsage;
+  std::string call = o.function + "(" + call_args + ")";
   std::string wrapped = source + fmt::format("\nfunction {}() {{ {} }}\n", kCallEntry, call);
-  std::string arg_list = call.substr(o.function.size() + 1, call.size() - o.function.size() - 2);
-  wrapped += fmt::format("function {}() {{ [{}] }}\n", kArgsEntry, arg_list);
+  wrapped += fmt::format("function {}() {{ [{}] }}\n", kArgsEntry, call_args);
   engine::Diagnostic diag;
   Result<std::unique_ptr<Program>> entry = engine::Compile(wrapped, o.file, &diag);
   if (!entry.has_value()) {
@@ -478,15 +484,7 @@ int RunCallByHash(const RunOptions& o, const std::string& hex) {
     return kExitUsage;
   }
   std::string arg_list;
-  for (size_t i = 0; i < o.args.size(); ++i) {
-    std::string error;
-    if (!LiteralChecker(o.args[i]).Check(&error)) {
-      PrintUsageError(
-          fmt::format("argument {} ({}) is not a Shape literal: {}", i + 1, o.args[i], error));
-      return kExitUsage;
-    }
-    arg_list += (i ? ", " : "") + o.args[i];
-  }
+  if (!JoinLiteralArgs(o.args, &arg_list)) return kExitUsage;
   const std::string file = "<arguments>";
   engine::Diagnostic diag;
   Result<std::unique_ptr<Program>> program =
