@@ -39,6 +39,7 @@
 
 #include "cache_command.h"
 #include "exit_codes.h"
+#include "run_command.h"
 #include "serve_command.h"
 #include "shapex/client/client.h"
 #include "shapex/client/remote_calls.h"
@@ -60,42 +61,31 @@ namespace {
 using engine::Program;
 
 
-// The generated entry points of `shapex call` (see RunCall).
-constexpr const char* kCallEntry = "__shapex_call_entry";
-constexpr const char* kArgsEntry = "__shapex_call_args";
-
 void FlushStdout() {
   std::cout.flush();
   std::fflush(stdout);
 }
 
+// The CLI's streams, and its error reports on them (run_command.h).
+const cli::Streams& Std() {
+  static const cli::Streams streams = cli::StdStreams();
+  return streams;
+}
 void PrintError(std::string_view kind, std::string_view message) {
-  FlushStdout();
-  fmt::print(stderr, "error[{}]: {}\n", kind, message);
+  cli::PrintError(Std(), kind, message);
+}
+int ReportRuntimeError(const Status& status, const std::vector<engine::TraceFrame>& trace,
+                       const std::string& file) {
+  return cli::ReportRuntimeError(Std(), status, trace, file);
+}
+std::unique_ptr<Program> CompileChecked(const std::string& source, const std::string& file) {
+  return cli::CompileChecked(Std(), source, file);
 }
 
 // Usage problems (exit 2) have no error kind of their own.
 void PrintUsageError(std::string_view message) {
   FlushStdout();
   fmt::print(stderr, "error: {}\n", message);
-}
-
-// Runtime failures: the kind, then the Shape frames innermost first.
-int ReportRuntimeError(const Status& status, const std::vector<engine::TraceFrame>& trace,
-                       const std::string& file) {
-  FlushStdout();
-  std::string out = fmt::format("error[{}]: {}\n", UserKindName(status.kind()), status.message());
-  for (const engine::TraceFrame& f : trace) {
-    // The generated entry points of `call` are not the user's frames.
-    if (f.function == kCallEntry || f.function == kArgsEntry) continue;
-    if (f.file.empty() && f.line == 0) {  // "... N more frames" marker from Vm::BuildTrace
-      out += fmt::format("  {}\n", f.function);
-      continue;
-    }
-    out += fmt::format("  at {} ({}:{})\n", f.function, f.file.empty() ? file : f.file, f.line);
-  }
-  std::fputs(out.c_str(), stderr);
-  return kExitRuntime;
 }
 
 bool ReadFile(const std::string& path, std::string* out) {
@@ -112,23 +102,6 @@ bool ReadFile(const std::string& path, std::string* out) {
   }
   *out = buffer.str();
   return true;
-}
-
-// Compiles and verifies; on failure prints the diagnostic and returns nullptr.
-std::unique_ptr<Program> CompileChecked(const std::string& source, const std::string& file) {
-  engine::Diagnostic diag;
-  Result<std::unique_ptr<Program>> program = engine::Compile(source, file, &diag);
-  if (!program.has_value()) {
-    PrintError("CompileError", diag.message.empty() ? program.error().message() : diag.message);
-    std::fputs(engine::FormatDiagnosticLocation(diag, source).c_str(), stderr);
-    return nullptr;
-  }
-  Status verified = engine::Verify(**program);
-  if (!verified.ok()) {
-    PrintError("CompileError", verified.message());
-    return nullptr;
-  }
-  return std::move(program).value();
 }
 
 // ---------------- `call` argument literals ----------------
@@ -271,10 +244,6 @@ class LiteralChecker {
 // watchdog is the backstop for a single native call that runs far past the deadline.
 constexpr double kWatchdogGrace = 1.0;
 
-// The default wall-clock limit of a call that enters a @remote function (seconds; LANGUAGE.md
-// "Running", docs/language.md): an endless remote call cannot hold an executor forever.
-constexpr double kDefaultRemoteTimeout = 300;
-
 class Watchdog {
  public:
   explicit Watchdog(double seconds) {
@@ -311,54 +280,9 @@ class Watchdog {
 
 // ---------------- commands ----------------
 
-// The path of the running binary (empty if /proc is unavailable).
-std::string SelfExecutable() {
-  char buf[4096];
-  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
-  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
-}
-
-struct RunOptions {
-  std::string file;
-  std::string function;
-  std::vector<std::string> args;
-  bool local = false;
-  std::string transport = "ring";
-  std::string socket;
-  uint64_t fuel = 0;
-  size_t memory = size_t{1} << 30;
-  double timeout = 0;  // seconds of wall clock; 0 = none (see Watchdog)
-  uint32_t stack = 10000;
-  double remote_timeout = kDefaultRemoteTimeout;  // per call into a @remote function; 0 = none
-
-  // The wall-clock limit of one call that enters a @remote function (or of the function `call`
-  // runs): the tighter of --timeout and --remote-timeout; 0 = none.
-  double CallLimit() const {
-    if (timeout > 0 && remote_timeout > 0) return std::min(timeout, remote_timeout);
-    return timeout > 0 ? timeout : remote_timeout;
-  }
-
-  engine::Limits Limits() const {
-    return engine::Limits{.fuel = fuel, .memory = memory, .stack = stack, .timeout = timeout};
-  }
-  ipc::CallLimits RemoteLimits() const {
-    return ipc::CallLimits{fuel, memory, stack, static_cast<uint64_t>(CallLimit() * 1000)};
-  }
-  // How remote calls reach the supervisor. A call gets 2 s beyond its limit (the executor
-  // enforces the limit itself) before its executor is killed.
-  ClientOptions Client() const {
-    ClientOptions options;
-    options.socket_path = socket;
-    // A supervisor we start runs from this very binary (so the build tree works as is).
-    options.shapex_binary = SelfExecutable();
-    options.session.connection.transport =
-        transport == "socket" ? ipc::Transport::kSocket : ipc::Transport::kCallRing;
-    options.session.call_timeout =
-        CallLimit() > 0 ? std::chrono::milliseconds(static_cast<int64_t>(CallLimit() * 1000) + 2000)
-                        : std::chrono::milliseconds(int64_t{24} * 3600 * 1000);
-    return options;
-  }
-};
+using cli::kArgsEntry;
+using cli::kCallEntry;
+using cli::RunOptions;
 
 // `call`'s ARGS joined with ", " after checking that each is a Shape literal (a usage error,
 // printed, names the first that is not).
@@ -375,18 +299,10 @@ bool JoinLiteralArgs(const std::vector<std::string>& args, std::string* joined) 
   return true;
 }
 
-// The options of the RemoteCalls that `run` and `call` route calls through: executors, or the
-// executor's code in this process with --local (same copies, limits and traces, no sandbox).
-RemoteCallsOptions CallsOptions(const RunOptions& o) {
-  RemoteCallsOptions options{o.Client(), o.RemoteLimits()};
-  options.in_process = o.local;
-  return options;
-}
-
 // `call` after compiling: the arguments are evaluated here (after the top-level code), the
 // function runs through `remote` (an executor, or in process), the result is printed here.
 int RunCallFunction(const RunOptions& o, const Program& program) {
-  RemoteCalls remote(program, CallsOptions(o));
+  RemoteCalls remote(program, o.CallsOptions());
   engine::Vm vm(program, o.Limits());
   engine::Value args_value;
   Status status = vm.CallByName(kArgsEntry, {}, &args_value);
@@ -420,18 +336,10 @@ int RunCallFunction(const RunOptions& o, const Program& program) {
 int RunRun(const RunOptions& o) {
   std::string source;
   if (!ReadFile(o.file, &source)) return kExitUsage;
-  std::unique_ptr<Program> program = CompileChecked(source, o.file);
-  if (!program) return kExitCompile;
-  // @remote calls go to an executor (leased on the first one), or with --local through the
-  // executor's code in this process.
-  RemoteCalls remote(*program, CallsOptions(o));
   Watchdog watchdog(o.timeout);
-  engine::Vm vm(*program, o.Limits());
-  remote.Install(vm);
-  Status status = vm.RunMain(o.args);
+  int code = cli::RunSource(o, source, Std());
   FlushStdout();
-  if (!status.ok()) return ReportRuntimeError(status, vm.trace(), o.file);
-  return kExitOk;
+  return code;
 }
 
 // `call` compiles the file plus a generated entry function `__shapex_call_entry() { FUNC(ARGS) }`
@@ -596,42 +504,6 @@ int RunHash(const std::string& file, const std::string& function) {
   return kExitOk;
 }
 
-// CLI11's NonNegativeNumber prints its whole double range on failure; these say what is wanted.
-const CLI::Validator kCount(
-    [](std::string& s) {
-      bool digits = !s.empty() && s.find_first_not_of("0123456789") == std::string::npos;
-      return digits && s.size() <= 19 ? std::string() : "must be a non-negative integer";
-    },
-    "COUNT");
-const CLI::Validator kSeconds(
-    [](std::string& s) {
-      char* end = nullptr;
-      double v = std::strtod(s.c_str(), &end);
-      bool ok = !s.empty() && end == s.c_str() + s.size() && v >= 0 && v < 1e9;
-      return ok ? std::string() : "must be a non-negative number of seconds";
-    },
-    "SECONDS");
-
-void AddLimitFlags(CLI::App* cmd, RunOptions* o) {
-  cmd->add_flag("--local", o->local, "Run in-process instead of in a sandboxed executor");
-  cmd->add_option("--transport", o->transport, "Executor connection: ring (default) or socket")
-      ->check(CLI::IsMember({"ring", "socket"}));
-  cmd->add_option("--socket", o->socket, "Supervisor socket (default: the per-user one)");
-  cmd->add_option("--fuel", o->fuel, "Instruction budget (0 = unlimited)")->check(kCount);
-  // Suffixes K, M, G (and KiB, MiB, GiB: the same, powers of 1024), e.g. --memory 512M.
-  cmd->add_option("--memory", o->memory, "VM heap limit in bytes (suffix K, M or G allowed)")
-      ->transform(CLI::AsSizeValue(false))
-      ->check(kCount);
-  cmd->add_option("--timeout", o->timeout, "Wall-clock limit in seconds (0 = none)")
-      ->check(kSeconds);
-  cmd->add_option("--stack", o->stack, "Maximum call depth in frames")->check(kCount);
-  cmd->add_option("--remote-timeout", o->remote_timeout,
-                  fmt::format("Wall-clock limit in seconds of each call that enters a @remote "
-                              "function, with or without --local (default {}, 0 = none)",
-                              kDefaultRemoteTimeout))
-      ->check(kSeconds);
-}
-
 int Main(int argc, char** argv) {
   CLI::App app{"shapex: run Shape programs"};
   // The version is the CMake project's (CMakeLists.txt), passed in by the build.
@@ -643,7 +515,7 @@ int Main(int argc, char** argv) {
   run->add_option("file", run_opts.file, "Source file (.shape); main's arguments follow --")
       ->required();
 
-  AddLimitFlags(run, &run_opts);
+  cli::AddLimitFlags(run, &run_opts);
 
   RunOptions call_opts;
   std::string call_hash;
@@ -658,7 +530,7 @@ int Main(int argc, char** argv) {
       ->type_name("HEX");
   // ARGS are taken from the unparsed extras: a vector option would split "[1, 2]" in two.
   call->allow_extras();
-  AddLimitFlags(call, &call_opts);
+  cli::AddLimitFlags(call, &call_opts);
 
   std::string check_file;
   CLI::App* check = app.add_subcommand("check", "Compile and verify only");

@@ -1,17 +1,22 @@
 // shapex_difftest: differential testing of local against remote execution (issue 12, Build 5).
 //
 //   shapex_difftest [--seed S] [--count N] [--seconds T] [-j J] [--out DIR] [--shapex BIN]
+//                   [--runner inprocess|process]
 //
 // For seeds S, S+1, ... it generates a program (program_generator.h), runs it three ways
 // (`shapex run --local`, `shapex run` over the call ring, `shapex run --transport=socket`)
-// against one private supervisor, and compares stdout, stderr and exit code of the three runs
+// against one private supervisor, in this process through the CLI's own `run` code (the
+// default) or as real `shapex run` processes (`--runner process`; runner.h), and compares stdout, stderr and exit code of the three runs
 // byte for byte. Every differing program is written to DIR/diff-<seed>/ with the three outputs;
 // a program the compiler rejects is a generator bug, counted and written to
 // DIR/compile-error-<seed>/. It stops after N programs or T seconds, whichever comes first
 // (the seeds run are always one contiguous range, printed at the end so runs add up across
 // sessions), prints a summary, and exits 1 if any program differed or failed to compile, or any
 // run timed out or was a usage error.
+#include <sys/resource.h>
 #include <sys/stat.h>
+
+#include <signal.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -21,6 +26,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -47,6 +53,7 @@ struct Options {
   int jobs = 2;
   std::string out_dir = "difftest-out";
   std::string shapex = SHAPEX_BIN;
+  std::string runner = "inprocess";
   double run_timeout = 30;
   bool verbose = false;
   GeneratorOptions generator;
@@ -115,6 +122,18 @@ std::string FirstDifference(const std::string& a, const std::string& b) {
          FirstLine(b.substr(std::min(start, b.size())));
 }
 
+// User + system time of this process and its waited-for children.
+double CpuSeconds() {
+  double total = 0;
+  for (int who : {RUSAGE_SELF, RUSAGE_CHILDREN}) {
+    struct rusage u {};
+    if (getrusage(who, &u) != 0) continue;
+    total += static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+             static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+  }
+  return total;
+}
+
 void WriteFile(const fs::path& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary);
   out << text;
@@ -144,8 +163,14 @@ void SaveRuns(const fs::path& dir, const GeneratedProgram& p, const std::string&
 
 class Driver {
  public:
-  explicit Driver(const Options& o)
-      : o_(o), runner_(o.shapex, std::chrono::milliseconds(static_cast<int64_t>(o.run_timeout * 1000))) {}
+  explicit Driver(const Options& o) : o_(o) {
+    const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(o.run_timeout * 1000));
+    if (o.runner == "process") {
+      runner_ = std::make_unique<ProcessRunner>(o.shapex, timeout);
+    } else {
+      runner_ = std::make_unique<InProcessRunner>(o.shapex, timeout);
+    }
+  }
 
   int Run();
 
@@ -154,7 +179,7 @@ class Driver {
   void Check(uint64_t seed, const fs::path& dir);
 
   Options o_;
-  ProcessRunner runner_;
+  std::unique_ptr<Runner> runner_;
   std::atomic<uint64_t> next_{0};
   std::atomic<bool> stop_{false};
   Clock::time_point deadline_;
@@ -168,7 +193,7 @@ void Driver::Check(uint64_t seed, const fs::path& dir) {
   WriteFile(dir / file, p.source);
   RunOutcome runs[3];
   for (Mode m : kModes) {
-    runs[static_cast<int>(m)] = runner_.Run({dir.string(), file, p.source, p.flags, m});
+    runs[static_cast<int>(m)] = runner_->Run({dir.string(), file, p.source, p.flags, m});
   }
   std::error_code ec;
   fs::remove(dir / file, ec);
@@ -275,10 +300,10 @@ int Driver::Run() {
   }
   const auto start = Clock::now();
   deadline_ = start + std::chrono::milliseconds(static_cast<int64_t>(o_.seconds * 1000));
-  std::printf("shapex_difftest: seeds from %llu, %s, %d workers, shapex %s\n",
+  std::printf("shapex_difftest: seeds from %llu, %s, %d workers, %s runner, shapex %s\n",
               static_cast<unsigned long long>(o_.seed),
               o_.count > 0 ? (std::to_string(o_.count) + " programs").c_str() : "no count",
-              o_.jobs, o_.shapex.c_str());
+              o_.jobs, o_.runner.c_str(), o_.shapex.c_str());
   std::fflush(stdout);
   std::vector<std::thread> workers;
   for (int i = 0; i < o_.jobs; ++i) workers.emplace_back([this, i, &dirs] { Worker(i, dirs[static_cast<size_t>(i)]); });
@@ -302,6 +327,10 @@ int Driver::Run() {
   std::printf("runs timed out:            %llu\n", static_cast<unsigned long long>(stats_.timeouts));
   std::printf("elapsed:                   %.1f s, %.2f programs/s\n", elapsed,
               elapsed > 0 ? static_cast<double>(stats_.programs) / elapsed : 0.0);
+  // Worker-seconds are what "CPU-hours" of a run means here; the CPU this process and its
+  // children used is printed beside it (the supervisor and its executors are not children).
+  std::printf("worker time:               %.0f s (%d workers); driver CPU %.0f s\n",
+              elapsed * o_.jobs, o_.jobs, CpuSeconds());
   if (!stats_.causes.empty()) {
     std::printf("differences by first differing line (folded; programs in %s/diff-SEED/):\n",
                 o_.out_dir.c_str());
@@ -333,6 +362,10 @@ int main(int argc, char** argv) {
   app.add_option("-j,--jobs", o.jobs, "Parallel workers (default 2)")->check(CLI::Range(1, 64));
   app.add_option("--out", o.out_dir, "Where differing programs are written (default difftest-out)");
   app.add_option("--shapex", o.shapex, "The shapex binary (default: the one built with this)");
+  app.add_option("--runner", o.runner,
+                 "inprocess (default: the CLI's run code in this process) or process "
+                 "(a `shapex run` process per run)")
+      ->check(CLI::IsMember({"inprocess", "process"}));
   app.add_option("--run-timeout", o.run_timeout, "Seconds one run may take (default 30)");
   bool no_mutation = false;
   app.add_flag("--no-mutation", no_mutation,
@@ -345,6 +378,8 @@ int main(int argc, char** argv) {
   }
   o.generator.mutation = !no_mutation;
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
+  // A supervisor or executor that goes away mid-write is an error of that run, not our death.
+  ::signal(SIGPIPE, SIG_IGN);
   shapex::difftest::Driver driver(o);
   return driver.Run();
 }

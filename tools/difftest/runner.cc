@@ -6,8 +6,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+
+#include "run_command.h"
 
 namespace shapex::difftest {
 
@@ -26,6 +29,25 @@ RunOutcome ProcessRunner::Run(const RunRequest& request) {
   if (request.mode == Mode::kSocket) argv.push_back("--transport=socket");
   argv.insert(argv.end(), request.flags.begin(), request.flags.end());
   return RunProcess(argv, request.dir, timeout_);
+}
+
+RunOutcome InProcessRunner::Run(const RunRequest& request) {
+  RunOutcome result;
+  cli::RunOptions o;
+  if (Status parsed = cli::ParseLimitFlags(request.flags, &o); !parsed.ok()) {
+    result.spawn_error = "flags: " + parsed.message();
+    return result;
+  }
+  const bool own_timeout =
+      std::find(request.flags.begin(), request.flags.end(), "--timeout") == request.flags.end();
+  if (own_timeout) o.timeout = static_cast<double>(timeout_.count()) / 1000;
+  o.file = request.file;
+  o.local = request.mode == Mode::kLocal;
+  o.transport = request.mode == Mode::kSocket ? "socket" : "ring";
+  o.shapex_binary = bin_;
+  result.exit_code = cli::RunSource(o, request.source, cli::StringStreams(&result.out, &result.err));
+  result.timed_out = own_timeout && result.err.rfind("error[Timeout]", 0) == 0;
+  return result;
 }
 
 RunOutcome RunProcess(const std::vector<std::string>& argv, const std::string& dir,

@@ -1,11 +1,13 @@
 // How the differential driver runs one program one way (issue 12, Build 5).
 //
-//   ProcessRunner runner("/path/to/shapex", std::chrono::seconds(30));
+//   InProcessRunner runner("/path/to/shapex", std::chrono::seconds(30));   // or ProcessRunner
 //   RunOutcome local = runner.Run({dir, "p7.shape", source, flags, Mode::kLocal});
 //
-// Runner is the seam for a faster harness: ProcessRunner starts `shapex run` per program (what a
-// user does); an in-process runner that links the engine and the client library can implement
-// the same interface later, and the driver does not change.
+// Two runners: ProcessRunner starts `shapex run` per program (exactly what a user does);
+// InProcessRunner runs the CLI's own `run` code (tools/run_command.h) in this process, writing
+// to strings, so the local mode costs no process and the remote modes only their executor. The
+// two differ only in what the process adds (argument parsing, the watchdog, exit), so the
+// driver uses InProcessRunner for volume and ProcessRunner (`--runner process`) as its check.
 //
 // The three modes and what they mean:
 //   kLocal   `shapex run FILE --local`             everything in-process
@@ -13,7 +15,7 @@
 //   kSocket  `shapex run FILE --transport=socket`  @remote calls over the socket transport
 // Remote modes use whichever supervisor SHAPEX_SOCKET names (PrivateSupervisor sets it).
 //
-// Thread-safety: ProcessRunner::Run may be called from several threads at once.
+// Thread-safety: Run (of either runner) may be called from several threads at once.
 #ifndef SHAPEX_TOOLS_DIFFTEST_RUNNER_H_
 #define SHAPEX_TOOLS_DIFFTEST_RUNNER_H_
 
@@ -57,6 +59,20 @@ class Runner {
 class ProcessRunner : public Runner {
  public:
   ProcessRunner(std::string shapex_bin, std::chrono::milliseconds timeout)
+      : bin_(std::move(shapex_bin)), timeout_(timeout) {}
+  RunOutcome Run(const RunRequest& request) override;
+
+ private:
+  std::string bin_;
+  std::chrono::milliseconds timeout_;
+};
+
+// A run's time limit is the VM's --timeout (unless the program's flags set one), so a run that
+// hits it ends with error[Timeout] and is reported as timed out. `shapex_bin` is the binary a
+// supervisor would be started from (the driver starts its own first).
+class InProcessRunner : public Runner {
+ public:
+  InProcessRunner(std::string shapex_bin, std::chrono::milliseconds timeout)
       : bin_(std::move(shapex_bin)), timeout_(timeout) {}
   RunOutcome Run(const RunRequest& request) override;
 
