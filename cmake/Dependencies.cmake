@@ -1,18 +1,20 @@
 # Third-party dependencies, all exposed as imported targets.
 #
-# Required: fmt::fmt, CLI11::CLI11, GTest::gtest / GTest::gmock / GTest::gtest_main, Threads::Threads,
-#   OpenSSL::Crypto, msgpackc-cxx, PkgConfig::XXHASH, PkgConfig::SECCOMP.
-# Optional (used by later modules; check the SHAPEX_HAVE_* variables or `if(TARGET ...)`):
-#   benchmark::benchmark, Boost::boost.
+# Required: fmt::fmt, CLI11::CLI11, GTest::gtest / GTest::gmock / GTest::gtest_main (tests only),
+#   Threads::Threads, OpenSSL::Crypto (SHA-256 in the engine), msgpackc-cxx, Boost::boost
+#   (Interprocess), nlohmann_json::nlohmann_json (JSON output), PkgConfig::XXHASH,
+#   PkgConfig::SECCOMP. Each is linked only by the libraries that use it.
+# google-benchmark is not used: the benchmarks under tools/bench/ time whole operations against a
+# baseline measured in the same run (raw socket, memcpy, Lua, CPython) with their own harness.
 
 find_package(Threads REQUIRED)
 find_package(fmt REQUIRED CONFIG)
 # Debian's libcli11-dev installs its config in /usr/share/cmake/CLI11.
 find_package(CLI11 REQUIRED CONFIG)
-find_package(GTest REQUIRED CONFIG)
-
-find_package(benchmark CONFIG QUIET)
-set(SHAPEX_HAVE_BENCHMARK ${benchmark_FOUND})
+if(SHAPEX_BUILD_TESTS)
+  find_package(GTest REQUIRED CONFIG)
+endif()
+find_package(nlohmann_json 3 REQUIRED CONFIG)
 
 # Debian ships msgpack-cxx's config as cmake/msgpackc-cxx/msgpack-config.cmake.
 find_package(msgpackc-cxx CONFIG REQUIRED NAMES msgpackc-cxx msgpack-cxx msgpack)
@@ -34,6 +36,6 @@ pkg_check_modules(SECCOMP REQUIRED IMPORTED_TARGET libseccomp)
 set(SHAPEX_HAVE_XXHASH ${XXHASH_FOUND})
 set(SHAPEX_HAVE_SECCOMP ${SECCOMP_FOUND})
 
-message(STATUS "shapex deps: benchmark=${SHAPEX_HAVE_BENCHMARK} msgpack=${SHAPEX_HAVE_MSGPACK} "
+message(STATUS "shapex deps: msgpack=${SHAPEX_HAVE_MSGPACK} "
                "openssl=${SHAPEX_HAVE_OPENSSL} boost=${SHAPEX_HAVE_BOOST} "
                "xxhash=${SHAPEX_HAVE_XXHASH} seccomp=${SHAPEX_HAVE_SECCOMP}")

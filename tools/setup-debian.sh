@@ -4,7 +4,7 @@ set -euo pipefail
 
 packages=(
   cmake ninja-build g++ pkg-config git
-  libfmt-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
+  libfmt-dev libcli11-dev libgtest-dev libgmock-dev
   libmsgpack-cxx-dev libboost-dev libxxhash-dev libssl-dev libseccomp-dev nlohmann-json3-dev scdoc
   clang libclang-rt-14-dev lua5.4 python3 valgrind
 )
