@@ -3,6 +3,7 @@
 #include "cache_command.h"
 
 #include "exit_codes.h"
+#include "json_output.h"
 
 #include <fmt/format.h>
 
@@ -50,21 +51,6 @@ std::string HumanBytes(uint64_t bytes) {
   return unit == 0 ? fmt::format("{} B", bytes) : fmt::format("{:.1f} {}", value, kUnits[unit]);
 }
 
-std::string JsonString(std::string_view s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
-    } else {
-      out += c;
-    }
-  }
-  return out + "\"";
-}
-
 int RunLs(BlobStore& store) {
   auto entries = store.List(sandbox::ListDetail::kWithNames);
   if (!entries.has_value()) return Fail(entries.error());
@@ -78,10 +64,13 @@ int RunStats(BlobStore& store, bool json) {
   auto stats = store.Stats();
   if (!stats.has_value()) return Fail(stats.error());
   if (json) {
-    fmt::print(
-        "{{\"objects\": {}, \"bytes\": {}, \"max_bytes\": {}, \"dir\": {}, "
-        "\"temp_files\": {}}}\n",
-        stats->objects, stats->bytes, stats->max_bytes, JsonString(stats->dir), stats->temp_files);
+    std::fputs(cli::DumpJson({{"objects", stats->objects},
+                              {"bytes", stats->bytes},
+                              {"max_bytes", stats->max_bytes},
+                              {"dir", stats->dir},
+                              {"temp_files", stats->temp_files}})
+                   .c_str(),
+               stdout);
     return kExitOk;
   }
   fmt::print("dir         {}\n", stats->dir);

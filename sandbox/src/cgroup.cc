@@ -3,7 +3,6 @@
 // reason (Documentation/admin-guide/cgroup-v2.rst: "Delegation", "No Internal Process
 // Constraint", memory.events; clone3(2) CLONE_INTO_CGROUP).
 #include "cgroup.h"
-#include "json_string.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -20,6 +19,7 @@
 
 #include "shapex/core/errno_status.h"
 #include "shapex/core/log.h"
+#include "status_json.h"
 
 namespace shapex::sandbox {
 namespace {
@@ -582,15 +582,24 @@ void ExecutorCgroups::Teardown() {
   set_up_ = CgroupPlan::kDisabled;
 }
 
-std::string ExecutorCgroups::StatusJson() const {
-  return fmt::format(
-      "{{\"enabled\": {}, \"reason\": {}, \"dir\": {}, \"memory_max\": {}, \"pids_max\": {}, "
-      "\"cpu_max\": {}, \"executors\": {}, \"oom_kills\": {}}}",
-      enabled() ? "true" : "false", JsonString(plan_.reason),
-      enabled() ? JsonString(plan_.base) : "null", limits_.memory_max, limits_.pids_max,
-      JsonString(limits_.cpus > 0 ? FormatCpuMax(limits_.cpus) : "max"), by_pid_.size(),
-      oom_kills_);
+nlohmann::ordered_json ExecutorCgroups::StatusObject() const {
+  nlohmann::ordered_json status = nlohmann::ordered_json::object();
+  status["enabled"] = enabled();
+  status["reason"] = plan_.reason;
+  status["dir"] = enabled() ? nlohmann::ordered_json(plan_.base) : nlohmann::ordered_json(nullptr);
+  status["memory_max"] = limits_.memory_max;
+  status["pids_max"] = limits_.pids_max;
+  status["cpu_max"] = limits_.cpus > 0 ? FormatCpuMax(limits_.cpus) : "max";
+  status["executors"] = by_pid_.size();
+  status["oom_kills"] = oom_kills_;
+  return status;
 }
+
+nlohmann::ordered_json ExecutorCgroups::DisabledStatusObject() {
+  return {{"enabled", false}, {"reason", ""}};
+}
+
+std::string ExecutorCgroups::StatusJson() const { return DumpStatusJson(StatusObject()); }
 
 std::string ExecutorCgroups::StatusLine() const {
   if (!enabled()) return fmt::format("cgroups     off: {}\n", plan_.reason);

@@ -25,6 +25,7 @@
 #ifndef SHAPEX_SANDBOX_SRC_CGROUP_H_
 #define SHAPEX_SANDBOX_SRC_CGROUP_H_
 
+#include <nlohmann/json_fwd.hpp>
 #include <sys/types.h>
 
 #include <chrono>
@@ -163,8 +164,12 @@ class ExecutorCgroups {
   // Removes every executor cgroup and undoes the layout. Idempotent.
   void Teardown();
 
-  // {"enabled": bool, "reason": "...", ...} for `shapex status --json`, and its one line.
+  // {"enabled": bool, "reason": "...", ...} for `shapex status --json` (its "cgroups"), as JSON
+  // and as the report's text; and its one line of `shapex status`.
+  nlohmann::ordered_json StatusObject() const;
   std::string StatusJson() const;
+  // What the report says when the supervisor has no cgroups object at all.
+  static nlohmann::ordered_json DisabledStatusObject();
   std::string StatusLine() const;
 
  private:

@@ -5,8 +5,8 @@
 #include <algorithm>
 #include <fstream>
 
+#include "status_json.h"
 #include "supervisor_state.h"
-#include "json_string.h"
 
 namespace shapex::sandbox {
 namespace {
@@ -33,79 +33,94 @@ const char* StateName(ExecutorEntry::State s) {
 }  // namespace
 
 std::string Supervisor::State::StatusJson() const {
+  using Json = nlohmann::ordered_json;
   double uptime = std::chrono::duration<double>(Clock::now() - started).count();
-  std::string executors_json;
+  Json executors_json = Json::array();
   for (const auto& [pid, e] : executors) {
-    if (!executors_json.empty()) executors_json += ", ";
-    executors_json += fmt::format(
-        "{{\"pid\": {}, \"state\": \"{}\", \"leases\": {}, \"calls_served\": {}, \"rss_kib\": {}, "
-        "\"spawn_ms\": {:.3f}}}",
-        pid, StateName(e.state), e.leases, e.calls, RssKib(pid), e.spawn_ns / 1e6);
+    executors_json.push_back({{"pid", pid},
+                              {"state", StateName(e.state)},
+                              {"leases", e.leases},
+                              {"calls_served", e.calls},
+                              {"rss_kib", RssKib(pid)},
+                              {"spawn_ms", RoundTo(static_cast<double>(e.spawn_ns) / 1e6, 3)}});
   }
-  std::string errors_json;
-  for (const auto& [kind, n] : errors_by_kind) {
-    if (!errors_json.empty()) errors_json += ", ";
-    errors_json += fmt::format("{}: {}", JsonString(kind), n);
-  }
-  std::string store_json = "null";
+  Json errors_json = Json::object();
+  for (const auto& [kind, n] : errors_by_kind) errors_json[kind] = n;
+  Json store_json = nullptr;
   if (store) {
     std::optional<BlobStoreStats> st = store->Stats();
     if (st) {
       uint64_t lookups = st->hits + st->misses;
-      store_json = fmt::format(
-          "{{\"dir\": {}, \"objects\": {}, \"bytes\": {}, \"max_bytes\": {}, \"hits\": {}, "
-          "\"misses\": {}, \"hit_rate\": {:.3f}, \"corrupt_deleted\": {}}}",
-          JsonString(st->dir), st->objects, st->bytes, st->max_bytes, st->hits, st->misses,
-          lookups == 0 ? 0.0 : static_cast<double>(st->hits) / static_cast<double>(lookups),
-          st->corrupt_deleted);
+      double hit_rate =
+          lookups == 0 ? 0.0 : static_cast<double>(st->hits) / static_cast<double>(lookups);
+      store_json = {{"dir", st->dir},         {"objects", st->objects},
+                    {"bytes", st->bytes},     {"max_bytes", st->max_bytes},
+                    {"hits", st->hits},       {"misses", st->misses},
+                    {"hit_rate", RoundTo(hit_rate, 3)},
+                    {"corrupt_deleted", st->corrupt_deleted}};
     }
   }
   auto median_ms = [](std::vector<int64_t> v) {
     std::sort(v.begin(), v.end());
-    return v.empty() ? 0.0 : static_cast<double>(v[v.size() / 2]) / 1e6;
+    return v.empty() ? 0.0 : RoundTo(static_cast<double>(v[v.size() / 2]) / 1e6, 3);
   };
-  double spawn_median_ms = median_ms(spawn_ns_samples);
   size_t leases_held = 0;
   for (const auto& [pid, e] : executors) leases_held += e.state == ExecutorEntry::kLeased;
-  std::string dropped_json;
+  Json dropped_json = Json::object();
   uint64_t dropped_total = 0;
   for (size_t r = 0; r < static_cast<size_t>(DropReason::kCount); ++r) {
-    if (!dropped_json.empty()) dropped_json += ", ";
-    dropped_json += fmt::format("\"{}\": {}", DropReasonName(static_cast<DropReason>(r)),
-                                stats.dropped[r]);
+    dropped_json[DropReasonName(static_cast<DropReason>(r))] = stats.dropped[r];
     dropped_total += stats.dropped[r];
   }
-  std::string limits_json = fmt::format(
-      "{{\"handshake_timeout_ms\": {}, \"write_timeout_ms\": {}, \"max_output_bytes\": {}, "
-      "\"max_request_bytes\": {}, \"max_queued_leases_per_client\": {}, "
-      "\"max_leases_per_client\": {}, \"max_clients\": {}, \"lease_wait_ms\": {}, "
-      "\"idle_exit_ms\": {}}}",
-      options.handshake_timeout.count(), options.write_timeout.count(), options.max_output_bytes,
-      options.max_request_bytes, options.max_queued_leases_per_client, MaxLeasesPerClient(),
-      options.max_clients, options.lease_wait.count(), options.idle_exit.count());
-  double clone_median_ms = median_ms(clone_ns_samples);
-  return fmt::format(
-      "{{\"supervisor_pid\": {}, \"socket\": {}, \"uptime_s\": {:.3f}, \"pool_size\": {}, "
-      "\"sandbox\": \"{}\", \"executors\": [{}], \"spawning\": {}, \"queued_leases\": {}, "
-      "\"clients\": {}, "
-      "\"calls\": {}, \"calls_per_s\": {:.3f}, \"errors\": {}, \"errors_by_kind\": {{{}}}, "
-      "\"leases_granted\": {}, \"leases_lost\": {}, \"spawned\": {}, \"spawn_failures\": {}, "
-      "\"spawn_median_ms\": {:.3f}, \"spawn_clone_median_ms\": {:.3f}, \"spawn_samples\": {}, "
-      "\"crashes\": {}, \"seccomp_kills\": {}, \"kills\": {}, "
-      "\"code_bytes_received\": {}, \"blobs_preloaded\": {}, \"refused_peers\": {}, "
-      "\"store\": {}, \"connections\": {}, \"leases_held\": {}, "
-      "\"releases\": {}, \"lease_wait_timeouts\": {}, \"orphaned_kills\": {}, "
-      "\"executor_start_timeouts\": {}, \"dropped_total\": {}, \"dropped\": {{{}}}, "
-      "\"limits\": {}, \"cgroups\": {}}}",
-      ::getpid(), JsonString(socket_path), uptime, options.pool_size,
-      options.sandbox == SandboxMode::kFull ? "full" : "none", executors_json, spawning, queued_total,
-      clients.size(), stats.calls, uptime > 0 ? static_cast<double>(stats.calls) / uptime : 0.0,
-      stats.errors, errors_json, stats.leases_granted, stats.leases_lost, stats.spawned,
-      stats.spawn_failures, spawn_median_ms, clone_median_ms, spawn_ns_samples.size(), stats.crashes, stats.seccomp_kills, stats.kills,
-      stats.code_bytes_received, stats.blobs_preloaded, stats.refused_peers, store_json,
-      stats.connections, leases_held, stats.leases_released, stats.lease_wait_timeouts,
-      stats.orphaned_kills, stats.executor_start_timeouts, dropped_total, dropped_json,
-      limits_json, cgroups ? cgroups->StatusJson() : "{\"enabled\": false, \"reason\": \"\"}");
+  Json limits_json = {{"handshake_timeout_ms", options.handshake_timeout.count()},
+                      {"write_timeout_ms", options.write_timeout.count()},
+                      {"max_output_bytes", options.max_output_bytes},
+                      {"max_request_bytes", options.max_request_bytes},
+                      {"max_queued_leases_per_client", options.max_queued_leases_per_client},
+                      {"max_leases_per_client", MaxLeasesPerClient()},
+                      {"max_clients", options.max_clients},
+                      {"lease_wait_ms", options.lease_wait.count()},
+                      {"idle_exit_ms", options.idle_exit.count()}};
+  Json report = Json::object();
+  report["supervisor_pid"] = ::getpid();
+  report["socket"] = socket_path;
+  report["uptime_s"] = RoundTo(uptime, 3);
+  report["pool_size"] = options.pool_size;
+  report["sandbox"] = options.sandbox == SandboxMode::kFull ? "full" : "none";
+  report["executors"] = std::move(executors_json);
+  report["spawning"] = spawning;
+  report["queued_leases"] = queued_total;
+  report["clients"] = clients.size();
+  report["calls"] = stats.calls;
+  report["calls_per_s"] =
+      RoundTo(uptime > 0 ? static_cast<double>(stats.calls) / uptime : 0.0, 3);
+  report["errors"] = stats.errors;
+  report["errors_by_kind"] = std::move(errors_json);
+  report["leases_granted"] = stats.leases_granted;
+  report["leases_lost"] = stats.leases_lost;
+  report["spawned"] = stats.spawned;
+  report["spawn_failures"] = stats.spawn_failures;
+  report["spawn_median_ms"] = median_ms(spawn_ns_samples);
+  report["spawn_clone_median_ms"] = median_ms(clone_ns_samples);
+  report["spawn_samples"] = spawn_ns_samples.size();
+  report["crashes"] = stats.crashes;
+  report["seccomp_kills"] = stats.seccomp_kills;
+  report["kills"] = stats.kills;
+  report["code_bytes_received"] = stats.code_bytes_received;
+  report["blobs_preloaded"] = stats.blobs_preloaded;
+  report["refused_peers"] = stats.refused_peers;
+  report["store"] = std::move(store_json);
+  report["connections"] = stats.connections;
+  report["leases_held"] = leases_held;
+  report["releases"] = stats.leases_released;
+  report["lease_wait_timeouts"] = stats.lease_wait_timeouts;
+  report["orphaned_kills"] = stats.orphaned_kills;
+  report["executor_start_timeouts"] = stats.executor_start_timeouts;
+  report["dropped_total"] = dropped_total;
+  report["dropped"] = std::move(dropped_json);
+  report["limits"] = std::move(limits_json);
+  report["cgroups"] = cgroups ? cgroups->StatusObject() : ExecutorCgroups::DisabledStatusObject();
+  return DumpStatusJson(report);
 }
 
 std::string Supervisor::State::StatusText() const {

@@ -14,7 +14,8 @@ printf 'function even(n) { if n == 0 { true } else { odd(n - 1) } }\nfunction od
 
 # An empty store.
 "$bin" cache --dir "$dir" stats --json > "$tmp/out"
-grep -q '"objects": 0' "$tmp/out" || fail "empty stats: $(cat "$tmp/out")"
+python3 -c 'import json, sys; assert json.load(sys.stdin)["objects"] == 0' < "$tmp/out" ||
+  fail "empty stats: $(cat "$tmp/out")"
 [[ -z $("$bin" cache ls --dir "$dir") ]] || fail "ls of an empty store printed something"
 
 # add, then ls shows the function's hash and name.

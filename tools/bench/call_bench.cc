@@ -21,6 +21,7 @@
 // With --json it prints one object with at least null_call_vs_raw_rtt and cold_start_ms.
 // No CPU pinning is done (the JSON says whether the run was narrowed with taskset).
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 #include <sched.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -236,19 +237,29 @@ int main(int argc, char** argv) {
   bool pinned = cpus >= 0 && cpus < sysconf(_SC_NPROCESSORS_ONLN);
   double ratio = null_call.median_us / raw.median_us;
   if (json) {
-    fmt::print(
-        "{{\"iterations\": {}, \"transport\": \"{}\", \"sandbox\": \"{}\", \"cpus\": {}, "
-        "\"pinned\": {}, \"raw_rtt_us\": {:.3f}, \"raw_rtt_p99_us\": {:.3f}, "
-        "\"null_call_us\": {:.3f}, \"null_call_p99_us\": {:.3f}, \"null_call_vs_raw_rtt\": {:.4f}, "
-        "\"pipelined_calls_per_s\": {:.0f}, \"cold_start_ms\": {:.3f}, "
-        "\"cold_start_kernel_ms\": {:.3f}, \"cold_start_ours_ms\": {:.3f}, "
-        "\"cold_start_samples\": {:.0f}, \"first_call_ms\": {:.3f}, \"first_call_p99_ms\": {:.3f}, "
-        "\"pmap16_local_ms\": {:.2f}, \"pmap16_one_executor_ms\": {:.2f}, "
-        "\"pmap16_two_executors_ms\": {:.2f}, \"pmap_speedup\": {:.3f}}}\n",
-        iterations, transport, sandbox, cpus, pinned ? "true" : "false", raw.median_us, raw.p99_us,
-        null_call.median_us, null_call.p99_us, ratio, pipelined_per_s, cold_ms, clone_ms,
-        cold_ms - clone_ms, samples, first_call.median_us / 1000, first_call.p99_us / 1000,
-        local_ms, one_ms, two_ms, one_ms / two_ms);
+    using Json = nlohmann::ordered_json;
+    Json report = {{"iterations", iterations},
+                   {"transport", transport},
+                   {"sandbox", sandbox},
+                   {"cpus", cpus},
+                   {"pinned", pinned},
+                   {"raw_rtt_us", raw.median_us},
+                   {"raw_rtt_p99_us", raw.p99_us},
+                   {"null_call_us", null_call.median_us},
+                   {"null_call_p99_us", null_call.p99_us},
+                   {"null_call_vs_raw_rtt", ratio},
+                   {"pipelined_calls_per_s", pipelined_per_s},
+                   {"cold_start_ms", cold_ms},
+                   {"cold_start_kernel_ms", clone_ms},
+                   {"cold_start_ours_ms", cold_ms - clone_ms},
+                   {"cold_start_samples", samples},
+                   {"first_call_ms", first_call.median_us / 1000},
+                   {"first_call_p99_ms", first_call.p99_us / 1000},
+                   {"pmap16_local_ms", local_ms},
+                   {"pmap16_one_executor_ms", one_ms},
+                   {"pmap16_two_executors_ms", two_ms},
+                   {"pmap_speedup", one_ms / two_ms}};
+    std::puts(report.dump(-1, ' ', false, Json::error_handler_t::replace).c_str());
     return 0;
   }
   fmt::print("call_bench: {} calls, transport {}, sandbox {}, {} allowed CPUs ({})\n\n", iterations,

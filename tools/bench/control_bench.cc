@@ -27,6 +27,7 @@
 // Exit status 1 if a loaded call failed, a killed client's executor was not replaced, or not
 // exactly one supervisor owns the socket at the end; 2 for usage or set-up errors.
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -82,11 +83,6 @@ Summary Summarise(std::vector<double> v) {
   size_t n = v.size();
   size_t p99 = std::min(n - 1, (n * 99 + 99) / 100 - 1);
   return {n, v[n / 2], v[p99], v.back()};
-}
-
-// A JSON number with 3 decimals, or null when there were no samples.
-std::string JsonMs(const Summary& s, double value) {
-  return s.n == 0 ? "null" : fmt::format("{:.3f}", value);
 }
 
 struct Config {
@@ -248,26 +244,32 @@ class ControlBench {
   void Report(const Summary& unloaded, const Summary& loaded, const Summary& kills,
               const std::vector<bench::HostileClassStats>& hostile) {
     if (config_.json) {
-      std::string dropped, connected;
+      using Json = nlohmann::ordered_json;
+      Json dropped = Json::object(), connected = Json::object();
       for (const bench::HostileClassStats& c : hostile) {
-        std::string sep = dropped.empty() ? "" : ", ";
-        dropped += fmt::format("{}\"{}\": {}", sep, c.name, c.dropped);
-        connected += fmt::format("{}\"{}\": {}", sep, c.name, c.connected);
+        dropped[c.name] = c.dropped;
+        connected[c.name] = c.connected;
       }
-      fmt::print(
-          "{{\"unloaded_median_ms\": {}, \"unloaded_p99_ms\": {}, \"unloaded_max_ms\": {}, "
-          "\"unloaded_failures\": {}, \"loaded_median_ms\": {}, \"loaded_p99_ms\": {}, "
-          "\"loaded_max_ms\": {}, \"loaded_failures\": {}, "
-          "\"kill_to_replacement_median_ms\": {}, \"kill_to_replacement_p99_ms\": {}, "
-          "\"kill_to_replacement_max_ms\": {}, \"kill_failures\": {}, "
-          "\"supervisors_before\": {}, \"supervisors_after\": {}, \"socket_is_own\": {}, "
-          "\"dropped\": {{{}}}, \"connected\": {{{}}}}}\n",
-          JsonMs(unloaded, unloaded.median), JsonMs(unloaded, unloaded.p99),
-          JsonMs(unloaded, unloaded.max), unloaded_failures_, JsonMs(loaded, loaded.median),
-          JsonMs(loaded, loaded.p99), JsonMs(loaded, loaded.max), loaded_failures_,
-          JsonMs(kills, kills.median), JsonMs(kills, kills.p99), JsonMs(kills, kills.max),
-          kill_failures_, supervisors_before_, supervisors_after_, socket_is_own_, dropped,
-          connected);
+      // Times in ms; null when there were no samples.
+      auto ms = [](const Summary& s, double value) { return s.n == 0 ? Json() : Json(value); };
+      Json report = {{"unloaded_median_ms", ms(unloaded, unloaded.median)},
+                     {"unloaded_p99_ms", ms(unloaded, unloaded.p99)},
+                     {"unloaded_max_ms", ms(unloaded, unloaded.max)},
+                     {"unloaded_failures", unloaded_failures_},
+                     {"loaded_median_ms", ms(loaded, loaded.median)},
+                     {"loaded_p99_ms", ms(loaded, loaded.p99)},
+                     {"loaded_max_ms", ms(loaded, loaded.max)},
+                     {"loaded_failures", loaded_failures_},
+                     {"kill_to_replacement_median_ms", ms(kills, kills.median)},
+                     {"kill_to_replacement_p99_ms", ms(kills, kills.p99)},
+                     {"kill_to_replacement_max_ms", ms(kills, kills.max)},
+                     {"kill_failures", kill_failures_},
+                     {"supervisors_before", supervisors_before_},
+                     {"supervisors_after", supervisors_after_},
+                     {"socket_is_own", socket_is_own_},
+                     {"dropped", std::move(dropped)},
+                     {"connected", std::move(connected)}};
+      std::puts(report.dump(-1, ' ', false, Json::error_handler_t::replace).c_str());
       return;
     }
     fmt::print("{:<22} {:>5} {:>10} {:>10} {:>10} {:>9}\n", "measurement", "n", "median ms",

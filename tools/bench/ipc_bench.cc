@@ -20,6 +20,7 @@
 // both processes float over the allowed CPUs unless the whole run is under `taskset`
 // ("pinned" in the JSON says whether the affinity mask was narrowed).
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 #include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -214,38 +215,48 @@ int main(int argc, char** argv) {
   double echo_vs_raw = framed.median_us / raw.median_us;
   double ring_vs_raw = ring.echo.median_us / raw.median_us;
   if (json) {
-    std::string shm_fixed, large_rows;
+    using Json = nlohmann::ordered_json;
+    Json shm_fixed = Json::object(), large_rows = Json::array();
     for (const LargeRow& r : large.rows) {
-      if (!shm_fixed.empty()) shm_fixed += ", ";
-      shm_fixed += fmt::format("\"{}\": {:.4f}", r.mib, r.zero_copy.median_us / 1000);
-      if (!large_rows.empty()) large_rows += ", ";
-      large_rows += fmt::format(
-          "{{\"mib\": {}, \"reps\": {}, \"socket_ms\": {:.3f}, \"socket_p99_ms\": {:.3f}, "
-          "\"sealed_ms\": {:.3f}, \"sealed_p99_ms\": {:.3f}, \"sealed_busy_ms\": {:.3f}, "
-          "\"sealed_fresh_ms\": {:.3f}, \"spare_hits\": {}, \"spare_misses\": {}, "
-          "\"sealed_vs_socket\": {:.3f}, \"pooled_ms\": {:.3f}, "
-          "\"zero_copy_ms\": {:.4f}, \"zero_copy_p99_ms\": {:.4f}, \"memcpy_ms\": {:.3f}}}",
-          r.mib, r.reps, r.socket.median_us / 1000, r.socket.p99_us / 1000,
-          r.sealed.median_us / 1000, r.sealed.p99_us / 1000, r.sealed_busy.median_us / 1000,
-          r.sealed_fresh.median_us / 1000, r.spare_hits, r.spare_misses,
-          r.sealed.median_us / r.socket.median_us, r.pooled.median_us / 1000,
-          r.zero_copy.median_us / 1000, r.zero_copy.p99_us / 1000,
-          r.memcpy_floor.median_us / 1000);
+      shm_fixed[std::to_string(r.mib)] = r.zero_copy.median_us / 1000;
+      large_rows.push_back({{"mib", r.mib},
+                            {"reps", r.reps},
+                            {"socket_ms", r.socket.median_us / 1000},
+                            {"socket_p99_ms", r.socket.p99_us / 1000},
+                            {"sealed_ms", r.sealed.median_us / 1000},
+                            {"sealed_p99_ms", r.sealed.p99_us / 1000},
+                            {"sealed_busy_ms", r.sealed_busy.median_us / 1000},
+                            {"sealed_fresh_ms", r.sealed_fresh.median_us / 1000},
+                            {"spare_hits", r.spare_hits},
+                            {"spare_misses", r.spare_misses},
+                            {"sealed_vs_socket", r.sealed.median_us / r.socket.median_us},
+                            {"pooled_ms", r.pooled.median_us / 1000},
+                            {"zero_copy_ms", r.zero_copy.median_us / 1000},
+                            {"zero_copy_p99_ms", r.zero_copy.p99_us / 1000},
+                            {"memcpy_ms", r.memcpy_floor.median_us / 1000}});
     }
-    fmt::print(
-        "{{\"iterations\": {}, \"cpus\": {}, \"pinned\": {}, "
-        "\"raw_rtt_us\": {:.3f}, \"raw_rtt_p99_us\": {:.3f}, "
-        "\"shm_spin_rtt_us\": {:.3f}, \"shm_spin_rtt_p99_us\": {:.3f}, "
-        "\"echo_us\": {:.3f}, \"echo_p99_us\": {:.3f}, \"echo_vs_raw_rtt\": {:.3f}, "
-        "\"ring_echo_us\": {:.3f}, \"ring_echo_p99_us\": {:.3f}, \"ring_vs_raw_rtt\": {:.4f}, "
-        "\"ring_idle_cpu_ms_per_s\": {:.3f}, \"ring_idle_stat_ticks\": {}, \"shm_fixed_ms\": {{{}}}, \"large\": [{}], "
-        "\"fill_64mib_fresh_ms\": {:.2f}, \"fill_64mib_hugepage_ms\": {:.2f}, "
-        "\"hugepages_effective\": {}, \"fill_64mib_pooled_ms\": {:.2f}}}\n",
-        iterations, cpus, pinned ? "true" : "false", raw.median_us, raw.p99_us, spin.median_us,
-        spin.p99_us, framed.median_us, framed.p99_us, echo_vs_raw, ring.echo.median_us,
-        ring.echo.p99_us, ring_vs_raw, ring.idle_cpu_ms_per_s, ring.idle_stat_ticks, shm_fixed, large_rows,
-        large.fill_fresh_ms, large.fill_hugepage_ms, large.hugepages_effective ? "true" : "false",
-        large.fill_pooled_ms);
+    Json report = {{"iterations", iterations},
+                   {"cpus", cpus},
+                   {"pinned", pinned},
+                   {"raw_rtt_us", raw.median_us},
+                   {"raw_rtt_p99_us", raw.p99_us},
+                   {"shm_spin_rtt_us", spin.median_us},
+                   {"shm_spin_rtt_p99_us", spin.p99_us},
+                   {"echo_us", framed.median_us},
+                   {"echo_p99_us", framed.p99_us},
+                   {"echo_vs_raw_rtt", echo_vs_raw},
+                   {"ring_echo_us", ring.echo.median_us},
+                   {"ring_echo_p99_us", ring.echo.p99_us},
+                   {"ring_vs_raw_rtt", ring_vs_raw},
+                   {"ring_idle_cpu_ms_per_s", ring.idle_cpu_ms_per_s},
+                   {"ring_idle_stat_ticks", ring.idle_stat_ticks},
+                   {"shm_fixed_ms", std::move(shm_fixed)},
+                   {"large", std::move(large_rows)},
+                   {"fill_64mib_fresh_ms", large.fill_fresh_ms},
+                   {"fill_64mib_hugepage_ms", large.fill_hugepage_ms},
+                   {"hugepages_effective", large.hugepages_effective},
+                   {"fill_64mib_pooled_ms", large.fill_pooled_ms}};
+    std::puts(report.dump(-1, ' ', false, Json::error_handler_t::replace).c_str());
     return 0;
   }
   fmt::print("ipc_bench: {} round trips each, {} B messages, {} allowed CPUs ({})\n\n", iterations,

@@ -16,6 +16,7 @@
 // `taskset -c 1` for steadier numbers ("pinned" in the JSON says whether the affinity mask was
 // narrowed).
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 #include <sched.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -360,17 +361,18 @@ int main(int argc, char** argv) {
 
   bool pinned = Pinned();
   if (json) {
-    std::string out = "{";
+    using Json = nlohmann::ordered_json;
+    Json report = Json::object();
     for (const Row& r : rows) {
-      out += fmt::format("\"{}_shapex_s\": {:.6f}, ", r.w->name, r.shapex.median);
-      if (r.lua)
-        out += fmt::format("\"{}_vs_lua\": {:.4f}, ", r.w->name, r.shapex.median / r.lua->median);
+      report[r.w->name + std::string("_shapex_s")] = r.shapex.median;
+      if (r.lua) report[r.w->name + std::string("_vs_lua")] = r.shapex.median / r.lua->median;
       if (r.python)
-        out += fmt::format("\"{}_vs_cpython\": {:.4f}, ", r.w->name,
-                           r.shapex.median / r.python->median);
+        report[r.w->name + std::string("_vs_cpython")] = r.shapex.median / r.python->median;
     }
-    out += fmt::format("\"reps\": {}, \"quick\": {}, \"pinned\": {}}}\n", reps, quick, pinned);
-    std::fputs(out.c_str(), stdout);
+    report["reps"] = reps;
+    report["quick"] = quick;
+    report["pinned"] = pinned;
+    std::puts(report.dump(-1, ' ', false, Json::error_handler_t::replace).c_str());
   } else {
     fmt::print("shapex VM benchmark ({} rep{}, {} sizes); times in seconds, median/p99\n", reps,
                reps == 1 ? "" : "s", quick ? "quick" : "full");
