@@ -1,8 +1,15 @@
 #include "shapex/client/remote_calls.h"
 
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <mutex>
 #include <set>
 #include <string>
 #include <thread>
@@ -13,6 +20,105 @@
 #include "shapex/ipc/sidecar.h"
 
 namespace shapex {
+namespace {
+
+// `pmap 37/100` on a terminal (RemoteCallsOptions::progress_fd). The Vm's thread only stores
+// counts; a thread of our own draws the line from one second after a pmap begins, at most ten
+// times a second, because an item may take longer than that (nothing would be drawn until it
+// ended). Every write to the terminal is made under mu_, and the program's output is written
+// under it too (Before/AfterOutput), with the line taken away first, so the two never share a
+// line: the thread draws it again at its next tick.
+class ProgressLine final : public engine::MapProgress {
+ public:
+  explicit ProgressLine(int fd) : fd_(fd) {}
+  ~ProgressLine() override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      quit_ = true;
+    }
+    wake_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  void Begin(size_t total) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    total_ = total;
+    done_.store(0, std::memory_order_relaxed);
+    start_ = Clock::now();
+    running_ = true;
+    if (!thread_.joinable()) thread_ = std::thread([this] { Loop(); });
+    wake_.notify_all();
+  }
+  void Advance(size_t done) override { done_.store(done, std::memory_order_relaxed); }
+  void End() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    running_ = false;
+    Erase();
+  }
+  void BeforeOutput() override {
+    mu_.lock();
+    Erase();
+  }
+  void AfterOutput() override { mu_.unlock(); }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  static constexpr std::chrono::milliseconds kDelay{1000};
+  static constexpr std::chrono::milliseconds kTick{100};
+
+  void Loop() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!quit_) {
+      if (!running_) {
+        wake_.wait(lock);
+        continue;
+      }
+      Clock::time_point show_at = start_ + kDelay;
+      if (Clock::now() < show_at) {
+        wake_.wait_until(lock, show_at);
+        continue;
+      }
+      Draw();
+      wake_.wait_for(lock, kTick);
+    }
+  }
+  // Under mu_.
+  void Draw() {
+    std::string line = fmt::format("pmap {}/{}", done_.load(std::memory_order_relaxed), total_);
+    if (shown_ && line == drawn_) return;
+    std::fflush(stdout);  // what the program printed before reaches the terminal first
+    Write("\r\033[K" + line);
+    drawn_ = std::move(line);
+    shown_ = true;
+  }
+  void Erase() {
+    if (!shown_) return;
+    Write("\r\033[K");
+    shown_ = false;
+  }
+  void Write(std::string_view text) {
+    while (!text.empty()) {
+      ssize_t n = ::write(fd_, text.data(), text.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return;  // a terminal that went away: no progress, nothing else lost
+      text.remove_prefix(static_cast<size_t>(n));
+    }
+  }
+
+  const int fd_;
+  std::mutex mu_;
+  std::condition_variable wake_;
+  std::thread thread_;
+  bool quit_ = false;
+  bool running_ = false;
+  bool shown_ = false;
+  size_t total_ = 0;
+  std::atomic<size_t> done_{0};
+  Clock::time_point start_;
+  std::string drawn_;
+};
+
+}  // namespace
 
 RemoteCalls::RemoteCalls(const engine::Program& program, RemoteCallsOptions options)
     : program_(program), options_(std::move(options)) {
@@ -35,6 +141,10 @@ void RemoteCalls::Install(engine::Vm& vm) {
                                 std::vector<engine::Value>* results, bool* handled) {
     return Map(v, callee, items, results, handled);
   });
+  if (options_.progress_fd >= 0 && ::isatty(options_.progress_fd) == 1) {
+    if (!progress_) progress_ = std::make_unique<ProgressLine>(options_.progress_fd);
+    vm.SetMapProgress(progress_.get());
+  }
 }
 
 Status RemoteCalls::PrepareBlobs() {
@@ -406,9 +516,11 @@ Status RemoteCalls::Map(engine::Vm& vm, const engine::Value& callee,
       // items before it ran meanwhile). Run it again with exactly what is left: the same
       // output and error as one by one.
       (void)stop(Status::Ok());
-      for (size_t j = i; j < items.size(); ++j)
+      for (size_t j = i; j < items.size(); ++j) {
         RETURN_IF_ERROR(
             Call(vm, callee, std::span<const engine::Value>(&items[j], 1), &(*results)[j]));
+        vm.ReportMapProgress(j + 1);
+      }
       return Status::Ok();
     }
     Status sent = send_more(e, i + options_.window * n);
@@ -419,6 +531,7 @@ Status RemoteCalls::Map(engine::Vm& vm, const engine::Value& callee,
       if (!trace.empty()) vm.SetRemoteErrorTrace(std::move(trace));
       return stop(done);
     }
+    vm.ReportMapProgress(i + 1);
   }
   return Status::Ok();
 }

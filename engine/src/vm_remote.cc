@@ -54,7 +54,27 @@ bool Vm::CallRemote(const Proto& proto, Value* slot, int argc) {
   return true;
 }
 
+void Vm::ReportMapProgress(size_t done) {
+  if (map_progress_ != nullptr && map_depth_ == 1) map_progress_->Advance(done);
+}
+
+void Vm::PrintDuringMap(std::string_view text) {
+  map_progress_->BeforeOutput();
+  output_(text);
+  map_progress_->AfterOutput();
+}
+
 bool Vm::MapCalls(const Value& f, std::span<const Value> items, Value* out) {
+  // The outermost pmap is reported to map_progress_ from here to every way out.
+  struct ProgressScope {
+    Vm& vm;
+    ProgressScope(Vm& v, size_t total) : vm(v) {
+      if (++vm.map_depth_ == 1 && vm.map_progress_ != nullptr) vm.map_progress_->Begin(total);
+    }
+    ~ProgressScope() {
+      if (--vm.map_depth_ == 0 && vm.map_progress_ != nullptr) vm.map_progress_->End();
+    }
+  } progress(*this, items.size());
   Value result = NewArray();
   RootScope roots(*this);
   roots.Add(result);
@@ -116,6 +136,7 @@ bool Vm::MapCalls(const Value& f, std::span<const Value> items, Value* out) {
     if (!Call(f, &x, 1, &y)) return false;
     r->items.push_back(y);
     Recharge(r);
+    ReportMapProgress(r->items.size());
   }
   *out = result;
   return true;

@@ -25,6 +25,12 @@
 // a local function) runs item by item here, and its calls into @remote functions copy at those
 // calls, exactly as without pmap.
 //
+// Progress: when `progress_fd` (stderr by default) is a terminal, a pmap that has run for one
+// second shows `pmap DONE/TOTAL` there, redrawn ten times a second by a thread of this object
+// and erased (carriage return, clear line) when the pmap ends and whenever the program prints.
+// Both ways a pmap runs report it (spread over executors, or item by item here, as with
+// --local), through the Vm's MapProgress hook. Nothing is written when it is not a terminal.
+//
 // Executors are leased on first use and kept until this object dies. A call that loses its
 // executor (ExecutorCrashed) or runs past the call timeout (Timeout: the executor is killed)
 // fails with that error; the next call leases a new executor.
@@ -73,6 +79,9 @@ struct RemoteCallsOptions {
   bool in_process = false;
   // The executor defaults an in-process call runs with (what `shapex serve` gives executors).
   engine::Limits in_process_defaults;
+  // Where a long pmap shows its progress line if this descriptor is a terminal (see above);
+  // -1: never. Default: stderr.
+  int progress_fd = 2;
 };
 
 struct RemoteCallsStats {
@@ -146,6 +155,8 @@ class RemoteCalls {
   std::unique_ptr<engine::BlobCache> local_cache_;
   std::unique_ptr<ipc::LinkCache> local_links_;
   RemoteCallsStats stats_;
+  // The pmap progress line, when progress_fd is a terminal (made by Install).
+  std::unique_ptr<engine::MapProgress> progress_;
 };
 
 }  // namespace shapex

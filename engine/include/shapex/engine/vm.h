@@ -112,6 +112,20 @@ using RemoteMapHandler = std::function<Status(Vm& vm, const Value& callee,
                                               std::span<const Value> items,
                                               std::vector<Value>* results, bool* handled)>;
 
+// Watches the pmaps a Vm runs, for a progress display (RemoteCalls draws `pmap 37/100` on a
+// terminal). Only the outermost pmap is reported (one inside f is part of f's item), whether its
+// items run here one by one or through the RemoteMapHandler. Every call comes on the Vm's thread.
+class MapProgress {
+ public:
+  virtual ~MapProgress() = default;
+  virtual void Begin(size_t total) = 0;   // a pmap of `total` items starts
+  virtual void Advance(size_t done) = 0;  // items 0..done-1 have finished
+  virtual void End() = 0;                 // the pmap ended, all done or failed
+  // Around text the program prints while a pmap runs (the display may take its line away).
+  virtual void BeforeOutput() = 0;
+  virtual void AfterOutput() = 0;
+};
+
 class Vm {
  public:
   Vm(const Program& program, Limits limits);
@@ -141,6 +155,11 @@ class Vm {
   void SetRemoteErrorTrace(std::vector<TraceFrame> frames) { remote_trace_ = std::move(frames); }
   // Where pmap hands its whole batch (see RemoteMapHandler); empty: pmap maps one by one.
   void SetRemoteMapHandler(RemoteMapHandler handler) { remote_map_ = std::move(handler); }
+  // Reports this Vm's pmaps to `progress` (not owned; nullptr, the default: none). Not while a
+  // pmap runs.
+  void SetMapProgress(MapProgress* progress) { map_progress_ = progress; }
+  // For a RemoteMapHandler: items 0..done-1 of its batch have finished.
+  void ReportMapProgress(size_t done);
   // pmap's body: f over `items` in order, through the RemoteMapHandler when there is one and it
   // accepts f, else one call at a time. False with the error set, like Call.
   bool MapCalls(const Value& f, std::span<const Value> items, Value* out);
@@ -211,7 +230,10 @@ class Vm {
 
   bool Fail(std::string message);  // RuntimeError
   bool FailKind(ErrorKind kind, std::string message);
-  void Print(std::string_view text) { output_(text); }
+  void Print(std::string_view text) {
+    if (map_progress_ != nullptr && map_depth_ > 0) return PrintDuringMap(text);
+    output_(text);
+  }
 
   // Keeps values alive across Call() inside a native.
   class RootScope {
@@ -252,6 +274,7 @@ class Vm {
   void BuildTrace();
   void AppendFrameTrace();  // this Vm's frames, innermost first, after what trace_ holds
   Value FunctionValue(uint32_t proto_index);
+  void PrintDuringMap(std::string_view text);  // Print while a reported pmap runs
 
   const Program& program_;
   Limits limits_;
@@ -266,6 +289,8 @@ class Vm {
   size_t trace_base_ = 0;  // the first frame a trace shows (CallValueWithin's entry)
   RemoteMapHandler remote_map_;
   std::vector<TraceFrame> remote_trace_;
+  MapProgress* map_progress_ = nullptr;
+  int map_depth_ = 0;  // pmaps running (MapCalls nesting); 1 is the reported one
   bool script_ran_ = false;
 };
 
