@@ -3,6 +3,8 @@
 # after GNUInstallDirs. The ctest completion (tests/cli/completion.sh) checks its flag lists
 # against `shapex --help`.
 
+include_guard(GLOBAL)
+
 option(SHAPEX_BASH_COMPLETION "Install the bash completion for shapex" ON)
 
 if(SHAPEX_BASH_COMPLETION)

@@ -5,6 +5,8 @@
 #
 # The ctest man_page (tests/cli/man_page.sh) checks the generated page against `shapex --help`.
 
+include_guard(GLOBAL)
+
 option(SHAPEX_MAN_PAGE "Build and install the shapex(1) man page (needs scdoc)" ON)
 
 set(SHAPEX_MAN_SOURCE ${CMAKE_CURRENT_LIST_DIR}/../docs/shapex.1.scd)
