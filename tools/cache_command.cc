@@ -4,6 +4,7 @@
 
 #include "exit_codes.h"
 #include "json_output.h"
+#include "run_command.h"
 
 #include <fmt/format.h>
 
@@ -30,12 +31,11 @@ constexpr int kExitUsageOrIo = kExitUsage;
 
 // I/O failures are usage-level errors here (exit 2, "error: ..." like other usage errors); a
 // language kind keeps its name.
-int Fail(const Status& status) {
-  std::fflush(stdout);
+int Fail(const cli::Streams& s, const Status& status) {
   if (UserKindName(status.kind()) != ErrorKindName(status.kind())) {
-    fmt::print(stderr, "error: {}\n", status.message());
+    cli::PrintUsageError(s, status.message());
   } else {
-    fmt::print(stderr, "error[{}]: {}\n", ErrorKindName(status.kind()), status.message());
+    cli::PrintError(s, ErrorKindName(status.kind()), status.message());
   }
   return kExitUsageOrIo;
 }
@@ -51,18 +51,18 @@ std::string HumanBytes(uint64_t bytes) {
   return unit == 0 ? fmt::format("{} B", bytes) : fmt::format("{:.1f} {}", value, kUnits[unit]);
 }
 
-int RunLs(BlobStore& store) {
+int RunLs(const cli::Streams& s, BlobStore& store) {
   auto entries = store.List(sandbox::ListDetail::kWithNames);
-  if (!entries.has_value()) return Fail(entries.error());
+  if (!entries.has_value()) return Fail(s, entries.error());
   for (const sandbox::BlobStoreEntry& e : *entries)
     fmt::print("{}  {:>8}  {}\n", engine::HashToHex(e.hash), e.bytes,
                e.name.empty() ? "-" : e.name);
   return kExitOk;
 }
 
-int RunStats(BlobStore& store, bool json) {
+int RunStats(const cli::Streams& s, BlobStore& store, bool json) {
   auto stats = store.Stats();
-  if (!stats.has_value()) return Fail(stats.error());
+  if (!stats.has_value()) return Fail(s, stats.error());
   if (json) {
     std::fputs(cli::DumpJson({{"objects", stats->objects},
                               {"bytes", stats->bytes},
@@ -81,9 +81,9 @@ int RunStats(BlobStore& store, bool json) {
   return kExitOk;
 }
 
-int RunVerify(BlobStore& store) {
+int RunVerify(const cli::Streams& s, BlobStore& store) {
   auto report = store.VerifyAll();
-  if (!report.has_value()) return Fail(report.error());
+  if (!report.has_value()) return Fail(s, report.error());
   for (const sandbox::CorruptObject& c : report->corrupt)
     fmt::print("corrupt {}: {} ({})\n", engine::HashToHex(c.hash), c.reason,
                c.removed ? "deleted" : "could not delete it");
@@ -92,42 +92,42 @@ int RunVerify(BlobStore& store) {
   return report->corrupt.empty() ? kExitOk : kExitCorruptionFound;
 }
 
-int RunGc(BlobStore& store) {
+int RunGc(const cli::Streams& s, BlobStore& store) {
   auto report = store.Gc();
-  if (!report.has_value()) return Fail(report.error());
+  if (!report.has_value()) return Fail(s, report.error());
   fmt::print("evicted {} objects ({} bytes); {} bytes remain, max {}\n", report->evicted_objects,
              report->evicted_bytes, report->bytes_after, store.max_bytes());
   return kExitOk;
 }
 
-int RunClear(BlobStore& store) {
+int RunClear(const cli::Streams& s, BlobStore& store) {
   auto removed = store.Clear();
-  if (!removed.has_value()) return Fail(removed.error());
+  if (!removed.has_value()) return Fail(s, removed.error());
   fmt::print("removed {} objects from {}\n", *removed, store.dir());
   return kExitOk;
 }
 
-int RunAdd(BlobStore& store, const std::string& file) {
+int RunAdd(const cli::Streams& s, BlobStore& store, const std::string& file) {
   std::ifstream in(file, std::ios::binary);
   std::ostringstream buffer;
   buffer << in.rdbuf();
-  if (!in) return Fail(IoError("cannot read " + file));
+  if (!in) return Fail(s, IoError("cannot read " + file));
   std::string source = buffer.str();
   engine::Diagnostic diag;
   auto program = engine::Compile(source, file, &diag);
   if (!program.has_value()) {
-    fmt::print(stderr, "error[CompileError]: {}\n",
-               diag.message.empty() ? program.error().message() : diag.message);
-    std::fputs(engine::FormatDiagnosticLocation(diag, source).c_str(), stderr);
+    s.err(fmt::format("{}: {}\n{}", cli::ErrorHeader(s, "CompileError"),
+                      diag.message.empty() ? program.error().message() : diag.message,
+                      engine::FormatDiagnosticLocation(diag, source)));
     return kExitCompile;
   }
   Status verified = engine::Verify(**program);
   if (!verified.ok()) {
-    fmt::print(stderr, "error[CompileError]: {}\n", verified.message());
+    cli::PrintError(s, "CompileError", verified.message());
     return kExitCompile;
   }
   auto blobs = engine::BuildProgramBlobs(**program);
-  if (!blobs.has_value()) return Fail(blobs.error());
+  if (!blobs.has_value()) return Fail(s, blobs.error());
   // Every function; not the top-level script, which is never shipped to an executor.
   std::vector<engine::FunctionBlob> functions;
   uint32_t script = (*program)->script;
@@ -136,7 +136,7 @@ int RunAdd(BlobStore& store, const std::string& file) {
     functions.push_back(std::move(blob));
   }
   Status stored = store.PutBlobs(functions);
-  if (!stored.ok()) return Fail(stored);
+  if (!stored.ok()) return Fail(s, stored);
   fmt::print("stored {} functions in {}\n", functions.size(), store.dir());
   return kExitOk;
 }
@@ -144,19 +144,17 @@ int RunAdd(BlobStore& store, const std::string& file) {
 // The blob bytes of one function, for export (docs/blob-format.md, "Transport / disk envelope").
 // Get verifies the object it reads (checksum, decoding, every hash of its group recomputed), so
 // nothing the disk altered reaches stdout.
-int RunCat(BlobStore& store, const std::string& hex) {
+int RunCat(const cli::Streams& s, BlobStore& store, const std::string& hex) {
   engine::FunctionHash hash;
   if (!engine::HashFromHex(hex, &hash)) {
-    std::fflush(stdout);
-    fmt::print(stderr, "error: '{}' is not a function hash (64 hex digits)\n", hex);
+    cli::PrintUsageError(s, fmt::format("'{}' is not a function hash (64 hex digits)", hex));
     return kExitUsageOrIo;
   }
   bool present = store.Contains(hash);
   auto blob = store.Get(hash);
-  if (!blob.has_value()) return Fail(blob.error());
+  if (!blob.has_value()) return Fail(s, blob.error());
   if (!blob->has_value()) {
-    std::fflush(stdout);
-    fmt::print(stderr, "error[FunctionNotFound]: {}\n",
+    cli::PrintError(s, "FunctionNotFound",
                present ? fmt::format("the stored object of {} was corrupt and has been deleted "
                                      "from {}", engine::HashToHex(hash), store.dir())
                        : fmt::format("no function with hash {} in {}", engine::HashToHex(hash),
@@ -166,7 +164,7 @@ int RunCat(BlobStore& store, const std::string& hex) {
   std::vector<uint8_t> bytes = engine::EncodeBlob(**blob);
   if (std::fwrite(bytes.data(), 1, bytes.size(), stdout) != bytes.size() ||
       std::fflush(stdout) != 0) {
-    return Fail(IoError("cannot write the blob to stdout"));
+    return Fail(s, IoError("cannot write the blob to stdout"));
   }
   return kExitOk;
 }
@@ -201,17 +199,17 @@ CacheCommand::CacheCommand(CLI::App& app) {
 
 bool CacheCommand::parsed() const { return cache_->parsed(); }
 
-int CacheCommand::Run() {
+int CacheCommand::Run(const cli::Streams& s) {
   Result<BlobStore> store = BlobStore::Open({.dir = dir_, .max_bytes = max_bytes_});
-  if (!store.has_value()) return Fail(store.error());
+  if (!store.has_value()) return Fail(s, store.error());
   int code = kExitUsageOrIo;
-  if (ls_->parsed()) code = RunLs(*store);
-  if (stats_->parsed()) code = RunStats(*store, json_);
-  if (verify_->parsed()) code = RunVerify(*store);
-  if (gc_->parsed()) code = RunGc(*store);
-  if (clear_->parsed()) code = RunClear(*store);
-  if (add_->parsed()) code = RunAdd(*store, add_file_);
-  if (cat_->parsed()) code = RunCat(*store, cat_hash_);
+  if (ls_->parsed()) code = RunLs(s, *store);
+  if (stats_->parsed()) code = RunStats(s, *store, json_);
+  if (verify_->parsed()) code = RunVerify(s, *store);
+  if (gc_->parsed()) code = RunGc(s, *store);
+  if (clear_->parsed()) code = RunClear(s, *store);
+  if (add_->parsed()) code = RunAdd(s, *store, add_file_);
+  if (cat_->parsed()) code = RunCat(s, *store, cat_hash_);
   std::fflush(stdout);
   return code;
 }

@@ -30,6 +30,9 @@
 #include <string>
 
 namespace shapex {
+namespace cli {
+struct Streams;
+}
 
 class CacheCommand {
  public:
@@ -39,8 +42,9 @@ class CacheCommand {
 
   // Whether `cache` was on the command line (after app.parse()).
   bool parsed() const;
-  // Runs the parsed subcommand; returns the process exit code.
-  int Run();
+  // Runs the parsed subcommand, reporting errors on `s` (run_command.h); returns the process
+  // exit code.
+  int Run(const cli::Streams& s);
 
  private:
   CLI::App* cache_;

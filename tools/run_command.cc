@@ -5,9 +5,14 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <fstream>
 #include <iostream>
+#include <sstream>
 
 #include "exit_codes.h"
 #include "shapex/engine/compiler.h"
@@ -46,18 +51,99 @@ const CLI::Validator kSeconds(
 
 }  // namespace
 
-Streams StdStreams() {
+bool ParseColorChoice(std::string_view text, ColorChoice* out) {
+  if (text == "auto") {
+    *out = ColorChoice::kAuto;
+  } else if (text == "always") {
+    *out = ColorChoice::kAlways;
+  } else if (text == "never") {
+    *out = ColorChoice::kNever;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+bool UseColor(ColorChoice choice, int fd) {
+  if (choice != ColorChoice::kAuto) return choice == ColorChoice::kAlways;
+  const char* no_color = std::getenv("NO_COLOR");
+  if (no_color != nullptr && no_color[0] != '\0') return false;
+  return ::isatty(fd) == 1;
+}
+
+Streams StdStreams(bool color) {
   return Streams{
       [](std::string_view text) { std::fwrite(text.data(), 1, text.size(), stdout); },
       [](std::string_view text) {
         FlushStdout();
         std::fwrite(text.data(), 1, text.size(), stderr);
-      }};
+        std::fflush(stderr);
+      },
+      color};
 }
 
 Streams StringStreams(std::string* out, std::string* err) {
   return Streams{[out](std::string_view text) { out->append(text); },
                  [err](std::string_view text) { err->append(text); }};
+}
+
+std::string ErrorHeader(const Streams& s, std::string_view kind) {
+  std::string header = kind.empty() ? "error" : fmt::format("error[{}]", kind);
+  // Bold red, then back to normal (SGR 1;31 and 0).
+  return s.color ? "\x1b[1;31m" + header + "\x1b[0m" : header;
+}
+
+void PrintUsageError(const Streams& s, std::string_view message) {
+  s.err(fmt::format("{}: {}\n", ErrorHeader(s, ""), message));
+}
+
+bool ReadSourceFile(const Streams& s, const std::string& path, std::string* out) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    PrintUsageError(s, fmt::format("cannot read {}: {}", path, std::strerror(errno)));
+    return false;
+  }
+  std::ostringstream buffer;
+  buffer << in.rdbuf();
+  if (in.bad()) {
+    PrintUsageError(s, fmt::format("cannot read {}: read failed", path));
+    return false;
+  }
+  *out = buffer.str();
+  return true;
+}
+
+std::string WatchdogMessage(double seconds) {
+  return fmt::format("wall-clock limit of {}s exceeded", seconds);
+}
+
+Watchdog::Watchdog(double seconds, const Streams& s)
+    : Watchdog(seconds, [&s, seconds] {
+        PrintError(s, "Timeout", WatchdogMessage(seconds));
+        return true;
+      }) {}
+
+Watchdog::Watchdog(double seconds, std::function<bool()> expire) {
+  if (seconds <= 0) return;
+  thread_ = std::thread([this, seconds, expire = std::move(expire)] {
+    std::unique_lock lock(mu_);
+    auto limit = std::chrono::duration<double>(seconds + kWatchdogGrace);
+    if (cv_.wait_for(lock, limit, [this] { return done_; })) return;
+    if (!expire()) return;
+    std::fflush(stdout);
+    std::fflush(stderr);
+    std::_Exit(kExitRuntime);
+  });
+}
+
+Watchdog::~Watchdog() {
+  if (!thread_.joinable()) return;
+  {
+    std::lock_guard lock(mu_);
+    done_ = true;
+  }
+  cv_.notify_one();
+  thread_.join();
 }
 
 double RunOptions::CallLimit() const {
@@ -127,12 +213,13 @@ Status ParseLimitFlags(const std::vector<std::string>& flags, RunOptions* o) {
 }
 
 void PrintError(const Streams& s, std::string_view kind, std::string_view message) {
-  s.err(fmt::format("error[{}]: {}\n", kind, message));
+  s.err(fmt::format("{}: {}\n", ErrorHeader(s, kind), message));
 }
 
 int ReportRuntimeError(const Streams& s, const Status& status,
                        const std::vector<engine::TraceFrame>& trace, const std::string& file) {
-  std::string out = fmt::format("error[{}]: {}\n", UserKindName(status.kind()), status.message());
+  std::string out =
+      fmt::format("{}: {}\n", ErrorHeader(s, UserKindName(status.kind())), status.message());
   for (const engine::TraceFrame& f : trace) {
     // The generated entry points of `call` are not the user's frames.
     if (f.function == kCallEntry || f.function == kArgsEntry) continue;
@@ -151,7 +238,7 @@ std::unique_ptr<engine::Program> CompileChecked(const Streams& s, const std::str
   engine::Diagnostic diag;
   Result<std::unique_ptr<engine::Program>> program = engine::Compile(source, file, &diag);
   if (!program.has_value()) {
-    s.err(fmt::format("error[CompileError]: {}\n{}",
+    s.err(fmt::format("{}: {}\n{}", ErrorHeader(s, "CompileError"),
                       diag.message.empty() ? program.error().message() : diag.message,
                       engine::FormatDiagnosticLocation(diag, source)));
     return nullptr;

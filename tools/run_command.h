@@ -13,11 +13,14 @@
 #ifndef SHAPEX_TOOLS_RUN_COMMAND_H_
 #define SHAPEX_TOOLS_RUN_COMMAND_H_
 
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "shapex/client/client.h"
@@ -37,14 +40,56 @@ namespace shapex::cli {
 // "Running", docs/language.md): an endless remote call cannot hold an executor forever.
 inline constexpr double kDefaultRemoteTimeout = 300;
 
+// `--color=auto|always|never`: whether error headers are coloured.
+enum class ColorChoice { kAuto, kAlways, kNever };
+// Parses "auto", "always" or "never"; false for anything else.
+bool ParseColorChoice(std::string_view text, ColorChoice* out);
+// always: yes; never: no; auto: when `fd` is a terminal and NO_COLOR is unset or empty
+// (https://no-color.org).
+bool UseColor(ColorChoice choice, int fd);
+
 // Where a command's output goes. `err` is called with whole lines of an error report; the
 // standard streams flush stdout before it, so the two interleave as the program produced them.
+// `color`: the `error[Kind]` / `error` header of a report is bold red (see UseColor).
 struct Streams {
   std::function<void(std::string_view)> out;
   std::function<void(std::string_view)> err;
+  bool color = false;
 };
-Streams StdStreams();
+Streams StdStreams(bool color = false);
 Streams StringStreams(std::string* out, std::string* err);
+
+// "error[Kind]", or "error" for an empty kind (usage errors), coloured when s.color.
+std::string ErrorHeader(const Streams& s, std::string_view kind);
+// Usage problems (exit 2) have no error kind of their own: `error: message`.
+void PrintUsageError(const Streams& s, std::string_view message);
+// Reads a whole file; false after a usage error naming it.
+bool ReadSourceFile(const Streams& s, const std::string& path, std::string* out);
+
+// Enforces --timeout while a command runs in-process: when `seconds` (+ kWatchdogGrace) pass
+// before it is destroyed, it calls `expire` on its own thread and, if that returns true, ends
+// the process with exit code 1 (the VM has no cancellation hook, and a stuck program must not
+// outlive its limit). The VM stops itself with a Timeout (and a trace) at its next
+// instruction-slice check; the watchdog is the backstop for a single native call that runs far
+// past the deadline. The default `expire` flushes stdout and reports error[Timeout] on `s`.
+// `seconds` <= 0: no watchdog.
+inline constexpr double kWatchdogGrace = 1.0;
+class Watchdog {
+ public:
+  Watchdog(double seconds, const Streams& s);
+  Watchdog(double seconds, std::function<bool()> expire);
+  ~Watchdog();
+  Watchdog(const Watchdog&) = delete;
+  Watchdog& operator=(const Watchdog&) = delete;
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::thread thread_;
+};
+// The message of a Timeout the watchdog reports.
+std::string WatchdogMessage(double seconds);
 
 // The options of `run` and `call` (set by AddLimitFlags or ParseLimitFlags).
 struct RunOptions {

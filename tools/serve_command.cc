@@ -12,6 +12,7 @@
 #include <string>
 
 #include "exit_codes.h"
+#include "run_command.h"
 #include "shapex/client/client.h"
 #include "shapex/ipc/supervisor_socket.h"
 #include "shapex/sandbox/supervisor.h"
@@ -21,10 +22,16 @@ namespace {
 
 constexpr double kDaemonIdleExitSeconds = 600;
 
-void PrintError(const Status& status) {
-  std::fflush(stdout);
-  std::fputs(fmt::format("error[{}]: {}\n", UserKindName(status.kind()), status.message()).c_str(),
-             stderr);
+void PrintError(const cli::Streams& s, const Status& status) {
+  cli::PrintError(s, UserKindName(status.kind()), status.message());
+}
+
+// A report line `error[Kind]: message` that came through the daemon's pipe, with its header
+// coloured as s wants.
+std::string ColorReport(const cli::Streams& s, const std::string& line) {
+  size_t end = line.find("]: ");
+  if (!s.color || !line.starts_with("error[") || end == std::string::npos) return line;
+  return cli::ErrorHeader(s, line.substr(6, end - 6)) + line.substr(end + 1);
 }
 
 // $XDG_STATE_HOME/shapex/supervisor.log, default ~/.local/state/shapex/ (directories 0700).
@@ -45,7 +52,7 @@ Result<std::string> DaemonLogPath(const std::string& socket_path) {
 
 // Detaches: the parent returns its exit code after the child reports (through a pipe) that the
 // supervisor listens, or why it failed. The child gets nullopt and the pipe's write end.
-std::optional<int> Daemonize(const std::string& log_path, int* ready_fd) {
+std::optional<int> Daemonize(const cli::Streams& s, const std::string& log_path, int* ready_fd) {
   // Nothing the starter left open may stay open here (e.g. the pipe of `x=$(shapex call ...)`,
   // whose reader would wait for us forever).
   ::syscall(SYS_close_range, 3u, ~0u, 0u);
@@ -66,9 +73,8 @@ std::optional<int> Daemonize(const std::string& log_path, int* ready_fd) {
     }
     ::close(ready[0]);
     if (message == "ok") return kExitOk;
-    std::fputs(message.empty() ? "error[SandboxError]: the supervisor died while starting\n"
-                               : message.c_str(),
-               stderr);
+    s.err(ColorReport(s, message.empty() ? "error[SandboxError]: the supervisor died while starting\n"
+                                         : message));
     return kExitRuntime;
   }
   ::close(ready[0]);
@@ -134,18 +140,18 @@ bool ServeCommand::parsed() const {
   return serve_->parsed() || status_->parsed() || stop_->parsed();
 }
 
-int ServeCommand::RunStatus() {
+int ServeCommand::RunStatus(const cli::Streams& s) {
   ClientOptions options;
   options.socket_path = socket_;
   options.start_supervisor = false;
   Result<Client> client = Client::Connect(options);
   if (!client.has_value()) {
-    PrintError(client.error());
+    PrintError(s, client.error());
     return kExitRuntime;
   }
   Result<std::string> report = json_ ? client->StatusJson() : client->StatusText();
   if (!report.has_value()) {
-    PrintError(report.error());
+    PrintError(s, report.error());
     return kExitRuntime;
   }
   // --json prints exactly one JSON object (and a newline).
@@ -153,33 +159,35 @@ int ServeCommand::RunStatus() {
   return kExitOk;
 }
 
-int ServeCommand::RunStop() {
+int ServeCommand::RunStop(const cli::Streams& s) {
   ClientOptions options;
   options.socket_path = socket_;
   options.start_timeout = std::chrono::milliseconds(2000);
   Result<std::optional<Client>> client = Client::ConnectIfRunning(options);
   if (!client.has_value()) {
-    PrintError(client.error());
+    PrintError(s, client.error());
     return kExitRuntime;
   }
   if (!client->has_value()) return kExitOk;  // nothing serves the socket: nothing to stop
   Status stopped = (*client)->StopSupervisor();
   if (!stopped.ok()) {
-    PrintError(stopped);
+    PrintError(s, stopped);
     return kExitRuntime;
   }
   return kExitOk;
 }
 
-int ServeCommand::Run() {
-  if (status_->parsed()) return RunStatus();
-  if (stop_->parsed()) return RunStop();
+int ServeCommand::Run(const cli::Streams& streams) {
+  if (status_->parsed()) return RunStatus(streams);
+  if (stop_->parsed()) return RunStop(streams);
+  // After detaching, stderr is the log: never coloured.
+  cli::Streams s = streams;
   sandbox::SupervisorOptions options;
   options.socket_path = socket_;
   if (options.socket_path.empty()) {
     Result<std::string> path = ipc::DefaultSupervisorSocketPath();
     if (!path.has_value()) {
-      PrintError(path.error());
+      PrintError(s, path.error());
       return kExitUsage;
     }
     options.socket_path = *path;
@@ -208,16 +216,17 @@ int ServeCommand::Run() {
   if (daemon_) {
     Status dir = ipc::PrepareSocketDirectory(options.socket_path);
     if (!dir.ok()) {
-      PrintError(dir);
+      PrintError(s, dir);
       return kExitRuntime;
     }
     Result<std::string> log = DaemonLogPath(options.socket_path);
     if (!log.has_value()) {
-      PrintError(log.error());
+      PrintError(s, log.error());
       return kExitRuntime;
     }
     options.log_path = *log;
-    if (std::optional<int> parent_exit = Daemonize(*log, &ready_fd)) return *parent_exit;
+    if (std::optional<int> parent_exit = Daemonize(s, *log, &ready_fd)) return *parent_exit;
+    s.color = false;
   }
   Result<std::unique_ptr<sandbox::Supervisor>> supervisor = sandbox::Supervisor::Start(options);
   if (!supervisor.has_value()) {
@@ -227,7 +236,7 @@ int ServeCommand::Run() {
       (void)!::write(ready_fd, text.data(), text.size());
       ::close(ready_fd);
     }
-    PrintError(supervisor.error());  // the log, or the terminal in the foreground
+    PrintError(s, supervisor.error());  // the log, or the terminal in the foreground
     return kExitRuntime;
   }
   std::string listening =
@@ -237,9 +246,9 @@ int ServeCommand::Run() {
     ::close(ready_fd);
   }
   std::fputs(listening.c_str(), stderr);
-  Status s = (*supervisor)->Run();
-  if (!s.ok()) {
-    PrintError(s);
+  Status ran = (*supervisor)->Run();
+  if (!ran.ok()) {
+    PrintError(s, ran);
     return kExitRuntime;
   }
   return kExitOk;

@@ -27,16 +27,20 @@
 #include <string>
 
 namespace shapex {
+namespace cli {
+struct Streams;
+}
 
 class ServeCommand {
  public:
   explicit ServeCommand(CLI::App& app);
   bool parsed() const;
-  int Run();
+  // Errors are reported on `s` (run_command.h).
+  int Run(const cli::Streams& s);
 
  private:
-  int RunStatus();
-  int RunStop();
+  int RunStatus(const cli::Streams& s);
+  int RunStop(const cli::Streams& s);
 
   CLI::App* serve_ = nullptr;
   CLI::App* status_ = nullptr;

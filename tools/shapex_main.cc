@@ -1,15 +1,20 @@
 // shapex: the command-line driver (LANGUAGE.md "Running" and "Errors").
 //
-//   shapex run FILE [--local] [limits] [-- ARGS...]     top-level code, then main(args)
-//   shapex call FILE FUNC [ARGS...] [--local] [limits]   one function; ARGS are Shape literals
-//   shapex call --hash HEX [ARGS...] [limits]            a function of the blob store, by hash
-//   shapex check FILE                                    compile + verify only
-//   shapex disasm FILE [FUNC]                            bytecode listing
-//   shapex cache ls|stats|verify|gc|clear|add|cat        the on-disk blob store (cache_command.h)
+//   shapex [--color=WHEN] COMMAND ...                          WHEN: auto (default), always, never
+//   shapex run FILE [--local] [limits] [-- ARGS...]            top-level code, then main(args)
+//   shapex call [--json] FILE FUNC [ARGS...] [--local] [limits]   one function (call_command.h)
+//   shapex call [--json] --hash HEX [ARGS...] [limits]         a function of the blob store
+//   shapex check FILE                                          compile + verify only
+//   shapex disasm FILE [FUNC]                                  bytecode listing
+//   shapex hash FILE FUNC                                      a function's content hash
+//   shapex cache ls|stats|verify|gc|clear|add|cat              the blob store (cache_command.h)
+//   shapex serve|status|stop                                   the supervisor (serve_command.h)
 //
 // Exit codes are a contract: 0 ok, 1 runtime-side error (any kind but CompileError), 2 usage or
-// I/O error, 65 compile error. Errors go to stderr as `error[Kind]: message`, after stdout has
-// been flushed so the two streams interleave the way the program produced them.
+// I/O error, 65 compile error. Errors go to stderr as `error[Kind]: message` (usage errors as
+// `error: message`), after stdout has been flushed so the two streams interleave the way the
+// program produced them; the header is bold red when --color says so (run_command.h UseColor).
+// An unknown command or flag is named, with the list of those the command accepts.
 //
 // `call` runs the function, and `run` every call of an @remote function, in a jailed executor
 // leased from the per-user supervisor (started on demand; `shapex serve`, serve_command.h)
@@ -21,448 +26,55 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cctype>
-#include <cerrno>
-#include <chrono>
-#include <condition_variable>
-#include <cstdint>
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
-#include <fstream>
 #include <iostream>
 #include <memory>
-#include <mutex>
-#include <sstream>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "cache_command.h"
+#include "call_command.h"
 #include "exit_codes.h"
 #include "run_command.h"
 #include "serve_command.h"
-#include "shapex/client/client.h"
-#include "shapex/client/remote_calls.h"
-#include "shapex/ipc/remote_call.h"
-#include "shapex/ipc/type_registry.h"
-#include "shapex/ipc/wire_value.h"
 #include "shapex/core/status.h"
 #include "shapex/engine/blob.h"
 #include "shapex/engine/compiler.h"
 #include "shapex/engine/disasm.h"
 #include "shapex/engine/program.h"
-#include "shapex/engine/value.h"
-#include "shapex/engine/verifier.h"
-#include "shapex/engine/vm.h"
 
 namespace shapex {
 namespace {
 
+using cli::Streams;
 using engine::Program;
-
 
 void FlushStdout() {
   std::cout.flush();
   std::fflush(stdout);
 }
 
-// The CLI's streams, and its error reports on them (run_command.h).
-const cli::Streams& Std() {
-  static const cli::Streams streams = cli::StdStreams();
-  return streams;
-}
-void PrintError(std::string_view kind, std::string_view message) {
-  cli::PrintError(Std(), kind, message);
-}
-int ReportRuntimeError(const Status& status, const std::vector<engine::TraceFrame>& trace,
-                       const std::string& file) {
-  return cli::ReportRuntimeError(Std(), status, trace, file);
-}
-std::unique_ptr<Program> CompileChecked(const std::string& source, const std::string& file) {
-  return cli::CompileChecked(Std(), source, file);
-}
-
-// Usage problems (exit 2) have no error kind of their own.
-void PrintUsageError(std::string_view message) {
-  FlushStdout();
-  fmt::print(stderr, "error: {}\n", message);
-}
-
-bool ReadFile(const std::string& path, std::string* out) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    PrintUsageError(fmt::format("cannot read {}: {}", path, std::strerror(errno)));
-    return false;
-  }
-  std::ostringstream buffer;
-  buffer << in.rdbuf();
-  if (in.bad()) {
-    PrintUsageError(fmt::format("cannot read {}: read failed", path));
-    return false;
-  }
-  *out = buffer.str();
-  return true;
-}
-
-// ---------------- `call` argument literals ----------------
-
-// Accepts exactly one Shape literal: numbers (optionally negative), strings, true/false/None,
-// arrays, maps, Some/Ok/Err of a literal. The text is then spliced into generated source, so
-// this check is what keeps an argument from being anything but a value.
-class LiteralChecker {
- public:
-  explicit LiteralChecker(std::string_view text) : s_(text) {}
-
-  bool Check(std::string* error) {
-    Space();
-    if (!Literal(0)) {
-      *error = error_.empty() ? "not a literal" : error_;
-      return false;
-    }
-    Space();
-    if (pos_ != s_.size()) {
-      *error = fmt::format("unexpected '{}' after the value", s_.substr(pos_, 1));
-      return false;
-    }
-    return true;
-  }
-
- private:
-  static constexpr int kMaxDepth = 100;
-
-  void Space() {
-    while (pos_ < s_.size() && (s_[pos_] == ' ' || s_[pos_] == '\t')) ++pos_;
-  }
-  bool Eat(char c) {
-    Space();
-    if (pos_ < s_.size() && s_[pos_] == c) {
-      ++pos_;
-      return true;
-    }
-    return false;
-  }
-  bool Fail(std::string message) {
-    if (error_.empty()) error_ = std::move(message);
-    return false;
-  }
-  static bool IsIdent(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }
-
-  bool Literal(int depth) {
-    if (depth > kMaxDepth) return Fail("value nested too deep");
-    Space();
-    if (pos_ >= s_.size()) return Fail("missing value");
-    char c = s_[pos_];
-    if (c == '-' || std::isdigit(static_cast<unsigned char>(c))) return Number();
-    if (c == '"') return String();
-    if (c == '[') return Sequence(']', false, depth);
-    if (c == '{') return Sequence('}', true, depth);
-    size_t start = pos_;
-    while (pos_ < s_.size() && IsIdent(s_[pos_])) ++pos_;
-    std::string_view word = s_.substr(start, pos_ - start);
-    if (word == "true" || word == "false" || word == "None") return true;
-    if (word == "Some" || word == "Ok" || word == "Err") {
-      if (!Eat('(')) return Fail(fmt::format("expected '(' after {}", word));
-      if (!Literal(depth + 1)) return false;
-      if (!Eat(')')) return Fail(fmt::format("expected ')' to close {}(", word));
-      return true;
-    }
-    return Fail(word.empty() ? fmt::format("unexpected '{}'", c)
-                             : fmt::format("'{}' is not a literal", word));
-  }
-
-  bool Digits(bool (*ok)(char)) {
-    size_t start = pos_;
-    while (pos_ < s_.size() && (ok(s_[pos_]) || s_[pos_] == '_')) ++pos_;
-    return pos_ > start;
-  }
-
-  bool Number() {
-    if (s_[pos_] == '-') ++pos_;
-    auto dec = [](char c) { return c >= '0' && c <= '9'; };
-    auto hex = [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; };
-    auto bin = [](char c) { return c == '0' || c == '1'; };
-    if (pos_ + 1 < s_.size() && s_[pos_] == '0' && (s_[pos_ + 1] == 'x' || s_[pos_ + 1] == 'b')) {
-      bool is_hex = s_[pos_ + 1] == 'x';
-      pos_ += 2;
-      if (!Digits(is_hex ? +hex : +bin)) return Fail("malformed number");
-    } else {
-      if (pos_ >= s_.size() || !dec(s_[pos_])) return Fail("malformed number");
-      Digits(+dec);
-      if (pos_ + 1 < s_.size() && s_[pos_] == '.' && dec(s_[pos_ + 1])) {
-        ++pos_;
-        Digits(+dec);
-      }
-      if (pos_ < s_.size() && (s_[pos_] == 'e' || s_[pos_] == 'E')) {
-        ++pos_;
-        if (pos_ < s_.size() && (s_[pos_] == '+' || s_[pos_] == '-')) ++pos_;
-        if (!Digits(+dec)) return Fail("malformed number");
-      }
-    }
-    if (pos_ < s_.size() && (IsIdent(s_[pos_]) || s_[pos_] == '.')) return Fail("malformed number");
-    return true;
-  }
-
-  bool String() {
-    ++pos_;  // opening quote
-    while (pos_ < s_.size()) {
-      char c = s_[pos_++];
-      if (c == '"') return true;
-      if (static_cast<unsigned char>(c) < 0x20) return Fail("control character in string");
-      if (c == '\\') {
-        if (pos_ >= s_.size()) break;
-        ++pos_;  // the escaped character; the compiler validates the escape itself
-      }
-    }
-    return Fail("unterminated string");
-  }
-
-  bool Sequence(char close, bool is_map, int depth) {
-    ++pos_;  // opening bracket
-    if (Eat(close)) return true;
-    while (true) {
-      if (!Literal(depth + 1)) return false;
-      if (is_map) {
-        if (!Eat(':')) return Fail("expected ':' in map");
-        if (!Literal(depth + 1)) return false;
-      }
-      if (Eat(close)) return true;
-      if (!Eat(',')) return Fail(fmt::format("expected ',' or '{}'", close));
-      if (Eat(close)) return true;  // trailing comma
-    }
-  }
-
-  std::string_view s_;
-  size_t pos_ = 0;
-  std::string error_;
-};
-
-// Enforces --timeout while everything runs in-process: when the deadline passes first, the
-// watchdog flushes stdout, reports error[Timeout] and ends the process with exit code 1 (the VM
-// has no cancellation hook, and a stuck program must not outlive its limit). Executors will
-// enforce the limit themselves once the supervisor exists.
-// The VM stops itself with a Timeout (and a trace) at its next instruction-slice check; the
-// watchdog is the backstop for a single native call that runs far past the deadline.
-constexpr double kWatchdogGrace = 1.0;
-
-class Watchdog {
- public:
-  explicit Watchdog(double seconds) {
-    if (seconds <= 0) return;
-    thread_ = std::thread([this, seconds] {
-      std::unique_lock lock(mu_);
-      auto limit = std::chrono::duration<double>(seconds + kWatchdogGrace);
-      if (cv_.wait_for(lock, limit, [this] { return done_; })) return;
-      std::fflush(stdout);
-      std::string text = fmt::format("error[Timeout]: wall-clock limit of {}s exceeded\n", seconds);
-      std::fputs(text.c_str(), stderr);
-      std::fflush(stderr);
-      std::_Exit(kExitRuntime);
-    });
-  }
-  ~Watchdog() {
-    if (!thread_.joinable()) return;
-    {
-      std::lock_guard lock(mu_);
-      done_ = true;
-    }
-    cv_.notify_one();
-    thread_.join();
-  }
-  Watchdog(const Watchdog&) = delete;
-  Watchdog& operator=(const Watchdog&) = delete;
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool done_ = false;
-  std::thread thread_;
-};
-
 // ---------------- commands ----------------
 
-using cli::kArgsEntry;
-using cli::kCallEntry;
-using cli::RunOptions;
-
-// `call`'s ARGS joined with ", " after checking that each is a Shape literal (a usage error,
-// printed, names the first that is not).
-bool JoinLiteralArgs(const std::vector<std::string>& args, std::string* joined) {
-  for (size_t i = 0; i < args.size(); ++i) {
-    std::string error;
-    if (!LiteralChecker(args[i]).Check(&error)) {
-      PrintUsageError(
-          fmt::format("argument {} ({}) is not a Shape literal: {}", i + 1, args[i], error));
-      return false;
-    }
-    *joined += (i ? ", " : "") + args[i];
-  }
-  return true;
-}
-
-// `call` after compiling: the arguments are evaluated here (after the top-level code), the
-// function runs through `remote` (an executor, or in process), the result is printed here.
-int RunCallFunction(const RunOptions& o, const Program& program) {
-  RemoteCalls remote(program, o.CallsOptions());
-  engine::Vm vm(program, o.Limits());
-  engine::Value args_value;
-  Status status = vm.CallByName(kArgsEntry, {}, &args_value);
-  FlushStdout();
-  if (!status.ok()) return ReportRuntimeError(status, vm.trace(), o.file);
-  engine::Vm::RootScope root(vm);
-  root.Add(args_value);
-  int index = program.FindFunction(o.function);
-  if (index < 0) {
-    PrintError("FunctionNotFound", fmt::format("no function named '{}'", o.function));
-    return kExitRuntime;
-  }
-  engine::Value function = vm.NewFunction(static_cast<uint32_t>(index));
-  root.Add(function);
-  const std::vector<engine::Value>& args = engine::AsArray(args_value)->items;
-  engine::Value result;
-  std::vector<engine::TraceFrame> trace;
-  status = remote.Invoke(vm, function, args, &result, &trace);
-  FlushStdout();
-  if (!status.ok()) return ReportRuntimeError(status, trace, o.file);
-  // Printing the result is a walk like any other: it pays this Vm's fuel and memory.
-  std::string text;
-  if (!engine::ValueToString(vm, result, /*quoted=*/true, &text))
-    return ReportRuntimeError(vm.last_error(), {}, o.file);
-  text += '\n';
-  std::fwrite(text.data(), 1, text.size(), stdout);
-  FlushStdout();
-  return kExitOk;
-}
-
-int RunRun(const RunOptions& o) {
+int RunRun(const cli::RunOptions& o, const Streams& s) {
   std::string source;
-  if (!ReadFile(o.file, &source)) return kExitUsage;
-  Watchdog watchdog(o.timeout);
-  int code = cli::RunSource(o, source, Std());
+  if (!cli::ReadSourceFile(s, o.file, &source)) return kExitUsage;
+  cli::Watchdog watchdog(o.timeout, s);
+  int code = cli::RunSource(o, source, s);
   FlushStdout();
   return code;
 }
 
-// `call` compiles the file plus a generated entry function `__shapex_call_entry() { FUNC(ARGS) }`
-// so the argument literals become values inside the VM that runs FUNC. Top-level statements run
-// first, as they would for `run`.
-int RunCall(const RunOptions& o) {
+int RunCheck(const std::string& file, const Streams& s) {
   std::string source;
-  if (!ReadFile(o.file, &source)) return kExitUsage;
-  std::unique_ptr<Program> program = CompileChecked(source, o.file);
-  if (!program) return kExitCompile;
-  if (program->FindFunction(o.function) < 0) {
-    PrintError("FunctionNotFound", fmt::format("no function named '{}'", o.function));
-    return kExitRuntime;
-  }
-  std::string call_args;
-  if (!JoinLiteralArgs(o.args, &call_args)) return kExitUsage;
-  std::string call = o.function + "(" + call_args + ")";
-  std::string wrapped = source + fmt::format("\nfunction {}() {{ {} }}\n", kCallEntry, call);
-  wrapped += fmt::format("function {}() {{ [{}] }}\n", kArgsEntry, call_args);
-  engine::Diagnostic diag;
-  Result<std::unique_ptr<Program>> entry = engine::Compile(wrapped, o.file, &diag);
-  if (!entry.has_value()) {
-    PrintUsageError(fmt::format("invalid arguments for {}: {}", o.function, diag.message));
-    return kExitUsage;
-  }
-  Status verified = engine::Verify(**entry);
-  if (!verified.ok()) {
-    PrintError("CompileError", verified.message());
-    return kExitCompile;
-  }
-  Watchdog watchdog(o.timeout);
-  return RunCallFunction(o, **entry);
+  if (!cli::ReadSourceFile(s, file, &source)) return kExitUsage;
+  return cli::CompileChecked(s, source, file) ? kExitOk : kExitCompile;
 }
 
-// `call --hash HEX [ARGS...]`: calls a function the supervisor's blob store holds, by its content
-// hash, with no source. The argument literals are evaluated in a program of their own; the
-// lease names the hash, so the supervisor preloads the executor with that function and what it
-// needs from its store, and the request carries no code. Frames of a trace are named with the
-// debug info the store kept. A hash the store lacks: error[FunctionNotFound], as the linker
-// reports it. The methods that `impl` adds to a type travel only with a program, so a function
-// that calls such a method on a value it builds fails there ("no method").
-int RunCallByHash(const RunOptions& o, const std::string& hex) {
-  engine::FunctionHash hash;
-  if (!engine::HashFromHex(hex, &hash)) {
-    PrintUsageError(fmt::format("--hash {} is not a function hash (64 hex digits)", hex));
-    return kExitUsage;
-  }
-  if (o.local) {
-    PrintUsageError("--hash calls a function of the supervisor's blob store; --local cannot");
-    return kExitUsage;
-  }
-  std::string arg_list;
-  if (!JoinLiteralArgs(o.args, &arg_list)) return kExitUsage;
-  const std::string file = "<arguments>";
-  engine::Diagnostic diag;
-  Result<std::unique_ptr<Program>> program =
-      engine::Compile(fmt::format("function {}() {{ [{}] }}\n", kArgsEntry, arg_list), file, &diag);
-  if (!program.has_value() || !engine::Verify(**program).ok()) {
-    PrintUsageError(fmt::format("invalid arguments: {}", diag.message));
-    return kExitUsage;
-  }
-  Watchdog watchdog(o.timeout);
-  engine::Vm vm(**program, o.Limits());
-  engine::Value args_value;
-  Status status = vm.CallByName(kArgsEntry, {}, &args_value);
-  if (!status.ok()) return ReportRuntimeError(status, vm.trace(), file);
-  engine::Vm::RootScope root(vm);
-  root.Add(args_value);
-  Result<engine::ProgramBlobs> blobs = engine::BuildProgramBlobs(**program);
-  if (!blobs.has_value()) return ReportRuntimeError(blobs.error(), {}, file);
-  ipc::RemoteCallRequest request;
-  request.function_name = engine::HashToHex(hash);  // for messages only: the hash is the entry
-  request.function_hash = hash;
-  for (const engine::Value& v : engine::AsArray(args_value)->items) {
-    Result<ipc::WireValue> w = ipc::ToWire(v, {program->get(), blobs->proto_hashes});
-    if (!w.has_value()) return ReportRuntimeError(w.error(), {}, file);
-    request.arguments.push_back(std::move(*w));
-  }
-  request.limits = o.RemoteLimits();
-  Result<Client> client = Client::Connect(o.Client());
-  if (!client.has_value()) return ReportRuntimeError(client.error(), {}, file);
-  std::vector<engine::FunctionHash> code{hash};
-  Result<Lease> lease = client->LeaseExecutor(code);
-  if (!lease.has_value()) return ReportRuntimeError(lease.error(), {}, file);
-  Result<ipc::RemoteCallResponse> response = client->CallOn(*lease, std::move(request));
-  client->Release(*lease);
-  if (!response.has_value()) return ReportRuntimeError(response.error(), {}, file);
-  if (!response->output.empty()) {
-    std::fwrite(response->output.data(), 1, response->output.size(), stdout);
-  }
-  if (!response->ok()) {
-    const ipc::RemoteCallError& e = response->error();
-    if (e.kind == ErrorKind::kFunctionNotFound &&
-        e.message == fmt::format("entry function blob {} is missing", engine::HashToHex(hash))) {
-      PrintError("FunctionNotFound",
-                 fmt::format("no function with hash {} in the supervisor's blob store",
-                             engine::HashToHex(hash)));
-      return kExitRuntime;
-    }
-    return ReportRuntimeError(response->status(), e.trace, file);
-  }
-  ipc::TypeRegistry types(**program);
-  ipc::ProtoIndex protos = ipc::MakeProtoIndex(blobs->proto_hashes);
-  ipc::FromWireContext ctx{&vm, &protos, &types};
-  Result<engine::Value> result = ipc::FromWire(response->value(), ctx);
-  if (!result.has_value()) return ReportRuntimeError(result.error(), {}, file);
-  std::string text = engine::ValueToString(*result, /*quoted=*/true);
-  text += '\n';
-  std::fwrite(text.data(), 1, text.size(), stdout);
-  FlushStdout();
-  return kExitOk;
-}
-
-int RunCheck(const std::string& file) {
+int RunDisasm(const std::string& file, const std::string& function, const Streams& s) {
   std::string source;
-  if (!ReadFile(file, &source)) return kExitUsage;
-  return CompileChecked(source, file) ? kExitOk : kExitCompile;
-}
-
-int RunDisasm(const std::string& file, const std::string& function) {
-  std::string source;
-  if (!ReadFile(file, &source)) return kExitUsage;
-  std::unique_ptr<Program> program = CompileChecked(source, file);
+  if (!cli::ReadSourceFile(s, file, &source)) return kExitUsage;
+  std::unique_ptr<Program> program = cli::CompileChecked(s, source, file);
   if (!program) return kExitCompile;
   std::string out;
   if (function.empty()) {
@@ -474,63 +86,172 @@ int RunDisasm(const std::string& file, const std::string& function) {
       out += engine::Disassemble(*program, *proto);
     }
     if (out.empty()) {
-      PrintError("FunctionNotFound", fmt::format("no function named '{}'", function));
+      cli::PrintError(s, "FunctionNotFound", fmt::format("no function named '{}'", function));
       return kExitRuntime;
     }
   }
-  std::fwrite(out.data(), 1, out.size(), stdout);
-  FlushStdout();
+  s.out(out);
   return kExitOk;
 }
 
 // Prints the content hash of FUNC: a top-level function, or `Type.method`.
-int RunHash(const std::string& file, const std::string& function) {
+int RunHash(const std::string& file, const std::string& function, const Streams& s) {
   std::string source;
-  if (!ReadFile(file, &source)) return kExitUsage;
-  std::unique_ptr<Program> program = CompileChecked(source, file);
+  if (!cli::ReadSourceFile(s, file, &source)) return kExitUsage;
+  std::unique_ptr<Program> program = cli::CompileChecked(s, source, file);
   if (!program) return kExitCompile;
   Result<engine::ProgramBlobs> blobs = engine::BuildProgramBlobs(*program);
   if (!blobs.has_value()) {
-    PrintError(ErrorKindName(blobs.error().kind()), blobs.error().message());
+    cli::PrintError(s, ErrorKindName(blobs.error().kind()), blobs.error().message());
     return kExitRuntime;
   }
   Result<engine::BlobSet> set = engine::MinimalBlobs(*blobs, function);
   if (!set.has_value()) {
-    PrintError(ErrorKindName(set.error().kind()), set.error().message());
+    cli::PrintError(s, ErrorKindName(set.error().kind()), set.error().message());
     return kExitRuntime;
   }
-  fmt::print("{}\n", engine::HashToHex(set->entry));
-  FlushStdout();
+  s.out(engine::HashToHex(set->entry) + "\n");
   return kExitOk;
+}
+
+// ---------------- what the command line got wrong ----------------
+
+// The commands on the command line, outermost (the app) first.
+std::vector<CLI::App*> CommandChain(CLI::App* app) {
+  std::vector<CLI::App*> chain{app};
+  while (!chain.back()->get_subcommands().empty())
+    chain.push_back(chain.back()->get_subcommands().back());
+  return chain;
+}
+
+std::string CommandName(const CLI::App* cmd) {
+  if (cmd->get_parent() == nullptr) return "shapex";
+  return CommandName(cmd->get_parent()) + " " + cmd->get_name();
+}
+
+std::string Join(std::vector<std::string> words) {
+  std::sort(words.begin(), words.end());
+  words.erase(std::unique(words.begin(), words.end()), words.end());
+  std::string text;
+  for (const std::string& w : words) text += (text.empty() ? "" : ", ") + w;
+  return text;
+}
+
+// The long flags `cmd` accepts, with those of the commands its unknown flags fall through to.
+std::vector<std::string> FlagsOf(const CLI::App* cmd) {
+  std::vector<std::string> flags;
+  for (const CLI::App* c = cmd; c != nullptr; c = c->get_fallthrough() ? c->get_parent() : nullptr)
+    for (const CLI::Option* option : c->get_options())
+      for (const std::string& name : option->get_lnames()) flags.push_back("--" + name);
+  return flags;
+}
+
+std::vector<std::string> SubcommandsOf(CLI::App* cmd) {
+  std::vector<std::string> names;
+  for (const CLI::App* sub : cmd->get_subcommands({})) names.push_back(sub->get_name());
+  return names;
+}
+
+bool IsFlag(const std::string& word) {
+  return word.size() > 1 && word[0] == '-' && !std::isdigit(static_cast<unsigned char>(word[1])) &&
+         word[1] != '.';
+}
+
+// "unknown flag '--x' for 'shapex cache ls' (flags: ...)"; a global flag given after the
+// command is told where it goes.
+int UnknownFlag(CLI::App* app, const CLI::App* cmd, const std::string& word, const Streams& s) {
+  std::string flag = word.substr(0, word.find('='));
+  std::vector<std::string> global = FlagsOf(app);
+  if (cmd != app && std::find(global.begin(), global.end(), flag) != global.end() &&
+      flag != "--help") {
+    cli::PrintUsageError(s, fmt::format("{} goes before the command: shapex {} {} ...", flag,
+                                        word, cmd->get_name()));
+    return kExitUsage;
+  }
+  cli::PrintUsageError(s, fmt::format("unknown flag '{}' for '{}' (flags: {})", flag,
+                                      CommandName(cmd), Join(FlagsOf(cmd))));
+  return kExitUsage;
+}
+
+// Every parse failure is a usage error (exit 2). Unknown words are named with what would have
+// been accepted there; CLI11's own message is kept for the rest (a bad value, a missing FILE).
+int ReportParseError(CLI::App* app, const CLI::ParseError& e, const Streams& s) {
+  std::vector<CLI::App*> chain = CommandChain(app);
+  CLI::App* deepest = chain.back();
+  for (CLI::App* cmd : chain) {
+    std::vector<std::string> extra = cmd->remaining();
+    if (extra.empty()) continue;
+    // A word left over at the top comes before the command (commands do not pass words up);
+    // below, subcommands pass theirs up (`cache ls --x` leaves --x with `cache`).
+    const std::string& word = extra.front();
+    if (IsFlag(word)) return UnknownFlag(app, cmd == app ? app : deepest, word, s);
+    if (cmd == app || (cmd == deepest && !cmd->get_subcommands({}).empty())) {
+      std::string what = cmd == app ? "command" : cmd->get_name() + " command";
+      cli::PrintUsageError(s, fmt::format("unknown {} '{}' ({}s: {})", what, word, what,
+                                          Join(SubcommandsOf(cmd))));
+      return kExitUsage;
+    }
+    cli::PrintUsageError(s, fmt::format("unexpected argument '{}' for '{}'", word,
+                                        CommandName(deepest)));
+    return kExitUsage;
+  }
+  if (!deepest->get_subcommands({}).empty()) {
+    std::string what = deepest == app ? "command" : deepest->get_name() + " command";
+    cli::PrintUsageError(s, fmt::format("'{}' needs a {} ({}s: {})", CommandName(deepest), what,
+                                        what, Join(SubcommandsOf(deepest))));
+    return kExitUsage;
+  }
+  cli::PrintUsageError(s, fmt::format("{} (run '{} --help' for more)", e.what(),
+                                      CommandName(deepest)));
+  return kExitUsage;
+}
+
+// The version line: the CMake project's version, and the git revision of the tree it was built
+// from when there was one (both passed in by the build: tools/CMakeLists.txt).
+std::string VersionText() {
+  std::string text = std::string("shapex ") + SHAPEX_VERSION;
+#ifdef SHAPEX_GIT_REVISION
+  if (std::string_view(SHAPEX_GIT_REVISION).size() > 0)
+    text += std::string(" (git ") + SHAPEX_GIT_REVISION + ")";
+#endif
+  return text;
 }
 
 int Main(int argc, char** argv) {
   CLI::App app{"shapex: run Shape programs"};
-  // The version is the CMake project's (CMakeLists.txt), passed in by the build.
-  app.set_version_flag("--version", std::string("shapex ") + SHAPEX_VERSION);
+  app.set_version_flag("--version", VersionText());
   app.require_subcommand(1);
+  std::string color_flag = "auto";
+  // Parsed as soon as it is read, so a later error on the line is already reported with it.
+  app.add_option("--color", color_flag,
+                 "Colour error headers: auto (when stderr is a terminal and NO_COLOR is unset "
+                 "or empty), always or never (default auto); goes before the command")
+      ->check(CLI::IsMember({"auto", "always", "never"}))
+      ->type_name("WHEN")
+      ->trigger_on_parse();
 
-  RunOptions run_opts;
+  cli::RunOptions run_opts;
   CLI::App* run = app.add_subcommand("run", "Run a program: top-level code, then main(args)");
   run->add_option("file", run_opts.file, "Source file (.shape); main's arguments follow --")
       ->required();
-
   cli::AddLimitFlags(run, &run_opts);
 
-  RunOptions call_opts;
-  std::string call_hash;
+  cli::CallOptions call_opts;
   CLI::App* call = app.add_subcommand(
       "call", "Call one function: FILE FUNC [ARGS...], or --hash HEX [ARGS...] from the store");
-  CLI::Option* call_file = call->add_option("file", call_opts.file, "Source file (.shape)");
+  CLI::Option* call_file = call->add_option("file", call_opts.run.file, "Source file (.shape)");
   CLI::Option* call_function =
-      call->add_option("function", call_opts.function, "Top-level function to call");
-  call->add_option("--hash", call_hash,
+      call->add_option("function", call_opts.run.function, "Top-level function to call");
+  call->add_option("--hash", call_opts.hash,
                    "Call the function with this content hash from the supervisor's blob store "
                    "(no FILE or FUNC)")
       ->type_name("HEX");
+  call->add_flag("--json", call_opts.json,
+                 "Print one JSON object: {\"output\", \"result\"} or {\"output\", \"error\"} "
+                 "(docs/cli-json.md)");
   // ARGS are taken from the unparsed extras: a vector option would split "[1, 2]" in two.
   call->allow_extras();
-  cli::AddLimitFlags(call, &call_opts);
+  cli::AddLimitFlags(call, &call_opts.run);
 
   std::string check_file;
   CLI::App* check = app.add_subcommand("check", "Compile and verify only");
@@ -561,68 +282,60 @@ int Main(int argc, char** argv) {
     (after_dashes ? trailing : options).push_back(std::move(arg));
   }
   app.name(argc > 0 ? argv[0] : "shapex");
-  // A mistyped command gets its own message (CLI11 would only say a subcommand is required).
-  if (!options.empty() && !options[0].empty() && options[0][0] != '-') {
-    std::string known;
-    bool found = false;
-    for (const CLI::App* sub : app.get_subcommands({})) {
-      found |= sub->get_name() == options[0];
-      known += (known.empty() ? "" : ", ") + sub->get_name();
-    }
-    if (!found) {
-      PrintUsageError(fmt::format("unknown command '{}' (commands: {})", options[0], known));
-      return kExitUsage;
-    }
-  }
+  auto streams = [&color_flag] {
+    cli::ColorChoice choice = cli::ColorChoice::kAuto;
+    cli::ParseColorChoice(color_flag, &choice);
+    return cli::StdStreams(cli::UseColor(choice, STDERR_FILENO));
+  };
   std::reverse(options.begin(), options.end());  // CLI11 wants the vector reversed
   try {
     app.parse(options);
-    if (call->parsed()) {
-      for (const std::string& extra : call->remaining()) {
-        bool flag = extra.size() > 1 && extra[0] == '-' &&
-                    !std::isdigit(static_cast<unsigned char>(extra[1])) && extra[1] != '.';
-        if (flag) throw CLI::ExtrasError({extra});
-        call_opts.args.push_back(extra);
-      }
-    }
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
-    FlushStdout();
-    app.exit(e, std::cout, std::cerr);
-    return kExitUsage;
+    return ReportParseError(&app, e, streams());
+  }
+  const Streams s = streams();
+  if (call->parsed()) {
+    for (const std::string& extra : call->remaining()) {
+      if (IsFlag(extra)) return UnknownFlag(&app, call, extra, s);
+      call_opts.run.args.push_back(extra);
+    }
   }
   if (run->parsed()) {
     run_opts.args = std::move(trailing);
-    return RunRun(run_opts);
+    return RunRun(run_opts, s);
   }
   if (call->parsed()) {
-    if (!call_hash.empty()) {
+    if (!call_opts.hash.empty()) {
       // No FILE or FUNC with --hash: what CLI11 put in those slots are the first arguments.
       std::vector<std::string> args;
-      if (call_file->count() > 0) args.push_back(call_opts.file);
-      if (call_function->count() > 0) args.push_back(call_opts.function);
-      args.insert(args.end(), call_opts.args.begin(), call_opts.args.end());
+      if (call_file->count() > 0) args.push_back(call_opts.run.file);
+      if (call_function->count() > 0) args.push_back(call_opts.run.function);
+      args.insert(args.end(), call_opts.run.args.begin(), call_opts.run.args.end());
       args.insert(args.end(), trailing.begin(), trailing.end());
-      call_opts.args = std::move(args);
-      return RunCallByHash(call_opts, call_hash);
-    }
-    if (call_file->count() == 0 || call_function->count() == 0) {
-      PrintUsageError("call needs FILE and FUNC, or --hash HEX (run with --help for more)");
+      call_opts.run.args = std::move(args);
+    } else if (call_file->count() == 0 || call_function->count() == 0) {
+      cli::PrintUsageError(s, "call needs FILE and FUNC, or --hash HEX (run with --help for more)");
       return kExitUsage;
+    } else {
+      call_opts.run.args.insert(call_opts.run.args.end(), trailing.begin(), trailing.end());
     }
-    call_opts.args.insert(call_opts.args.end(), trailing.begin(), trailing.end());
-    return RunCall(call_opts);
+    int code = cli::RunCall(call_opts, s);
+    FlushStdout();
+    return code;
   }
   if (!trailing.empty()) {
-    PrintUsageError("arguments after -- are only accepted by run and call");
+    cli::PrintUsageError(s, "arguments after -- are only accepted by run and call");
     return kExitUsage;
   }
-  if (check->parsed()) return RunCheck(check_file);
-  if (disasm->parsed()) return RunDisasm(disasm_file, disasm_function);
-  if (hash->parsed()) return RunHash(hash_file, hash_function);
-  if (cache.parsed()) return cache.Run();
-  if (serve.parsed()) return serve.Run();
-  return kExitUsage;
+  int code = kExitUsage;
+  if (check->parsed()) code = RunCheck(check_file, s);
+  if (disasm->parsed()) code = RunDisasm(disasm_file, disasm_function, s);
+  if (hash->parsed()) code = RunHash(hash_file, hash_function, s);
+  if (cache.parsed()) code = cache.Run(s);
+  if (serve.parsed()) code = serve.Run(s);
+  FlushStdout();
+  return code;
 }
 
 }  // namespace
