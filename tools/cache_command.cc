@@ -1,5 +1,5 @@
 // `shapex cache …` (see cache_command.h). Output is line-oriented and stable so scripts can
-// parse it; `stats --json` is the machine-readable form.
+// parse it; `--json` (ls, stats, verify, gc) is the machine-readable form (docs/cli-json.md).
 #include "cache_command.h"
 
 #include "exit_codes.h"
@@ -8,6 +8,9 @@
 
 #include <fmt/format.h>
 
+#include <sys/stat.h>
+
+#include <cerrno>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -51,9 +54,20 @@ std::string HumanBytes(uint64_t bytes) {
   return unit == 0 ? fmt::format("{} B", bytes) : fmt::format("{:.1f} {}", value, kUnits[unit]);
 }
 
-int RunLs(const cli::Streams& s, BlobStore& store) {
+int RunLs(const cli::Streams& s, BlobStore& store, bool json) {
   auto entries = store.List(sandbox::ListDetail::kWithNames);
   if (!entries.has_value()) return Fail(s, entries.error());
+  if (json) {
+    cli::Json objects = cli::Json::array();
+    for (const sandbox::BlobStoreEntry& e : *entries) {
+      objects.push_back({{"hash", engine::HashToHex(e.hash)},
+                         {"bytes", e.bytes},
+                         {"name", e.name.empty() ? cli::Json() : cli::Json(e.name)},
+                         {"last_used_ms", e.last_used_ns / 1'000'000}});
+    }
+    s.out(cli::DumpJson({{"dir", store.dir()}, {"objects", std::move(objects)}}));
+    return kExitOk;
+  }
   for (const sandbox::BlobStoreEntry& e : *entries)
     fmt::print("{}  {:>8}  {}\n", engine::HashToHex(e.hash), e.bytes,
                e.name.empty() ? "-" : e.name);
@@ -64,13 +78,11 @@ int RunStats(const cli::Streams& s, BlobStore& store, bool json) {
   auto stats = store.Stats();
   if (!stats.has_value()) return Fail(s, stats.error());
   if (json) {
-    std::fputs(cli::DumpJson({{"objects", stats->objects},
-                              {"bytes", stats->bytes},
-                              {"max_bytes", stats->max_bytes},
-                              {"dir", stats->dir},
-                              {"temp_files", stats->temp_files}})
-                   .c_str(),
-               stdout);
+    s.out(cli::DumpJson({{"objects", stats->objects},
+                         {"bytes", stats->bytes},
+                         {"max_bytes", stats->max_bytes},
+                         {"dir", stats->dir},
+                         {"temp_files", stats->temp_files}}));
     return kExitOk;
   }
   fmt::print("dir         {}\n", stats->dir);
@@ -81,20 +93,44 @@ int RunStats(const cli::Streams& s, BlobStore& store, bool json) {
   return kExitOk;
 }
 
-int RunVerify(const cli::Streams& s, BlobStore& store) {
+int RunVerify(const cli::Streams& s, BlobStore& store, bool json) {
   auto report = store.VerifyAll();
   if (!report.has_value()) return Fail(s, report.error());
+  int code = report->corrupt.empty() ? kExitOk : kExitCorruptionFound;
+  if (json) {
+    cli::Json corrupt = cli::Json::array();
+    for (const sandbox::CorruptObject& c : report->corrupt) {
+      corrupt.push_back(
+          {{"hash", engine::HashToHex(c.hash)}, {"reason", c.reason}, {"removed", c.removed}});
+    }
+    s.out(cli::DumpJson({{"dir", store.dir()},
+                         {"checked", report->checked},
+                         {"ok", report->ok},
+                         {"corrupt", std::move(corrupt)},
+                         {"stale_temps_removed", report->stale_temps_removed},
+                         {"unknown_entries", report->unknown_entries}}));
+    return code;
+  }
   for (const sandbox::CorruptObject& c : report->corrupt)
     fmt::print("corrupt {}: {} ({})\n", engine::HashToHex(c.hash), c.reason,
                c.removed ? "deleted" : "could not delete it");
   fmt::print("verified {} objects: {} ok, {} corrupt; removed {} stale temp files\n",
              report->checked, report->ok, report->corrupt.size(), report->stale_temps_removed);
-  return report->corrupt.empty() ? kExitOk : kExitCorruptionFound;
+  return code;
 }
 
-int RunGc(const cli::Streams& s, BlobStore& store) {
+int RunGc(const cli::Streams& s, BlobStore& store, bool json) {
   auto report = store.Gc();
   if (!report.has_value()) return Fail(s, report.error());
+  if (json) {
+    s.out(cli::DumpJson({{"dir", store.dir()},
+                         {"evicted_objects", report->evicted_objects},
+                         {"evicted_bytes", report->evicted_bytes},
+                         {"bytes_after", report->bytes_after},
+                         {"max_bytes", store.max_bytes()},
+                         {"stale_temps_removed", report->stale_temps_removed}}));
+    return kExitOk;
+  }
   fmt::print("evicted {} objects ({} bytes); {} bytes remain, max {}\n", report->evicted_objects,
              report->evicted_bytes, report->bytes_after, store.max_bytes());
   return kExitOk;
@@ -107,7 +143,9 @@ int RunClear(const cli::Streams& s, BlobStore& store) {
   return kExitOk;
 }
 
-int RunAdd(const cli::Streams& s, BlobStore& store, const std::string& file) {
+// `created`: the store's directory was made for this `add` (said in the report, so that a
+// mistyped --dir shows).
+int RunAdd(const cli::Streams& s, BlobStore& store, const std::string& file, bool created) {
   std::ifstream in(file, std::ios::binary);
   std::ostringstream buffer;
   buffer << in.rdbuf();
@@ -137,7 +175,8 @@ int RunAdd(const cli::Streams& s, BlobStore& store, const std::string& file) {
   }
   Status stored = store.PutBlobs(functions);
   if (!stored.ok()) return Fail(s, stored);
-  fmt::print("stored {} functions in {}\n", functions.size(), store.dir());
+  fmt::print("stored {} functions in {}{}\n", functions.size(), store.dir(),
+             created ? " (a new store)" : "");
   return kExitOk;
 }
 
@@ -186,9 +225,10 @@ CacheCommand::CacheCommand(CLI::App& app) {
           "BYTES"));
   ls_ = cache_->add_subcommand("ls", "One line per function: hash, object bytes, name");
   stats_ = cache_->add_subcommand("stats", "Objects, bytes, max_bytes and directory");
-  stats_->add_flag("--json", json_, "Print one JSON object");
   verify_ = cache_->add_subcommand("verify", "Verify every object; delete and list corrupt ones");
   gc_ = cache_->add_subcommand("gc", "Evict least-recently-used objects down to --max-bytes");
+  for (CLI::App* sub : {ls_, stats_, verify_, gc_})
+    sub->add_flag("--json", json_, "Print one JSON object (docs/cli-json.md)");
   clear_ = cache_->add_subcommand("clear", "Remove every object");
   add_ = cache_->add_subcommand("add", "Compile FILE and store all its functions");
   add_->add_option("file", add_file_, "Source file (.shape)")->required();
@@ -200,15 +240,35 @@ CacheCommand::CacheCommand(CLI::App& app) {
 bool CacheCommand::parsed() const { return cache_->parsed(); }
 
 int CacheCommand::Run(const cli::Streams& s) {
+  // An explicit --dir must name an existing directory (a typo must not look like an empty
+  // store, nor leave a new directory behind), except for `add`, which is how a store is made.
+  // The default directory is created on first use.
+  bool created = false;
+  if (!dir_.empty()) {
+    struct stat st;
+    int found = ::stat(dir_.c_str(), &st);
+    if (found != 0 && errno == ENOENT) {
+      if (!add_->parsed()) {
+        cli::PrintUsageError(s, fmt::format("no blob store at {}: the directory does not exist "
+                                            "(`shapex cache add --dir {} FILE` makes one)",
+                                            dir_, dir_));
+        return kExitUsageOrIo;
+      }
+      created = true;
+    } else if (found == 0 && !S_ISDIR(st.st_mode)) {
+      cli::PrintUsageError(s, fmt::format("no blob store at {}: not a directory", dir_));
+      return kExitUsageOrIo;
+    }
+  }
   Result<BlobStore> store = BlobStore::Open({.dir = dir_, .max_bytes = max_bytes_});
   if (!store.has_value()) return Fail(s, store.error());
   int code = kExitUsageOrIo;
-  if (ls_->parsed()) code = RunLs(s, *store);
+  if (ls_->parsed()) code = RunLs(s, *store, json_);
   if (stats_->parsed()) code = RunStats(s, *store, json_);
-  if (verify_->parsed()) code = RunVerify(s, *store);
-  if (gc_->parsed()) code = RunGc(s, *store);
+  if (verify_->parsed()) code = RunVerify(s, *store, json_);
+  if (gc_->parsed()) code = RunGc(s, *store, json_);
   if (clear_->parsed()) code = RunClear(s, *store);
-  if (add_->parsed()) code = RunAdd(s, *store, add_file_);
+  if (add_->parsed()) code = RunAdd(s, *store, add_file_, created);
   if (cat_->parsed()) code = RunCat(s, *store, cat_hash_);
   std::fflush(stdout);
   return code;
