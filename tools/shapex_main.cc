@@ -178,7 +178,9 @@ int UnknownFlag(CLI::App* app, const CLI::App* cmd, const std::string& word, con
 int ReportParseError(CLI::App* app, const CLI::ParseError& e, const Streams& s) {
   std::vector<CLI::App*> chain = CommandChain(app);
   CLI::App* deepest = chain.back();
-  for (CLI::App* cmd : chain) {
+  bool words_left = dynamic_cast<const CLI::ExtrasError*>(&e) != nullptr ||
+                    dynamic_cast<const CLI::RequiredError*>(&e) != nullptr;
+  for (CLI::App* cmd : words_left ? chain : std::vector<CLI::App*>{}) {
     std::vector<std::string> extra = cmd->remaining();
     if (extra.empty()) continue;
     // A word left over at the top comes before the command (commands do not pass words up);
@@ -195,7 +197,7 @@ int ReportParseError(CLI::App* app, const CLI::ParseError& e, const Streams& s) 
                                         CommandName(deepest)));
     return kExitUsage;
   }
-  if (!deepest->get_subcommands({}).empty()) {
+  if (words_left && !deepest->get_subcommands({}).empty()) {
     std::string what = deepest == app ? "command" : deepest->get_name() + " command";
     cli::PrintUsageError(s, fmt::format("'{}' needs a {} ({}s: {})", CommandName(deepest), what,
                                         what, Join(SubcommandsOf(deepest))));
