@@ -215,7 +215,11 @@ CacheCommand::CacheCommand(CLI::App& app) {
       "cache", "Inspect and maintain the on-disk blob store (ls stats verify gc clear add cat)");
   cache_->require_subcommand(1);
   cache_->add_option("--dir", dir_, "Store directory (default $XDG_CACHE_HOME/shapex/blobs)");
-  cache_->add_option("--max-bytes", max_bytes_, "Size bound for gc and stats (default 512 MiB)")
+  // Suffixes K, M, G (and KiB, MiB, GiB: the same, powers of 1024), as for --memory.
+  cache_
+      ->add_option("--max-bytes", max_bytes_,
+                   "Size bound for gc and stats (default 512 MiB; suffix K, M or G allowed)")
+      ->transform(CLI::AsSizeValue(false))
       ->check(CLI::Validator(
           [](std::string& s) {
             bool digits = !s.empty() && s.size() <= 19 &&

@@ -57,6 +57,11 @@ assert stats["bytes"] > 0 and stats["max_bytes"] == 512 << 20, stats
 assert stats["dir"] == sys.argv[3], stats
 PY
 "$bin" cache stats --dir "$dir" | grep -q "^objects *$objects\$" || fail "human stats"
+# --max-bytes takes K/M/G (and KiB/MiB/GiB), powers of 1024.
+for size in 3M 3MiB 3072K; do
+  "$bin" cache stats --json --max-bytes "$size" --dir "$dir" | grep -q '"max_bytes":3145728,' ||
+    fail "--max-bytes $size"
+done
 "$bin" cache ls --json --dir "$dir" > "$tmp/json"
 python3 - "$tmp/json" "$tmp/ls" "$dir" <<'PY' || fail "ls --json: $(cat "$tmp/json")"
 import json, sys
