@@ -2,8 +2,6 @@
 // (tests/cli/call_json.sh) cannot reach or cannot measure: the depth cap (results arrive over
 // the wire, which refuses deeper values), the exact Int boundary, bytes that are not UTF-8,
 // what the walk pays, and that a large string-keyed map converts in linear time.
-#include "value_json.h"
-
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -15,6 +13,7 @@
 #include "shapex/engine/program.h"
 #include "shapex/engine/verifier.h"
 #include "shapex/engine/vm.h"
+#include "value_json.h"
 
 namespace shapex::cli {
 namespace {
@@ -63,7 +62,10 @@ TEST_F(ValueJsonTest, NestingPastTheCapIsTruncated) {
 }
 
 TEST_F(ValueJsonTest, BytesThatAreNotUtf8BecomeReplacementCharacters) {
-  EXPECT_EQ(DumpJson(Json("a\xff" "b")), "\"a\xef\xbf\xbd" "b\"\n");
+  EXPECT_EQ(DumpJson(Json("a\xff"
+                          "b")),
+            "\"a\xef\xbf\xbd"
+            "b\"\n");
   EXPECT_EQ(DumpJson(Json::object({{"k\xc3", 1}})), "{\"k\xef\xbf\xbd\":1}\n");
 }
 
@@ -102,14 +104,13 @@ TEST_F(ValueJsonTest, ADagOfDepth40StopsAtTheMemoryLimit) {
 }
 
 TEST_F(ValueJsonTest, ALargeStringKeyedMapKeepsItsOrderInLinearTime) {
-  engine::Value v = Run(
-      "function f() { var m = {}; for i in 0..200000 { m[str(199999 - i)] = i }; m }");
+  engine::Value v =
+      Run("function f() { var m = {}; for i in 0..200000 { m[str(199999 - i)] = i }; m }");
   auto start = std::chrono::steady_clock::now();
   engine::WalkBudget unlimited;
   Json json;
   ASSERT_TRUE(ValueToJson(v, unlimited, {}, &json));
-  double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   ASSERT_EQ(json.size(), 200000u);
   EXPECT_EQ(json.begin().key(), "199999");
   EXPECT_EQ((--json.end()).key(), "0");

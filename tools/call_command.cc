@@ -167,8 +167,7 @@ class LiteralChecker {
 
 // `call`'s ARGS joined with ", " after checking that each is a Shape literal (a usage error,
 // printed, names the first that is not).
-bool JoinLiteralArgs(const Streams& s, const std::vector<std::string>& args,
-                     std::string* joined) {
+bool JoinLiteralArgs(const Streams& s, const std::vector<std::string>& args, std::string* joined) {
   for (size_t i = 0; i < args.size(); ++i) {
     std::string error;
     if (!LiteralChecker(args[i]).Check(&error)) {
@@ -233,8 +232,7 @@ class CallReport {
     return Finish("error", ErrorJson(kind, message, {}), kExitRuntime);
   }
   // A file that does not compile (exit 65): `diag` says where when it knows.
-  int CompileError(const engine::Diagnostic& diag, const Status& error,
-                   const std::string& source) {
+  int CompileError(const engine::Diagnostic& diag, const Status& error, const std::string& source) {
     std::string message = diag.message.empty() ? error.message() : diag.message;
     if (!json_) {
       s_.err(fmt::format("{}: {}\n{}", ErrorHeader(s_, "CompileError"), message,
@@ -279,8 +277,9 @@ class CallReport {
       } else if (f.file.empty() && f.line == 0) {
         frames.push_back({{"function", f.function}, {"file", nullptr}, {"line", nullptr}});
       } else {
-        frames.push_back(
-            {{"function", f.function}, {"file", f.file.empty() ? file_ : f.file}, {"line", f.line}});
+        frames.push_back({{"function", f.function},
+                          {"file", f.file.empty() ? file_ : f.file},
+                          {"line", f.line}});
       }
     }
     return {{"kind", kind}, {"message", message}, {"trace", std::move(frames)}};

@@ -10,7 +10,6 @@
 #define SHAPEX_TOOLS_JSON_OUTPUT_H_
 
 #include <nlohmann/json.hpp>
-
 #include <string>
 
 namespace shapex::cli {

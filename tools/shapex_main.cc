@@ -164,8 +164,8 @@ int UnknownFlag(CLI::App* app, const CLI::App* cmd, const std::string& word, con
   std::vector<std::string> global = FlagsOf(app);
   if (cmd != app && std::find(global.begin(), global.end(), flag) != global.end() &&
       flag != "--help") {
-    cli::PrintUsageError(s, fmt::format("{} goes before the command: shapex {} {} ...", flag,
-                                        word, cmd->get_name()));
+    cli::PrintUsageError(s, fmt::format("{} goes before the command: shapex {} {} ...", flag, word,
+                                        cmd->get_name()));
     return kExitUsage;
   }
   cli::PrintUsageError(s, fmt::format("unknown flag '{}' for '{}' (flags: {})", flag,
@@ -189,12 +189,12 @@ int ReportParseError(CLI::App* app, const CLI::ParseError& e, const Streams& s) 
     if (IsFlag(word)) return UnknownFlag(app, cmd == app ? app : deepest, word, s);
     if (cmd == app || (cmd == deepest && !cmd->get_subcommands({}).empty())) {
       std::string what = cmd == app ? "command" : cmd->get_name() + " command";
-      cli::PrintUsageError(s, fmt::format("unknown {} '{}' ({}s: {})", what, word, what,
-                                          Join(SubcommandsOf(cmd))));
+      cli::PrintUsageError(
+          s, fmt::format("unknown {} '{}' ({}s: {})", what, word, what, Join(SubcommandsOf(cmd))));
       return kExitUsage;
     }
-    cli::PrintUsageError(s, fmt::format("unexpected argument '{}' for '{}'", word,
-                                        CommandName(deepest)));
+    cli::PrintUsageError(
+        s, fmt::format("unexpected argument '{}' for '{}'", word, CommandName(deepest)));
     return kExitUsage;
   }
   if (words_left && !deepest->get_subcommands({}).empty()) {
@@ -203,8 +203,8 @@ int ReportParseError(CLI::App* app, const CLI::ParseError& e, const Streams& s) 
                                         what, Join(SubcommandsOf(deepest))));
     return kExitUsage;
   }
-  cli::PrintUsageError(s, fmt::format("{} (run '{} --help' for more)", e.what(),
-                                      CommandName(deepest)));
+  cli::PrintUsageError(
+      s, fmt::format("{} (run '{} --help' for more)", e.what(), CommandName(deepest)));
   return kExitUsage;
 }
 

@@ -185,9 +185,9 @@ bool StructJson(JsonWalk& w, const engine::ObjStruct* s, Json* out) {
 bool EnumJson(JsonWalk& w, const engine::ObjEnum* e, Json* out) {
   const engine::EnumType* t = e->etype;
   *out = Tagged("$enum", t->name);
-  AppendMember(out, "variant",
-               e->variant < t->variant_names.size() ? Json(t->variant_names[e->variant])
-                                                    : Json(e->variant));
+  AppendMember(
+      out, "variant",
+      e->variant < t->variant_names.size() ? Json(t->variant_names[e->variant]) : Json(e->variant));
   if (e->payload.empty()) return true;
   Token token(w, "payload");
   Json payload;

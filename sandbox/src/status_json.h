@@ -8,7 +8,6 @@
 #define SHAPEX_SANDBOX_SRC_STATUS_JSON_H_
 
 #include <nlohmann/json.hpp>
-
 #include <string>
 
 namespace shapex::sandbox {
