@@ -275,11 +275,16 @@ TEST_F(ProgressLineTest, LocalNothingWhenStderrIsNotATerminal) {
 }
 
 TEST_F(ProgressLineTest, ShortPmapDrawsNothing) {
-  // Five items of ~50 ms: over well before a second.
-  RunResult run = RunShapex({"run", "--local", WriteProgram(5, IterationsFor(0.05))},
-                      Terminal::kStdoutAndStderr);
+  // Five items of ~50 ms: over well before a second. The check means something only if the
+  // whole run took less than a second; a loaded machine gets shorter items, then a skip.
+  RunResult run;
+  for (double item_seconds : {0.05, 0.02, 0.005}) {
+    run = RunShapex({"run", "--local", WriteProgram(5, IterationsFor(item_seconds))},
+                    Terminal::kStdoutAndStderr);
+    if (run.seconds < 0.95) break;
+  }
   ASSERT_TRUE(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0) << run.tty;
-  ASSERT_LT(run.seconds, 0.9) << "the machine is too slow for this check";
+  if (run.seconds >= 0.95) GTEST_SKIP() << "even the shortest run took " << run.seconds << " s";
   EXPECT_THAT(run.tty, Not(HasSubstr("pmap")));
   EXPECT_THAT(run.tty, Not(HasSubstr("\033[K")));
   EXPECT_EQ(std::regex_replace(run.tty, std::regex("\r\n"), "\n"), ExpectedOutput(5));
