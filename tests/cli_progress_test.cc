@@ -49,11 +49,11 @@ std::string ReadAll(const std::string& path) {
 
 // What one run of the binary wrote and how it ended.
 struct RunResult {
-  int status = -1;      // waitpid status; -1: killed at the hang deadline
-  std::string tty;      // what reached the pseudo-terminal
-  std::string out;      // stdout, when it was not the terminal
-  std::string err;      // stderr, when it was not the terminal
-  double seconds = 0;   // wall time of the run
+  int status = -1;     // waitpid status; -1: killed at the hang deadline
+  std::string tty;     // what reached the pseudo-terminal
+  std::string out;     // stdout, when it was not the terminal
+  std::string err;     // stderr, when it was not the terminal
+  double seconds = 0;  // wall time of the run
 };
 
 enum class Terminal { kNone, kStderr, kStdoutAndStderr };
@@ -80,13 +80,15 @@ class ProgressLineTest : public ::testing::Test {
   // A program whose main runs pmap(range(0, count), work) over a @remote `work` that loops
   // `iterations` times and prints "item I"; main then prints the result's length.
   static std::string WriteProgram(int count, long iterations) {
-    std::string path = *dir_ + "/prog_" + std::to_string(count) + "_" +
-                       std::to_string(iterations) + ".shape";
+    std::string path =
+        *dir_ + "/prog_" + std::to_string(count) + "_" + std::to_string(iterations) + ".shape";
     std::ofstream(path) << "@remote\n"
                            "function work(i) {\n"
                            "    var n = 0\n"
                            "    var k = 0\n"
-                           "    while k < " << iterations << " {\n"
+                           "    while k < "
+                        << iterations
+                        << " {\n"
                            "        n = n + k % 7\n"
                            "        k = k + 1\n"
                            "    }\n"
@@ -95,7 +97,9 @@ class ProgressLineTest : public ::testing::Test {
                            "}\n"
                            "\n"
                            "function main(args) {\n"
-                           "    let r = pmap(range(0, " << count << "), work)\n"
+                           "    let r = pmap(range(0, "
+                        << count
+                        << "), work)\n"
                            "    print(r.len())\n"
                            "}\n";
     return path;
@@ -229,7 +233,8 @@ class ProgressLineTest : public ::testing::Test {
       EXPECT_THAT(piece, Not(HasSubstr("pmap"))) << "a line shares the terminal line with output";
       rest += piece;
     }
-    EXPECT_GE(lines, 1) << "no progress line was drawn; terminal: " << ::testing::PrintToString(tty);
+    EXPECT_GE(lines, 1) << "no progress line was drawn; terminal: "
+                        << ::testing::PrintToString(tty);
     EXPECT_LE(last_done, kItems);
     return std::regex_replace(rest, std::regex("\r\n"), "\n");
   }
