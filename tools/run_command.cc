@@ -177,6 +177,7 @@ RemoteCallsOptions RunOptions::CallsOptions() const {
   options.client = Client();
   options.limits = RemoteLimits();
   options.in_process = local;
+  if (!progress) options.progress_fd = -1;
   return options;
 }
 

@@ -100,6 +100,7 @@ struct RunOptions {
   std::string transport = "ring";
   std::string socket;
   std::string shapex_binary;  // the binary a started supervisor runs; empty: this process's
+  bool progress = true;       // the pmap progress line on a terminal stderr (RemoteCallsOptions)
   uint64_t fuel = 0;
   size_t memory = size_t{1} << 30;
   double timeout = 0;  // seconds of wall clock; 0 = none

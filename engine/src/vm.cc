@@ -457,6 +457,15 @@ void Vm::StartDeadline() {
                         : Clock::time_point::max();
 }
 
+Status Vm::RunTopLevel() {
+  if (script_ran_) return Status::Ok();
+  trace_.clear();
+  error_ = Status::Ok();
+  StartDeadline();
+  if (!EnsureScriptRan()) return error_;
+  return Status::Ok();
+}
+
 Status Vm::RunMain(const std::vector<std::string>& args) {
   trace_.clear();
   error_ = Status::Ok();

@@ -45,6 +45,7 @@ RunOutcome InProcessRunner::Run(const RunRequest& request) {
   o.local = request.mode == Mode::kLocal;
   o.transport = request.mode == Mode::kSocket ? "socket" : "ring";
   o.shapex_binary = bin_;
+  o.progress = false;  // the driver's terminal is not the program's
   result.exit_code = cli::RunSource(o, request.source, cli::StringStreams(&result.out, &result.err));
   result.timed_out = own_timeout && result.err.rfind("error[Timeout]", 0) == 0;
   return result;

@@ -107,6 +107,9 @@ class RemoteCalls {
   Status Invoke(engine::Vm& vm, const engine::Value& callee, std::span<const engine::Value> args,
                 engine::Value* result, std::vector<engine::TraceFrame>* trace);
 
+  // The limits sent with the calls from now on (RemoteCallsOptions::limits).
+  void SetLimits(const ipc::CallLimits& limits) { options_.limits = limits; }
+
   const RemoteCallsStats& stats() const { return stats_; }
 
  private:

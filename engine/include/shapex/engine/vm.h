@@ -135,6 +135,9 @@ class Vm {
 
   // Runs the top-level statements, then main(args) if the program declares main.
   Status RunMain(const std::vector<std::string>& args);
+  // Runs the top-level statements once (idempotent; every entry point below runs them first
+  // too). For an embedder that sets up a module before its first call.
+  Status RunTopLevel();
   // Runs the top-level statements once (idempotent), then calls the named top-level function.
   Status CallByName(const std::string& name, const std::vector<Value>& args, Value* result);
   // Calls the function with proto index `proto` (e.g. LinkedProgram::entry) after the
