@@ -4,7 +4,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <fmt/format.h>
+
 #include <chrono>
+#include <fstream>
 #include <future>
 #include <map>
 #include <optional>
@@ -41,6 +44,7 @@ function spin() { var i = 0; while true { i = i + 1 } }
 function nothing() { None }
 function point() { [1, "two", 3.5] }
 function twice(xs) { xs.map(|x| x * 2) }
+function ends(v) { [v.len(), v[0], v[v.len() - 1], type_of(v)] }
 )";
 
 // Both ways in: a supervisor's executors (the default) and in process (local).
@@ -179,6 +183,37 @@ TEST_P(RuntimeTest, LoadReportsCompileAndTopLevelErrors) {
   EXPECT_EQ(top.error().kind(), ErrorKind::kRuntimeError);
   CallResult<Module> missing = rt.Load("/nonexistent/x.shape");
   EXPECT_EQ(missing.error().kind(), ErrorKind::kIoError);
+}
+
+// The peak resident set of this process, in bytes (VmHWM).
+size_t PeakRss() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
+  }
+  return 0;
+}
+
+TEST_P(RuntimeTest, SharedVecArgumentsAreNotCopiedHere) {
+  Module m = Load(Connect());
+  constexpr size_t kN = size_t{16} << 20;  // 128 MiB of doubles
+  Result<ipc::SharedVec<double>> v = ipc::SharedVec<double>::Create(kN);
+  ASSERT_TRUE(v.has_value()) << v.error().ToString();
+  for (size_t i = 0; i < kN; ++i) (*v)[i] = static_cast<double>(i);
+  const size_t before = PeakRss();
+  CallResult<Formatted> r = m.Call<Formatted>("ends", *v);
+  ASSERT_TRUE(r.has_value()) << r.error().ToString();
+  EXPECT_EQ(r.value().text, fmt::format("[{}, 0.0, {}.0, \"Vec<f64>\"]", kN, kN - 1));
+  if (!local()) {
+    // A copy on this side (into a sidecar segment) would raise the peak by 128 MiB; the
+    // segment's descriptor goes instead.
+    EXPECT_LT(PeakRss() - before, size_t{32} << 20);
+  }
+  // The same memory: a second call sees a change made here.
+  (*v)[0] = 7;
+  EXPECT_EQ(m.Call<Formatted>("ends", *v).value().text,
+            fmt::format("[{}, 7.0, {}.0, \"Vec<f64>\"]", kN, kN - 1));
 }
 
 INSTANTIATE_TEST_SUITE_P(BothWays, RuntimeTest, ::testing::Values(false, true),

@@ -214,7 +214,8 @@ std::vector<std::string> Module::functions() const {
 const CallOptions& Module::impl_limits() const { return impl_->options->limits; }
 
 bool Module::Run(const CallOptions& limits, std::string_view function,
-                 const std::function<void(engine::Vm&, std::vector<engine::Value>*)>& make_args,
+                 const std::function<bool(engine::Vm&, std::vector<engine::Value>*, std::string*)>&
+                     make_args,
                  const std::function<bool(engine::Vm&, const engine::Value&, std::string*)>& take,
                  std::string* output, Error* error) const {
   Impl& impl = *impl_;
@@ -231,19 +232,21 @@ bool Module::Run(const CallOptions& limits, std::string_view function,
   {
     engine::Vm::RootScope root(vm);
     std::vector<engine::Value> args;
-    make_args(vm, &args);
+    std::string why;
+    const bool made = make_args(vm, &args, &why);
     for (const engine::Value& a : args) root.Add(a);
     engine::Value callee = vm.NewFunction(static_cast<uint32_t>(index));
     root.Add(callee);
     slot->remote->SetLimits(ToCallLimits(limits));
     engine::Value result;
     std::vector<engine::TraceFrame> trace;
-    Status status = slot->remote->Invoke(vm, callee, args, &result, &trace);
+    Status status = made ? slot->remote->Invoke(vm, callee, args, &result, &trace)
+                         : Status(ErrorKind::kArgumentError,
+                                  fmt::format("argument {}: {}", args.size() + 1, why));
     if (!status.ok()) {
       *error = Error(status.kind(), status.message(), ToTraceLines(trace, impl.name));
     } else {
       root.Add(result);
-      std::string why;
       if (take(vm, result, &why)) {
         ok = true;
       } else {

@@ -11,8 +11,10 @@
 #include <bit>
 #include <map>
 #include <mutex>
+#include <unordered_map>
 #include <utility>
 
+#include "shapex/engine/vm.h"
 #include "shapex/ipc/shared_memory.h"
 
 namespace shapex::ipc {
@@ -189,6 +191,62 @@ Result<SharedRegion> SharedRegion::Create(size_t size, SegmentArena* arena) {
   region.bytes_ = std::span<uint8_t>(data, size);
   region.view_ = std::shared_ptr<const SegmentView>(allocation, &allocation->view);
   return region;
+}
+
+namespace {
+
+// Segments adopted by Vms (AdoptSharedBytes), by the address of their bytes, with how many Vm
+// values hold each: a value's release (ExternalBuffer) drops one.
+struct Adopted {
+  std::shared_ptr<const SegmentView> view;
+  size_t holders = 0;
+};
+std::mutex& AdoptedMutex() {
+  static std::mutex mu;
+  return mu;
+}
+std::unordered_map<const void*, Adopted>& AdoptedSegments() {
+  static auto* map = new std::unordered_map<const void*, Adopted>();
+  return *map;
+}
+
+void ReleaseAdopted(void* base, size_t) {
+  std::lock_guard lock(AdoptedMutex());
+  auto& map = AdoptedSegments();
+  auto it = map.find(base);
+  if (it != map.end() && --it->second.holders == 0) map.erase(it);
+}
+
+}  // namespace
+
+Result<engine::Value> AdoptSharedBytes(engine::Vm& vm, engine::ElemKind kind, size_t n,
+                                       std::span<uint8_t> bytes,
+                                       std::shared_ptr<const SegmentView> view) {
+  if (bytes.size() != n * engine::ElemSize(kind))
+    return InvalidArgument("shared bytes do not hold that many elements");
+  if (reinterpret_cast<uintptr_t>(bytes.data()) % 64 != 0)
+    return InvalidArgument("shared bytes are not 64-byte aligned");
+  {
+    std::lock_guard lock(AdoptedMutex());
+    Adopted& a = AdoptedSegments()[bytes.data()];
+    if (a.view == nullptr) a.view = std::move(view);
+    ++a.holders;
+  }
+  engine::Value out;
+  engine::ExternalBuffer owner{&ReleaseAdopted, bytes.data(), bytes.size()};
+  // On failure the Vm releases the buffer at once (ReleaseAdopted), as AdoptTypedArray says.
+  if (!vm.AdoptTypedArray(kind, n, bytes.data(), owner, &out)) return vm.last_error();
+  return out;
+}
+
+std::shared_ptr<const SegmentView> FindAdoptedSegment(const void* data, size_t size) {
+  std::lock_guard lock(AdoptedMutex());
+  auto& map = AdoptedSegments();
+  auto it = map.find(data);
+  if (it == map.end()) return nullptr;
+  const SegmentView& v = *it->second.view;
+  if (v.bytes.data() != data || v.bytes.size() != size) return nullptr;
+  return it->second.view;
 }
 
 }  // namespace shapex::ipc

@@ -12,6 +12,7 @@
 
 #include "shapex/engine/natives.h"
 #include "shapex/ipc/type_registry.h"
+#include "shapex/ipc/shared_vec.h"
 #include "shapex/ipc/wire_value.h"
 
 namespace shapex::ipc {
@@ -202,6 +203,8 @@ class WireEncoder::Walker {
 
   // A borrowed view of `size` bytes at `data` (see ToWireContext::borrow_threshold).
   std::shared_ptr<const SegmentView> Borrow(const uint8_t* data, size_t size) const {
+    // Bytes a Vm adopted from a SharedVec are already a segment: its descriptor goes, no copy.
+    if (auto adopted = FindAdoptedSegment(data, size)) return adopted;
     struct Borrowed {
       std::shared_ptr<const void> owner;
       SegmentView view;

@@ -3,7 +3,8 @@
 # prefix, then the C++ examples (examples/cpp) are built against P twice, once through
 # find_package(shapex) (CMake) and once through `pkg-config shapex` (the Makefile), and run with
 # P/bin first on PATH (so the client starts P's shapex) and a private supervisor socket:
-# hello prints 42, async 9900, errors reports the kinds and traces. Also checks that no installed
+# hello prints 42, async 9900, errors reports the kinds and traces, zero_copy sums a 64 MiB
+# SharedVec in an executor. Also checks that no installed
 # header includes msgpack or Boost (they are private to the libraries), and that the man page,
 # the completion and the package files are in place.
 # Usage: install.sh BUILD_DIR SOURCE_DIR
@@ -68,6 +69,8 @@ for way in cmake make; do
   grep -q '^  at check (ratio.shape:6)$' <<< "$out" || fail "$way/errors: no trace in: $out"
   grep -q 'error\[ResourceExhausted\]: fuel exhausted' <<< "$out" ||
     fail "$way/errors: no fuel error in: $out"
+  out=$("$tmp/$way/zero_copy") || fail "$way/zero_copy exited $?"
+  [[ $out == "8388608 elements, sum 35184367894528" ]] || fail "$way/zero_copy printed '$out'"
 done
 # The supervisor the examples started is the installed binary.
 status=$("$prefix/bin/shapex" status) || fail "no supervisor answered on $SHAPEX_SOCKET"

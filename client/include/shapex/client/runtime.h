@@ -22,7 +22,8 @@
 // an Int result converts to double); std::string (and const char*, std::string_view as
 // arguments); std::vector<T> (Array); std::map<K, V> and std::unordered_map<K, V> (Map; keys
 // bool, integer or string); std::optional<T> (None or Some(x)); shapex::Formatted (a result
-// only: the value as Shape prints it, for any kind). A result that does not convert is an error
+// only: the value as Shape prints it, for any kind); ipc::SharedVec<T> (an argument only: a
+// typed array Vec::f64, Vec::i32, ... passed with no copy, as its segment's descriptor). A result that does not convert is an error
 // of kind InvalidArgument naming what was expected and what came. Add your own by specialising
 // shapex::Convert<T> (see the specialisations below).
 //
@@ -61,6 +62,7 @@
 #include "shapex/engine/program.h"
 #include "shapex/engine/value.h"
 #include "shapex/engine/vm.h"
+#include "shapex/ipc/shared_vec.h"
 
 namespace shapex {
 
@@ -246,6 +248,19 @@ struct Convert<char[N]> {
   }
 };
 
+// A typed array in shared memory: the executor maps the caller's segment (read-only); nothing
+// is copied on this side. Only as an argument.
+template <class T>
+struct Convert<ipc::SharedVec<T>> {
+  static bool ToShape(engine::Vm& vm, const ipc::SharedVec<T>& v, engine::Value* out,
+                      std::string* why) {
+    Result<engine::Value> value = v.ToValue(vm);
+    if (!value.has_value()) return (*why = value.error().message(), false);
+    *out = *value;
+    return true;
+  }
+};
+
 template <>
 struct Convert<Formatted> {
   static bool FromShape(engine::Vm& vm, const engine::Value& v, Formatted* out, std::string* why) {
@@ -388,9 +403,9 @@ class Module {
     std::optional<R> result;
     std::string output;
     Error error;
-    auto make_args = [&](engine::Vm& vm, std::vector<engine::Value>* out) {
+    auto make_args = [&](engine::Vm& vm, std::vector<engine::Value>* out, std::string* why) {
       engine::Vm::RootScope root(vm);
-      (AddArg(vm, args, out, &root), ...);
+      return (AddArg(vm, args, out, &root, why) && ...);
     };
     auto take = [&](engine::Vm& vm, const engine::Value& v, std::string* why) {
       R value{};
@@ -423,18 +438,28 @@ class Module {
   friend class Runtime;
   explicit Module(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
+  // One argument: Convert<A>::ToShape, or its checked form `bool ToShape(vm, a, &value, why)`
+  // for conversions that can fail (false with *why set).
   template <class A>
-  static void AddArg(engine::Vm& vm, const A& a, std::vector<engine::Value>* out,
-                     engine::Vm::RootScope* root) {
-    engine::Value v = Convert<internal::Bare<A>>::ToShape(vm, a);
+  static bool AddArg(engine::Vm& vm, const A& a, std::vector<engine::Value>* out,
+                     engine::Vm::RootScope* root, std::string* why) {
+    using C = Convert<internal::Bare<A>>;
+    engine::Value v;
+    if constexpr (requires { C::ToShape(vm, a, &v, why); }) {
+      if (!C::ToShape(vm, a, &v, why)) return false;
+    } else {
+      v = C::ToShape(vm, a);
+    }
     root->Add(v);
     out->push_back(v);
+    return true;
   }
   const CallOptions& impl_limits() const;
   // The non-template part of a call: a free call slot, the arguments made there, the call,
   // the result taken there. False with *error set on any failure.
   bool Run(const CallOptions& limits, std::string_view function,
-           const std::function<void(engine::Vm&, std::vector<engine::Value>*)>& make_args,
+           const std::function<bool(engine::Vm&, std::vector<engine::Value>*, std::string*)>&
+               make_args,
            const std::function<bool(engine::Vm&, const engine::Value&, std::string*)>& take,
            std::string* output, Error* error) const;
 

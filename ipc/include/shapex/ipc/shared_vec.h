@@ -30,6 +30,10 @@
 #include "shapex/engine/value.h"
 #include "shapex/ipc/wire_value.h"
 
+namespace shapex::engine {
+class Vm;
+}  // namespace shapex::engine
+
 namespace shapex::ipc {
 
 struct SegmentPoolOptions {
@@ -115,6 +119,18 @@ class SharedRegion {
   std::span<uint8_t> bytes_;
 };
 
+// The bytes of a region as a typed array of `vm`, with no copy: the Vm's array and the region
+// are the same memory (writes through either are seen by both). While the Vm value lives the
+// segment does too. Sending the value to an executor (ToWire with a borrow threshold, e.g.
+// RemoteCalls or shapex::Module) passes the segment's read-only descriptor instead of copying
+// it, as SharedVec::ToWire does. `bytes` must be 64-byte aligned and hold `n` elements.
+Result<engine::Value> AdoptSharedBytes(engine::Vm& vm, engine::ElemKind kind, size_t n,
+                                       std::span<uint8_t> bytes,
+                                       std::shared_ptr<const SegmentView> view);
+// The segment view whose bytes are exactly [data, data + size) and which AdoptSharedBytes gave
+// to a Vm that still holds it; nullptr otherwise.
+std::shared_ptr<const SegmentView> FindAdoptedSegment(const void* data, size_t size);
+
 template <class T>
 struct SharedElem;
 template <> struct SharedElem<double> { static constexpr auto kKind = engine::ElemKind::kF64; };
@@ -150,6 +166,11 @@ class SharedVec {
 
   // A typed array whose bytes stay in the segment.
   WireValue ToWire() const { return WireValue::SharedTypedArray(kKind, region_.view()); }
+  // The same memory as a typed array of `vm` (AdoptSharedBytes): no copy here, and none when
+  // the value is sent on.
+  Result<engine::Value> ToValue(engine::Vm& vm) const {
+    return AdoptSharedBytes(vm, kKind, size_, region_.bytes(), region_.view());
+  }
   // A rows x cols matrix over the same bytes (double only; rows * cols must equal size()).
   Result<WireValue> ToWireMatrix(uint64_t rows, uint64_t cols) const {
     static_assert(std::is_same_v<T, double>, "matrices hold f64");
