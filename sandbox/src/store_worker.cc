@@ -3,6 +3,9 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
+
 #include "shapex/core/errno_status.h"
 
 namespace shapex::sandbox {
@@ -59,19 +62,32 @@ void StoreWorker::RunCompleted() {
 }
 
 void StoreWorker::Main() {
+  using Clock = std::chrono::steady_clock;
+  constexpr auto kMinRefresh = std::chrono::seconds(1);
+  constexpr int kRefreshCostFactor = 10;  // a scan takes at most 1/10 of the worker's time
   bool stats_stale = true;
+  Clock::time_point next_refresh{};  // the first snapshot is taken at once
   for (;;) {
     Job job;
     {
       std::unique_lock lock(mu_);
-      if (jobs_.empty() && !quit_ && stats_stale) {
-        lock.unlock();
-        Result<BlobStoreStats> st = store_.Stats();  // idle: refresh the snapshot
-        lock.lock();
-        if (st.has_value()) stats_ = *st;
-        stats_stale = false;
+      auto has_work = [&] { return quit_ || !jobs_.empty(); };
+      while (!has_work()) {
+        if (!stats_stale) {
+          cv_.wait(lock, has_work);
+        } else if (Clock::now() < next_refresh) {
+          cv_.wait_until(lock, next_refresh, has_work);
+        } else {
+          lock.unlock();
+          const auto start = Clock::now();
+          Result<BlobStoreStats> st = store_.Stats();  // idle: refresh the snapshot
+          const auto took = Clock::now() - start;
+          lock.lock();
+          if (st.has_value()) stats_ = *st;
+          stats_stale = false;
+          next_refresh = Clock::now() + std::max<Clock::duration>(kMinRefresh, took * kRefreshCostFactor);
+        }
       }
-      cv_.wait(lock, [&] { return quit_ || !jobs_.empty(); });
       if (jobs_.empty()) return;  // quit_ with nothing left to do
       job = std::move(jobs_.front());
       jobs_.pop_front();

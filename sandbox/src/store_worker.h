@@ -11,8 +11,12 @@
 //   // the loop watches worker.event_fd() and calls RunCompleted() when it is readable.
 //
 // Jobs run in order, one at a time. The destructor lets the posted jobs finish (writes of learned
-// blobs must not be lost at exit) and joins the thread; completions not yet run are dropped. Stats() is the snapshot taken after
-// the latest job (a store scan, so it is not taken per status request).
+// blobs must not be lost at exit) and joins the thread; completions not yet run are dropped.
+// Stats() is a snapshot (a scan of the whole store, so it is not taken per status request),
+// refreshed when the worker is idle after jobs changed the store, at most once per
+// max(1 s, 10 x the last scan's duration): the scan's cost grows with the store, and refreshing
+// after every job made the worker's CPU grow with (jobs x objects), about half a core after
+// 60,000 objects in a long differential run. The snapshot may be that much behind.
 #ifndef SHAPEX_SANDBOX_SRC_STORE_WORKER_H_
 #define SHAPEX_SANDBOX_SRC_STORE_WORKER_H_
 
