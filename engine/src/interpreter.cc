@@ -34,6 +34,10 @@ std::string ArgCountMessage(const Proto& p, int argc) {
 
 namespace {
 constexpr uint64_t kFuelSlice = 4096;
+// A run of the frame loop checks the deadline when it uses up a slice. A native calling back a
+// short function in a loop (reduce, map or sort_by over a long array) enters the loop many times
+// and never uses up one, so every kEntriesPerDeadlineCheck-th entry checks it at once.
+constexpr uint32_t kEntriesPerDeadlineCheck = 64;
 
 MethodNs NamespaceOf(const Value& v) {
   switch (v.type) {
@@ -170,6 +174,10 @@ bool Vm::RunFrameLoop(size_t stop_depth) {
   Value* base = frame->base;
   const Value* k = frame->proto->constants.data();
   uint64_t slice = std::min(kFuelSlice, im.fuel_left);
+  if (++im.entries_unchecked >= kEntriesPerDeadlineCheck) {
+    im.entries_unchecked = 0;
+    slice = 0;  // the first instruction refuels, which checks the deadline (and the fuel)
+  }
   im.fuel_left -= slice;
   uint32_t i = 0;
 

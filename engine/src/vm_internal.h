@@ -109,6 +109,8 @@ struct Vm::Impl {
   // Wall-clock deadline, checked every kFuelSlice instructions; max() = none.
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
   double deadline_seconds = 0;  // the limit `deadline` stands for (the Timeout message names it)
+  // Entries into the frame loop since the deadline was last checked at one (see RunFrameLoop).
+  uint32_t entries_unchecked = 0;
   std::vector<Obj*> gray;
   Status setup_error;                  // e.g. a native this VM lacks
 
