@@ -75,9 +75,9 @@ ipc::CallLimits ToCallLimits(const CallOptions& o) {
 // One call slot: a Vm holding the module's globals (its top-level code has run in it) and the
 // RemoteCalls that sends its calls to one leased executor (or runs them in process).
 struct Slot {
+  std::string output;                   // what the running call printed (the Vm's sink)
   std::unique_ptr<RemoteCalls> remote;  // outlives the Vm it is installed in
   std::unique_ptr<engine::Vm> vm;
-  std::string output;  // what the running call printed
 };
 
 struct Module::Impl {
