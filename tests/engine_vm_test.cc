@@ -72,5 +72,74 @@ TEST(VmLimitsTest, DeadlineHoldsInsideNativeCallbackLoops) {
   EXPECT_EQ(vm.trace().back().function, "main");
 }
 
+// An executor resets its Vm between calls instead of building one (Vm::Reset): the second call
+// must see exactly what a new Vm would show it, whatever the first one left behind.
+TEST(VmResetTest, TheSameCallAfterAResetGivesTheSameAnswerOutputAndFuel) {
+  auto p = MustCompile(
+      "var g = 0\nvar log = []\n"
+      "function f(x) {\n"
+      "  if type_of(log) == \"none\" { g = 0; log = [] }\n"
+      "  g = g + x\n"
+      "  log.push(f\"entry {g}\")\n"
+      "  print(g, log)\n"
+      "  log.len()\n"
+      "}\n");
+  ASSERT_NE(p, nullptr);
+  int f = p->FindFunction("f");
+  ASSERT_GE(f, 0);
+  const Limits limits{.fuel = 100000, .memory = 8 << 20, .stack = 64};
+  Vm vm(*p, limits);
+  auto call = [&](std::string* out, uint64_t* fuel) {
+    vm.SetOutput([out](std::string_view text) { *out += text; });
+    Value r;
+    Status s = vm.CallFunction(static_cast<uint32_t>(f), {Value::Int(3)}, &r);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    *fuel = vm.instructions_executed();
+    return r;
+  };
+  std::string first_out, second_out;
+  uint64_t first_fuel = 0, second_fuel = 0;
+  Value first = call(&first_out, &first_fuel);
+  ASSERT_TRUE(vm.Reset(limits));
+  EXPECT_EQ(vm.instructions_executed(), 0u);
+  Value second = call(&second_out, &second_fuel);
+  ASSERT_TRUE(first.IsInt() && second.IsInt());
+  EXPECT_EQ(first.as.i, 1);
+  EXPECT_EQ(second.as.i, 1) << "the global array kept the first call's entry";
+  EXPECT_EQ(second_out, first_out);
+  EXPECT_EQ(second_fuel, first_fuel);
+  // Another stack-depth limit needs another register stack: refused, the Vm still works.
+  EXPECT_FALSE(vm.Reset(Limits{.fuel = 100000, .memory = 8 << 20, .stack = 128}));
+  ASSERT_TRUE(vm.Reset(limits));
+  std::string third_out;
+  uint64_t third_fuel = 0;
+  EXPECT_EQ(call(&third_out, &third_fuel).as.i, 1);
+}
+
+// The registers a call wrote (even ones a refused call left above the frame) read as None after
+// a reset, as in a new Vm.
+TEST(VmResetTest, RegistersReadAsNoneAfterAReset) {
+  auto p = MustCompile("function f(a) { a }\nfunction g() { 0 }");
+  ASSERT_NE(p, nullptr);
+  int f = p->FindFunction("f"), g = p->FindFunction("g");
+  Proto& gp = *p->protos[static_cast<size_t>(g)];
+  gp.num_regs = 8;
+  gp.code = {code::ABC(Op::kRET, 6, 0, 0)};
+  gp.lines = {1};
+  ASSERT_TRUE(Verify(*p).ok());
+  const Limits limits{.fuel = 10000, .memory = 8 << 20, .stack = 64};
+  Vm vm(*p, limits);
+  std::vector<Value> args;
+  for (int i = 0; i < 8; ++i) args.push_back(vm.NewString("stale " + std::to_string(i)));
+  Value out;
+  EXPECT_EQ(vm.CallFunction(static_cast<uint32_t>(f), args, &out).kind(),
+            ErrorKind::kArgumentError);
+  ASSERT_TRUE(vm.Reset(limits));
+  out = Value::Int(1);
+  Status s = vm.CallFunction(static_cast<uint32_t>(g), {}, &out);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_TRUE(out.IsNone()) << "a register holds a value of type " << static_cast<int>(out.type);
+}
+
 }  // namespace
 }  // namespace shapex::engine

@@ -163,6 +163,43 @@ Vm::Vm(const Program& program, Limits limits)
   im.fuel_left = im.fuel_total;
 }
 
+bool Vm::Reset(const Limits& limits) {
+  Impl& im = *impl_;
+  if (limits.stack != limits_.stack || !im.frames.empty() || im.native_depth != 0) return false;
+  im.heap.FreeAll();
+  im.heap.limit = limits.memory;
+  im.heap.next_gc = std::min<size_t>(size_t{1} << 20, limits.memory);
+  im.heap.collections = 0;
+  if (im.stack != nullptr) {
+    // Registers up to the high-water mark may hold values of the last call; above it the
+    // stack is still zero (None).
+    std::memset(static_cast<void*>(im.stack), 0,
+                static_cast<size_t>(im.high_water - im.stack) * sizeof(Value));
+  }
+  im.high_water = im.stack;
+  std::fill(im.globals.begin(), im.globals.end(), Value::None());
+  im.gray.clear();
+  im.deadline = std::chrono::steady_clock::time_point::max();
+  im.deadline_seconds = 0;
+  im.entries_unchecked = 0;
+  limits_ = limits;
+  im.fuel_total = limits_.fuel == 0 ? UINT64_MAX : limits_.fuel;
+  im.fuel_left = im.fuel_total;
+  temp_roots_.clear();
+  trace_.clear();
+  error_ = Status::Ok();
+  output_ = [](std::string_view text) { std::fwrite(text.data(), 1, text.size(), stdout); };
+  remote_call_ = nullptr;
+  local_remote_depth_ = 0;
+  trace_base_ = 0;
+  remote_map_ = nullptr;
+  remote_trace_.clear();
+  map_progress_ = nullptr;
+  map_depth_ = 0;
+  script_ran_ = false;
+  return true;
+}
+
 Vm::~Vm() {
   impl_->heap.FreeAll();
   for (ObjFunction* f : impl_->functions) delete f;

@@ -4,6 +4,7 @@
 #include "shapex/ipc/messages.h"
 
 #include <algorithm>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -366,6 +367,7 @@ bool ErrorKindFromName(std::string_view name, ErrorKind* out) {
 
 std::vector<uint8_t> EncodeMessage(const WireMessage& message) {
   std::vector<uint8_t> out;
+  out.reserve(256);  // a small call or answer fits: no growth while packing
   internal::ByteSink sink(&out);
   Packer pk(sink);
   std::visit(
@@ -393,11 +395,47 @@ std::vector<uint8_t> EncodeMessage(const WireMessage& message) {
   return out;
 }
 
+namespace {
+
+// One object-tree zone per thread, reused by DecodeMessage (a decoded message copies out
+// everything it keeps, so the tree dies with the call). A nested decode gets its own.
+struct ReusableZone {
+  msgpack::zone zone;
+  bool in_use = false;
+};
+thread_local ReusableZone reusable_zone;
+
+class ZoneLease {
+ public:
+  ZoneLease() {
+    if (!reusable_zone.in_use) {
+      reusable_zone.in_use = true;
+      zone_ = &reusable_zone.zone;
+    } else {
+      own_.emplace();
+      zone_ = &*own_;
+    }
+  }
+  ~ZoneLease() {
+    if (own_) return;
+    reusable_zone.zone.clear();
+    reusable_zone.in_use = false;
+  }
+  msgpack::zone& zone() { return *zone_; }
+
+ private:
+  msgpack::zone* zone_;
+  std::optional<msgpack::zone> own_;
+};
+
+}  // namespace
+
 Result<WireMessage> DecodeMessage(std::span<const uint8_t> bytes) {
+  ZoneLease zone;
   // Values sit two levels below the message array (message -> argument list -> value).
-  ASSIGN_OR_RETURN(msgpack::object_handle handle,
-                   internal::UnpackUntrusted(bytes, kMaxWireDepth + kMaxEnvelopeDepth));
-  ASSIGN_OR_RETURN(Items m, internal::ReadArray(handle.get(), "message", 2));
+  ASSIGN_OR_RETURN(msgpack::object root, internal::UnpackUntrustedInto(
+                                             zone.zone(), bytes, kMaxWireDepth + kMaxEnvelopeDepth));
+  ASSIGN_OR_RETURN(Items m, internal::ReadArray(root, "message", 2));
   ASSIGN_OR_RETURN(uint64_t version, internal::ReadUint(m[0], "protocol version"));
   if (version != kWireProtocolVersion)
     return ProtocolError(fmt::format("unsupported protocol version {} (this build speaks {})",

@@ -83,7 +83,11 @@ void PackStr(Packer& pk, std::string_view text) {
 
 void PackHash(Packer& pk, const engine::FunctionHash& hash) { PackBin(pk, hash); }
 
-Result<msgpack::object_handle> UnpackUntrusted(std::span<const uint8_t> bytes, int max_depth) {
+namespace {
+
+// The first pass of UnpackUntrusted (nesting, declared sizes), then the limits msgpack-c
+// itself enforces in the second.
+Result<msgpack::unpack_limit> Prescan(std::span<const uint8_t> bytes, int max_depth) {
   if (bytes.empty()) return ProtocolError("empty input");
   if (bytes.size() > kMaxDecodeBytes)
     return ProtocolError(fmt::format("input of {} bytes is too large", bytes.size()));
@@ -103,16 +107,41 @@ Result<msgpack::object_handle> UnpackUntrusted(std::span<const uint8_t> bytes, i
     return ProtocolError(fmt::format("{} trailing bytes", bytes.size() - off));
   // Defence in depth: the same limits again, enforced by msgpack-c itself.
   size_t n = bytes.size();
-  msgpack::unpack_limit limit(
+  return msgpack::unpack_limit(
       std::min<size_t>(kMaxArrayItems, n), std::min<size_t>(kMaxMapPairs, n),
       std::min<size_t>(kMaxStringBytes, n), std::min<size_t>(kMaxBinBytes, n),
       /*ext=*/0, static_cast<size_t>(max_depth));
+}
+
+}  // namespace
+
+Result<msgpack::object_handle> UnpackUntrusted(std::span<const uint8_t> bytes, int max_depth) {
+  ASSIGN_OR_RETURN(msgpack::unpack_limit limit, Prescan(bytes, max_depth));
+  const char* data = reinterpret_cast<const char*>(bytes.data());
   try {
-    off = 0;
+    size_t off = 0;
     msgpack::object_handle handle =
         msgpack::unpack(data, bytes.size(), off, ReferenceStrAndBin, nullptr, limit);
     if (off != bytes.size()) return ProtocolError("trailing bytes");
     return handle;
+  } catch (const std::exception& e) {
+    return ProtocolError(fmt::format("malformed MessagePack: {}", e.what()));
+  } catch (...) {
+    return ProtocolError("malformed MessagePack");
+  }
+}
+
+Result<msgpack::object> UnpackUntrustedInto(msgpack::zone& zone, std::span<const uint8_t> bytes,
+                                            int max_depth) {
+  ASSIGN_OR_RETURN(msgpack::unpack_limit limit, Prescan(bytes, max_depth));
+  const char* data = reinterpret_cast<const char*>(bytes.data());
+  try {
+    size_t off = 0;
+    bool referenced = false;
+    msgpack::object object = msgpack::unpack(zone, data, bytes.size(), off, referenced,
+                                             ReferenceStrAndBin, nullptr, limit);
+    if (off != bytes.size()) return ProtocolError("trailing bytes");
+    return object;
   } catch (const std::exception& e) {
     return ProtocolError(fmt::format("malformed MessagePack: {}", e.what()));
   } catch (...) {

@@ -60,6 +60,10 @@ void PackHash(Packer& pk, const engine::FunctionHash& hash);
 // unpack_limit) builds the object tree; str and bin objects point into `bytes`, which must
 // outlive the handle. ProtocolError on any problem, including any msgpack-c exception.
 Result<msgpack::object_handle> UnpackUntrusted(std::span<const uint8_t> bytes, int max_depth);
+// The same, with the object tree built in `zone` (which the caller clears and reuses: no
+// allocation per message once its first chunk is big enough).
+Result<msgpack::object> UnpackUntrustedInto(msgpack::zone& zone, std::span<const uint8_t> bytes,
+                                            int max_depth);
 
 using Items = std::span<const msgpack::object>;
 

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
 #include <set>
 #include <unordered_set>
 
@@ -82,13 +83,36 @@ RemoteCallResponse FailureFrom(const Status& status, std::vector<engine::TraceFr
   return RemoteCallResponse::Failure(kind, status.message(), std::move(trace));
 }
 
+// Splits a call's time into ExecuteTimes' stages; does nothing when nobody asked.
+class StageClock {
+ public:
+  explicit StageClock(ExecuteTimes* out) : out_(out) {
+    if (out_ != nullptr) last_ = std::chrono::steady_clock::now();
+  }
+  void Lap(uint64_t ExecuteTimes::*stage) {
+    if (out_ == nullptr) return;
+    auto now = std::chrono::steady_clock::now();
+    out_->*stage += static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(now - last_).count());
+    last_ = now;
+  }
+
+ private:
+  ExecuteTimes* out_;
+  std::chrono::steady_clock::time_point last_;
+};
+
 // Everything after linking: rebuild the arguments, call, send the result back. With `borrow`
 // (the program and types outlive the response: a LinkCache entry), large typed arrays and
 // matrices in the result are not copied: they point into the call's Vm, which the response
 // keeps alive until it is sent and destroyed.
+// With `reuse` (a LinkCache entry's Vm slot), the last call's Vm is reset and run again when
+// nothing borrows from it any more; otherwise a new Vm is made and kept there.
 RemoteCallResponse Run(const RemoteCallRequest& request, const engine::LinkedProgram& linked,
                        const ProtoIndex& protos, TypeRegistry& types,
-                       const engine::Limits& limits, bool borrow) {
+                       const engine::Limits& limits, bool borrow,
+                       std::shared_ptr<engine::Vm>* reuse = nullptr,
+                       StageClock* clock = nullptr) {
   const engine::Program& program = *linked.program;
   const engine::Proto& entry = *program.protos[linked.entry];
   if (entry.is_closure && !request.captures)
@@ -99,7 +123,14 @@ RemoteCallResponse Run(const RemoteCallRequest& request, const engine::LinkedPro
     return RemoteCallResponse::Failure(ErrorKind::kArgumentError,
                                        fmt::format("'{}' is not a closure", entry.name));
 
-  auto vm_owner = std::make_shared<engine::Vm>(program, limits);
+  std::shared_ptr<engine::Vm> vm_owner;
+  if (reuse != nullptr && *reuse != nullptr && reuse->use_count() == 1 &&
+      (*reuse)->Reset(limits)) {
+    vm_owner = *reuse;
+  } else {
+    vm_owner = std::make_shared<engine::Vm>(program, limits);
+    if (reuse != nullptr) *reuse = vm_owner;
+  }
   engine::Vm& vm = *vm_owner;
   // Rebuilding the values is work the call pays for, like its instructions.
   FromWireContext ctx{&vm, &protos, &types, /*charge_fuel=*/true};
@@ -113,11 +144,13 @@ RemoteCallResponse Run(const RemoteCallRequest& request, const engine::LinkedPro
     output.append(text.substr(0, room));
     dropped += text.size() - std::min(room, text.size());
   });
+  if (clock != nullptr) clock->Lap(&ExecuteTimes::setup_ns);
   auto finish = [&](RemoteCallResponse response) {
     vm.SetOutput([](std::string_view) {});  // the Vm may outlive `output` (borrowed result)
     if (dropped > 0) output += fmt::format("\n[shapex: {} more bytes of output dropped]\n", dropped);
     response.output = std::move(output);
     response.fuel_used = vm.instructions_executed();
+    if (clock != nullptr) clock->Lap(&ExecuteTimes::run_ns);
     return response;
   };
   auto failed = [&](const Status& status) {
@@ -273,10 +306,26 @@ LinkCache::Entry* LinkCache::Insert(std::string key, engine::LinkedProgram linke
   e.types = std::make_unique<TypeRegistry>(*e.linked.program);
   index_[e.key] = entries_.begin();
   while (entries_.size() > max_entries_) {
+    if (vm_entry_ == &entries_.back()) {
+      vm_.reset();
+      vm_entry_ = nullptr;
+    }
     index_.erase(entries_.back().key);
     entries_.pop_back();
   }
   return &e;
+}
+
+std::shared_ptr<engine::Vm>* LinkCache::VmSlot(const Entry* entry) {
+  if (vm_entry_ != entry) {
+    vm_.reset();
+    vm_entry_ = entry;
+  }
+  return &vm_;
+}
+
+void LinkCache::ReleaseCallMemory() {
+  if (vm_ != nullptr && vm_.use_count() == 1 && !vm_->Reset(vm_->limits())) vm_.reset();
 }
 
 std::string LinkCache::KeyFor(const engine::FunctionHash& entry,
@@ -303,6 +352,13 @@ RemoteCallResponse ExecuteRemoteCall(const RemoteCallRequest& request, const eng
 
 RemoteCallResponse ExecuteRemoteCall(const RemoteCallRequest& request, const engine::Limits& limits,
                                      engine::BlobCache* cache, LinkCache* links) {
+  return ExecuteRemoteCall(request, limits, cache, links, nullptr);
+}
+
+RemoteCallResponse ExecuteRemoteCall(const RemoteCallRequest& request, const engine::Limits& limits,
+                                     engine::BlobCache* cache, LinkCache* links,
+                                     ExecuteTimes* times) {
+  StageClock clock(times);
   // Warm path: the entry was linked before and the request brings no new code. Content hashes
   // make this exact: the same entry hash and impls always link to the same program.
   std::string types_key;
@@ -319,7 +375,9 @@ RemoteCallResponse ExecuteRemoteCall(const RemoteCallRequest& request, const eng
           types_key;
     if (nothing_new) {
       if (LinkCache::Entry* e = links->Find(key)) {
-        return Run(request, e->linked, e->protos, *e->types, limits, /*borrow=*/true);
+        clock.Lap(&ExecuteTimes::lookup_ns);
+        return Run(request, e->linked, e->protos, *e->types, limits, /*borrow=*/true,
+                   links->VmSlot(e), &clock);
       }
     }
   }
@@ -352,11 +410,14 @@ RemoteCallResponse ExecuteRemoteCall(const RemoteCallRequest& request, const eng
   }
   if (links != nullptr && !key.empty() && linked->proto_hashes[linked->entry] == *request.function_hash) {
     LinkCache::Entry* e = links->Insert(std::move(key), std::move(*linked));
-    return Run(request, e->linked, e->protos, *e->types, limits, /*borrow=*/true);
+    clock.Lap(&ExecuteTimes::lookup_ns);
+    return Run(request, e->linked, e->protos, *e->types, limits, /*borrow=*/true,
+               links->VmSlot(e), &clock);
   }
   ProtoIndex protos = MakeProtoIndex(linked->proto_hashes);
   TypeRegistry types(*linked->program);  // outlives the Vm's values
-  return Run(request, *linked, protos, types, limits, /*borrow=*/false);
+  clock.Lap(&ExecuteTimes::lookup_ns);
+  return Run(request, *linked, protos, types, limits, /*borrow=*/false, nullptr, &clock);
 }
 
 }  // namespace shapex::ipc

@@ -80,7 +80,9 @@ Status Executor::HandleMessage(ipc::Connection& connection, ipc::IncomingFrame& 
     }
     // The request's segments are unmapped before the answer goes out.
     message = ipc::WireMessage();
-    return SendResponse(connection, call_id, std::move(response));
+    Status sent = SendResponse(connection, call_id, std::move(response));
+    links_.ReleaseCallMemory();  // while the caller reads the answer
+    return sent;
   }
   ++stats_.bad_messages;
   ++stats_.errors;

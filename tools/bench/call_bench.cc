@@ -1,7 +1,7 @@
 // call_bench: the service's call latency, measured in one run against a bare socket.
 //
 //   call_bench [--quick] [--iterations N] [--transport ring|socket] [--sandbox full|none]
-//              [--shapex PATH] [--json]
+//              [--shapex PATH] [--stages-only] [--json]
 //
 // It starts its own `shapex serve` (socket and blob store in a temporary directory) and measures:
 //   raw_socket     64 B write/read round trip over a blocking AF_UNIX socketpair with a forked
@@ -43,6 +43,8 @@
 #include "shapex/engine/vm.h"
 #include "shapex/engine/compiler.h"
 #include "shapex/ipc/remote_call.h"
+#include "shapex/ipc/sidecar_transport.h"
+#include "tools/bench/connection_echo.h"
 #include "tools/bench/ipc_bench_util.h"
 
 namespace {
@@ -63,11 +65,76 @@ double JsonNumber(const std::string& json, const std::string& key) {
   return std::strtod(json.c_str() + pos + needle.size(), nullptr);
 }
 
+// Where a warm null call's time goes: each stage of the call, run in this process with the
+// same code the client and the executor run (the transport itself is the echo above).
+struct Breakdown {
+  Stats client_encode, decode, lookup, setup, run, encode, release, client_decode;
+  double sum_us() const {
+    return client_encode.median_us + decode.median_us + lookup.median_us + setup.median_us +
+           run.median_us + encode.median_us + release.median_us + client_decode.median_us;
+  }
+};
+
+Breakdown MeasureBreakdown(const ipc::RemoteCallRequest& full, int iterations) {
+  engine::BlobCache cache;
+  ipc::LinkCache links;
+  engine::Limits limits;
+  // First call brings the code; later ones go without it, as on a warm lease.
+  (void)ipc::ExecuteRemoteCall(full, limits, &cache, &links);
+  links.ReleaseCallMemory();
+  ipc::RemoteCallRequest warm =
+      ipc::BuildCallRequestNegotiated(full, ipc::OfferedHashes(full));
+  std::vector<double> client_encode, decode, lookup, setup, run, encode, release, client_decode;
+  auto us = [](Clock::time_point a, Clock::time_point b) {
+    return std::chrono::duration<double, std::micro>(b - a).count();
+  };
+  int warmup = std::max(200, iterations / 10);
+  for (int i = 0; i < warmup + iterations; ++i) {
+    ipc::ExecuteTimes times;
+    Clock::time_point t0, t1, t2, t3, t4, t5, t6, t7;
+    {
+      t0 = Clock::now();
+      auto out = ipc::PrepareOutgoing(ipc::WireMessage{warm});  // the client's copy + encode
+      DieIf(out.error(), "encode the request");
+      t1 = Clock::now();
+      auto message = ipc::DecodeMessage(out->payload);
+      DieIf(message.error(), "decode the request");
+      auto& request = std::get<ipc::RemoteCallRequest>(*message);
+      t2 = Clock::now();
+      ipc::RemoteCallResponse response = ipc::ExecuteRemoteCall(
+          request, ipc::EffectiveLimits(request.limits, limits), &cache, &links, &times);
+      if (!response.ok()) Die("breakdown call failed: " + response.status().ToString());
+      t3 = Clock::now();
+      auto encoded = ipc::PrepareOutgoing(ipc::WireMessage{std::move(response)});
+      DieIf(encoded.error(), "encode the response");
+      t4 = Clock::now();
+      auto back = ipc::DecodeMessage(encoded->payload);
+      DieIf(back.error(), "decode the response");
+      t5 = Clock::now();
+    }  // both messages freed
+    t6 = Clock::now();
+    links.ReleaseCallMemory();
+    t7 = Clock::now();
+    if (i < warmup) continue;
+    client_encode.push_back(us(t0, t1));
+    decode.push_back(us(t1, t2));
+    lookup.push_back(times.lookup_ns / 1000.0);
+    setup.push_back(times.setup_ns / 1000.0);
+    run.push_back(us(t2, t3) - (times.lookup_ns + times.setup_ns) / 1000.0);
+    encode.push_back(us(t3, t4) + us(t5, t6));  // encoding and freeing the messages
+    release.push_back(us(t6, t7));
+    client_decode.push_back(us(t4, t5));
+  }
+  return {Summarise(client_encode), Summarise(decode),  Summarise(lookup),
+          Summarise(setup),         Summarise(run),     Summarise(encode),
+          Summarise(release),       Summarise(client_decode)};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   int iterations = 20000;
-  bool json = false, quick = false;
+  bool json = false, quick = false, stages_only = false;
   std::string transport = "ring", sandbox = "full";
   std::string shapex_bin =
       (std::filesystem::read_symlink("/proc/self/exe").parent_path() / ".." / "shapex").string();
@@ -76,6 +143,8 @@ int main(int argc, char** argv) {
     if (arg == "--quick") {
       quick = true;
       iterations = 2000;
+    } else if (arg == "--stages-only") {
+      stages_only = true;
     } else if (arg == "--json") {
       json = true;
     } else if (arg == "--iterations" && i + 1 < argc) {
@@ -89,9 +158,25 @@ int main(int argc, char** argv) {
     } else {
       std::fprintf(stderr,
                    "usage: call_bench [--quick] [--iterations N] [--transport ring|socket] "
-                   "[--sandbox full|none] [--shapex PATH] [--json]\n");
+                   "[--sandbox full|none] [--shapex PATH] [--stages-only] [--json]\n");
       return 2;
     }
+  }
+  if (stages_only) {
+    // Only the in-process stages of a warm null call (no supervisor): for profilers.
+    auto program = engine::Compile(kProgram, "bench.shape");
+    DieIf(program.error(), "compile");
+    auto blobs = engine::BuildProgramBlobs(**program);
+    DieIf(blobs.error(), "blobs");
+    auto nop = ipc::BuildCallRequest(**program, *blobs, "nop", {});
+    DieIf(nop.error(), "request");
+    Breakdown b = MeasureBreakdown(*nop, iterations);
+    fmt::print("client encode {:.3f}  decode {:.3f}  lookup {:.3f}  setup {:.3f}  run {:.3f}  "
+               "encode {:.3f}  release {:.3f}  client decode {:.3f}  sum {:.3f} µs (medians)\n",
+               b.client_encode.median_us, b.decode.median_us, b.lookup.median_us,
+               b.setup.median_us, b.run.median_us, b.encode.median_us, b.release.median_us,
+               b.client_decode.median_us, b.sum_us());
+    return 0;
   }
   signal(SIGPIPE, SIG_IGN);
   char dir_template[] = "/tmp/shapex-call-bench-XXXXXX";
@@ -154,6 +239,16 @@ int main(int argc, char** argv) {
     DieIf(r.error(), "null call");
     if (!r->ok()) Die("null call failed: " + r->status().ToString());
   });
+
+  // The ring's bare echo in the same run (the floor a call travels on: connection_echo.h).
+  Stats ring_echo;
+  {
+    ConnectionEcho echo(transport == "socket" ? ipc::Transport::kSocket
+                                              : ipc::Transport::kCallRing,
+                        ipc::kDefaultRingMaxSpin);
+    ring_echo = echo.Measure(iterations);
+  }
+  Breakdown breakdown = MeasureBreakdown(nop, iterations);
 
   // Pipelined: 64 in flight.
   int total = quick ? 20000 : 200000;
@@ -248,6 +343,19 @@ int main(int argc, char** argv) {
                    {"null_call_us", null_call.median_us},
                    {"null_call_p99_us", null_call.p99_us},
                    {"null_call_vs_raw_rtt", ratio},
+                   {"ring_echo_us", ring_echo.median_us},
+                   {"ring_echo_p99_us", ring_echo.p99_us},
+                   {"null_call_vs_ring_echo", null_call.median_us / ring_echo.median_us},
+                   {"breakdown_us",
+                    {{"client_encode", breakdown.client_encode.median_us},
+                     {"executor_decode", breakdown.decode.median_us},
+                     {"link_lookup", breakdown.lookup.median_us},
+                     {"vm_setup", breakdown.setup.median_us},
+                     {"run", breakdown.run.median_us},
+                     {"executor_encode", breakdown.encode.median_us},
+                     {"release", breakdown.release.median_us},
+                     {"client_decode", breakdown.client_decode.median_us},
+                     {"sum", breakdown.sum_us()}}},
                    {"pipelined_calls_per_s", pipelined_per_s},
                    {"cold_start_ms", cold_ms},
                    {"cold_start_kernel_ms", clone_ms},
@@ -269,8 +377,27 @@ int main(int argc, char** argv) {
              raw.p99_us, 1.0);
   fmt::print("{:<24} {:>12.2f} {:>12.2f} {:>10.3f}\n", "warm null call", null_call.median_us,
              null_call.p99_us, ratio);
+  fmt::print("{:<24} {:>12.2f} {:>12.2f} {:>10.3f}   (null call ÷ echo: {:.2f})\n",
+             transport == "socket" ? "bare socket echo" : "bare ring echo", ring_echo.median_us,
+             ring_echo.p99_us, ring_echo.median_us / raw.median_us,
+             null_call.median_us / ring_echo.median_us);
   fmt::print("{:<24} {:>12.2f} {:>12.2f}\n", "first call (new lease)", first_call.median_us,
              first_call.p99_us);
+  fmt::print("\nwarm null call, stage by stage (in this process, same code; median µs / p99 µs):\n");
+  auto stage = [](const char* name, const Stats& st) {
+    fmt::print("  {:<34} {:>8.3f} {:>8.3f}\n", name, st.median_us, st.p99_us);
+  };
+  stage("client: copy + encode request", breakdown.client_encode);
+  stage("executor: decode request", breakdown.decode);
+  stage("executor: link-cache lookup", breakdown.lookup);
+  stage("executor: Vm reset + output", breakdown.setup);
+  stage("executor: args, call, result", breakdown.run);
+  stage("executor: encode response + free", breakdown.encode);
+  stage("executor: release call memory", breakdown.release);
+  stage("client: decode response", breakdown.client_decode);
+  fmt::print("  {:<34} {:>8.3f}   (+ the echo {:.3f} = {:.3f}; measured call {:.3f})\n",
+             "sum of stages", breakdown.sum_us(), ring_echo.median_us,
+             breakdown.sum_us() + ring_echo.median_us, null_call.median_us);
   fmt::print("\npipelined (64 in flight): {:.0f} calls/s\n", pipelined_per_s);
   fmt::print("executor cold start: {:.3f} ms median over {:.0f} spawns (kernel clone3 with "
              "namespaces {:.3f} ms, jail steps + ready {:.3f} ms)\n",

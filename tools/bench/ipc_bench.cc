@@ -48,6 +48,7 @@
 #include "shapex/ipc/segment_reserve.h"
 #include "shapex/ipc/unix_socket.h"
 #include "tools/bench/ipc_bench_large.h"
+#include "tools/bench/connection_echo.h"
 #include "tools/bench/ipc_bench_util.h"
 
 namespace {
@@ -57,7 +58,6 @@ using namespace shapex::ipc;
 using namespace ipc_bench;
 
 constexpr size_t kMessageSize = 64;
-constexpr uint8_t kEchoType = 1;
 
 inline void Pause() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -127,38 +127,13 @@ struct EchoResult {
 };
 
 // Our product path: a Connection (handshake, then frames through the ring or the socket) with a
-// child that echoes every message frame; `stop` ends it.
-EchoResult ConnectionEcho(int iterations, Transport transport, std::chrono::nanoseconds max_spin) {
-  auto pair = UnixSocket::Pair();
-  DieIf(pair.error(), "socketpair");
-  ConnectionOptions options;
-  options.transport = transport;
-  options.ring.max_spin = max_spin;
-  pid_t child = Spawn([&] {
-    pair->first.Close();
-    auto server = Connection::Accept(std::move(pair->second), options);
-    if (!server.has_value()) return 1;
-    IncomingFrame in;
-    for (;;) {
-      Status s = server->Receive(&in, std::chrono::seconds(60));
-      if (!s.ok()) return 2;
-      if (in.type == FrameType::kGoodbye) return 0;
-      if (!server->Send(in.type, in.call_id, in.payload()).ok()) return 3;
-    }
-  });
-  pair->second.Close();
-  auto client = Connection::Connect(std::move(pair->first), options);
-  DieIf(client.error(), "connect");
-  std::vector<uint8_t> payload(kMessageSize, 7);
-  IncomingFrame in;
+// child that echoes every message frame (connection_echo.h).
+EchoResult ConnectionEchoRun(int iterations, Transport transport,
+                             std::chrono::nanoseconds max_spin) {
+  ConnectionEcho echo(transport, max_spin);
+  pid_t child = echo.child();
   EchoResult result;
-  result.echo = Measure(iterations, [&](int i) {
-    DieIf(client->Send(FrameType::kMessage, static_cast<uint64_t>(i), payload), "send");
-    DieIf(client->Receive(&in, std::chrono::seconds(10)), "receive");
-    if (in.call_id != static_cast<uint64_t>(i) || in.payload().size() != kMessageSize) {
-      Die("echo returned the wrong frame");
-    }
-  });
+  result.echo = echo.Measure(iterations);
   // Idle: the child now waits in Receive. After its spin window it sleeps on the futex, waking
   // only to check that we are still there: after 1 ms, then at doubling intervals up to the
   // liveness interval (1 s). Measured once those checks have settled.
@@ -169,8 +144,7 @@ EchoResult ConnectionEcho(int iterations, Transport transport, std::chrono::nano
   double after = CpuNs(child);
   result.idle_stat_ticks = CpuTicks(child) - ticks_before;
   result.idle_cpu_ms_per_s = (after - before) / 1e6 / 2;
-  client->Shutdown();
-  Reap(child, "echo");
+  echo.Stop();
   return result;
 }
 
@@ -206,9 +180,9 @@ int main(int argc, char** argv) {
 
   Stats raw = RawSocketRoundTrip(iterations);
   Stats spin = ShmSpin(iterations);
-  EchoResult framed_result = ConnectionEcho(iterations, Transport::kSocket, max_spin);
+  EchoResult framed_result = ConnectionEchoRun(iterations, Transport::kSocket, max_spin);
   const Stats& framed = framed_result.echo;
-  EchoResult ring = ConnectionEcho(iterations, Transport::kCallRing, max_spin);
+  EchoResult ring = ConnectionEchoRun(iterations, Transport::kCallRing, max_spin);
   LargeResults large;
   if (run_large) large = MeasureLarge(quick);
 

@@ -133,6 +133,14 @@ class Vm {
   Vm(const Vm&) = delete;
   Vm& operator=(const Vm&) = delete;
 
+  // Makes this Vm what `Vm(program(), limits)` would be, cheaper than building one (an
+  // executor reuses its Vm between calls): every object is freed, and globals, registers,
+  // frames, fuel, deadline, trace, error, output sink and handlers go back to a new Vm's. What
+  // it keeps is derived from the program alone (function values, resolved natives, method
+  // lookups). False, with the Vm unchanged, when `limits` needs another register stack or
+  // frame array (a different stack-depth limit): build a new Vm then. Not during a call.
+  bool Reset(const Limits& limits);
+
   // Runs the top-level statements, then main(args) if the program declares main.
   Status RunMain(const std::vector<std::string>& args);
   // Runs the top-level statements once (idempotent; every entry point below runs them first

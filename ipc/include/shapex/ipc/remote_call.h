@@ -90,6 +90,13 @@ class LinkCache {
   Entry* Find(const std::string& key);
   Entry* Insert(std::string key, engine::LinkedProgram linked);
   size_t size() const { return entries_.size(); }
+  // The reusable Vm for calls of `entry`: one Vm is kept, for the entry called last, so the
+  // next call of the same entry resets it (Vm::Reset) instead of building one. Asking for
+  // another entry drops it.
+  std::shared_ptr<engine::Vm>* VmSlot(const Entry* entry);
+  // After a response went out: frees what the kept Vm's last call allocated (unless a response
+  // still borrows from it), so an idle executor holds no call's memory.
+  void ReleaseCallMemory();
   static std::string KeyFor(const engine::FunctionHash& entry,
                             const std::vector<engine::ImplEntry>& impls,
                             const std::vector<engine::FunctionHash>& roots = {});
@@ -98,6 +105,8 @@ class LinkCache {
   size_t max_entries_;
   std::list<Entry> entries_;  // most recently used first
   std::unordered_map<std::string, std::list<Entry>::iterator> index_;
+  const Entry* vm_entry_ = nullptr;
+  std::shared_ptr<engine::Vm> vm_;  // runs vm_entry_'s program (dropped before it is evicted)
 };
 
 // ExecuteRemoteCall with a blob cache and a link cache (the executor's warm path). A request
@@ -107,6 +116,17 @@ class LinkCache {
 // drop it, before the next call on `links` (which may evict the program they belong to).
 RemoteCallResponse ExecuteRemoteCall(const RemoteCallRequest& request, const engine::Limits& limits,
                                      engine::BlobCache* cache, LinkCache* links);
+
+// Where a call's time went, for call_bench's breakdown (steady clock, nanoseconds; only
+// measured when asked for).
+struct ExecuteTimes {
+  uint64_t lookup_ns = 0;  // value types, link-cache key and lookup (or linking, when cold)
+  uint64_t setup_ns = 0;   // Vm reset (or construction) and output capture
+  uint64_t run_ns = 0;     // arguments rebuilt, the call, the result converted for the wire
+};
+RemoteCallResponse ExecuteRemoteCall(const RemoteCallRequest& request, const engine::Limits& limits,
+                                     engine::BlobCache* cache, LinkCache* links,
+                                     ExecuteTimes* times);
 
 }  // namespace shapex::ipc
 
