@@ -1,13 +1,13 @@
 // Format specs (format_spec.h): parsing, and formatting one value by a spec.
 #include "format_spec.h"
 
+#include <fmt/format.h>
+
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <string>
 #include <utility>
-
-#include <fmt/format.h>
 
 #include "shapex/engine/vm.h"
 #include "utf8.h"
@@ -91,7 +91,8 @@ bool ParseFormatSpec(std::string_view text, FormatSpec* spec, std::string* error
     spec->align = text[0];
     i = 1;
   }
-  if (i < text.size() && (text[i] == '+' || text[i] == '-' || text[i] == ' ')) spec->sign = text[i++];
+  if (i < text.size() && (text[i] == '+' || text[i] == '-' || text[i] == ' '))
+    spec->sign = text[i++];
   if (i < text.size() && text[i] == '0') {
     // Zero padding: '0' is the fill unless one was given, and pads after the sign of a number
     // unless an alignment was given (Python's rule).
@@ -118,7 +119,8 @@ bool ParseFormatSpec(std::string_view text, FormatSpec* spec, std::string* error
     char t = text[i];
     if (t != 'd' && t != 'f' && t != 'e' && t != 'x' && t != 'b') {
       size_t len = Utf8CharLen(text, i);
-      *error = fmt::format("unknown format type '{}' (expected one of d f e x b)", text.substr(i, len));
+      *error =
+          fmt::format("unknown format type '{}' (expected one of d f e x b)", text.substr(i, len));
       return false;
     }
     spec->type = t;
@@ -200,8 +202,10 @@ bool FormatWithSpec(Vm& vm, const Value& value, const Value& spec_text, Value* o
       }
   }
   std::string sign;
-  if (numeric && negative) sign = "-";
-  else if (numeric && (spec.sign == '+' || spec.sign == ' ')) sign = std::string(1, spec.sign);
+  if (numeric && negative)
+    sign = "-";
+  else if (numeric && (spec.sign == '+' || spec.sign == ' '))
+    sign = std::string(1, spec.sign);
 
   // Padding to `width` characters; numbers align right and strings left by default; '=' (from
   // "0") pads between the sign and the digits of a number and is left alignment for others.

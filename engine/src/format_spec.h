@@ -26,11 +26,11 @@ inline constexpr int kMaxFormatPrecision = 1000;
 
 struct FormatSpec {
   std::string fill = " ";  // one character (UTF-8)
-  char align = 0;          // 0 (the value's default), '<', '>', '^', or '=' (after the sign: from "0")
-  char sign = 0;           // 0, '+', '-' or ' '
-  int width = 0;           // 0: none
-  int precision = -1;      // -1: none
-  char type = 0;           // 0 (none) or one of d f e x b
+  char align = 0;      // 0 (the value's default), '<', '>', '^', or '=' (after the sign: from "0")
+  char sign = 0;       // 0, '+', '-' or ' '
+  int width = 0;       // 0: none
+  int precision = -1;  // -1: none
+  char type = 0;       // 0 (none) or one of d f e x b
 };
 
 // Parses `text` (what follows the ':' of the hole). On failure returns false and sets *error to
