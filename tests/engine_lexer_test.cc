@@ -68,5 +68,31 @@ TEST(LexerTest, FStringParts) {
   EXPECT_EQ(Lexer(R"(f"{}")").Tokenize()[0].kind, Tok::kError);
 }
 
+// The spec starts at the first ':' at the hole's top level: not in (), [], {}, a string or '::'.
+TEST(LexerTest, FStringFormatSpecs) {
+  auto toks = Lexer(R"(f"{x:>8.3f}|{E::A:^5}|{m["a:b"]}|{ {1: 2}[1] :x}|{(|v: int| v)(1)}")")
+                  .Tokenize();
+  ASSERT_EQ(toks[0].kind, Tok::kFString);
+  std::vector<std::pair<std::string, std::string>> holes;
+  for (const auto& p : toks[0].parts)
+    if (p.is_expr) holes.emplace_back(p.text, p.spec);
+  EXPECT_EQ(holes, (std::vector<std::pair<std::string, std::string>>{{"x", ">8.3f"},
+                                                                     {"E::A", "^5"},
+                                                                     {"m[\"a:b\"]", ""},
+                                                                     {" {1: 2}[1] ", "x"},
+                                                                     {"(|v: int| v)(1)", ""}}));
+  Token bad = Lexer(R"(f"{x:.q}")").Tokenize()[0];
+  EXPECT_EQ(bad.kind, Tok::kError);
+  EXPECT_EQ(bad.text, "invalid format spec '.q': expected digits after '.'");
+  EXPECT_EQ(bad.col, 6);
+  EXPECT_EQ(Lexer(R"(f"{:d}")").Tokenize()[0].kind, Tok::kError);  // empty expression
+}
+
+TEST(LexerTest, Tilde) {
+  EXPECT_EQ(Kinds("~a"), (std::vector<Tok>{Tok::kTilde, Tok::kIdent, Tok::kEof}));
+  EXPECT_EQ(Kinds("a = ~\nb"),
+            (std::vector<Tok>{Tok::kIdent, Tok::kAssign, Tok::kTilde, Tok::kIdent, Tok::kEof}));
+}
+
 }  // namespace
 }  // namespace shapex::engine

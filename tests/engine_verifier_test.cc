@@ -196,6 +196,7 @@ function getx(p) { p.x }
 function make(x = 1.0) { Point { x: x, y: 2.0 } }
 function counter() { var n = 0; |k| { n = n + k; n } }
 function loop(n) { var t = 0; for i in 0..n { if i > 2 { t += i } }; t }
+function show(x) { f"ab{x + 0.5:>4.1f}" }
 function main(args) { print(add(1, 2), pick(Shape::Circle(2.0)), getx(make()), loop(5), "s") }
 )";
   std::unique_ptr<Program> program_;
@@ -291,6 +292,26 @@ TEST_F(CorruptionTest, BadEnumVariant) {
   Proto& pick = ProtoNamed(*program_, "pick");
   pick.code[FindOp(pick, Op::kMATCHENUM) + 1] = (0u << 16) | 2;
   ExpectRejected("in pick");
+}
+
+// FORMAT's constant must be a String that parses as a format spec (a blob may come from anywhere;
+// the interpreter relies on it).
+TEST_F(CorruptionTest, FormatSpecConstant) {
+  Proto& show = ProtoNamed(*program_, "show");
+  size_t pc = FindOp(show, Op::kFORMAT);
+  uint32_t a = code::GetA(show.code[pc]);
+  int number = -1, text = -1;
+  for (size_t k = 0; k < show.constants.size(); ++k) {
+    if (show.constants[k].type == Type::kNumber) number = static_cast<int>(k);
+    if (show.constants[k].type == Type::kString && AsString(show.constants[k])->str == "ab")
+      text = static_cast<int>(k);
+  }
+  ASSERT_GE(number, 0);
+  ASSERT_GE(text, 0);
+  show.code[pc] = code::ABx(Op::kFORMAT, a, static_cast<uint32_t>(number));
+  ExpectRejected(fmt::format("in show at pc {}: FORMAT's constant is not a string", pc));
+  show.code[pc] = code::ABx(Op::kFORMAT, a, static_cast<uint32_t>(text));
+  ExpectRejected(fmt::format("in show at pc {}: invalid format spec 'ab': unknown format type 'a'", pc));
 }
 
 TEST_F(CorruptionTest, UpvalueIndex) {

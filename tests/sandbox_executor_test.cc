@@ -36,8 +36,7 @@ constexpr char kProgram[] = R"(
 var counter = 0
 function add(a: int, b: int) -> int { a + b }
 function bump() {
-  // Top-level statements do not run on the executor: a global starts as none there.
-  if type_of(counter) == "none" { counter = 0 }
+  // Top-level statements do not run on the executor: the caller sends the globals it has set.
   counter = counter + 1
   counter
 }
@@ -105,11 +104,26 @@ TEST_F(ExecutorTest, AddsAndSendsCodeOnlyOnce) {
 }
 
 TEST_F(ExecutorTest, NothingLeaksBetweenCalls) {
-  // Each call runs in a fresh VM: the global starts at 0 every time.
+  // Each call runs in a fresh VM: the global is the 0 the call sends every time.
   for (int i = 0; i < 3; ++i) {
-    ASSERT_OK_AND_ASSIGN(WireValue v, Call("bump"));
-    EXPECT_EQ(v, WireValue::Int(1)) << "call " << i;
+    ASSERT_OK_AND_ASSIGN(auto request,
+                         ipc::BuildCallRequest(program_.program(), program_.blobs(), "bump", {}));
+    request.globals.emplace_back("counter", WireValue::Int(0));
+    ASSERT_OK_AND_ASSIGN(ipc::RemoteCallResponse r, session_->CallRaw(std::move(request)));
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_EQ(r.value(), WireValue::Int(1)) << "call " << i;
   }
+}
+
+TEST_F(ExecutorTest, GlobalNotSentIsUnset) {
+  // A global the call does not send had not been initialised in the caller: reading it fails
+  // as it would have there.
+  ASSERT_OK_AND_ASSIGN(auto request,
+                       ipc::BuildCallRequest(program_.program(), program_.blobs(), "bump", {}));
+  ASSERT_OK_AND_ASSIGN(ipc::RemoteCallResponse r, session_->CallRaw(std::move(request)));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().kind, ErrorKind::kRuntimeError);
+  EXPECT_THAT(r.error().message, HasSubstr("'counter' is read before its 'let' has run"));
 }
 
 TEST_F(ExecutorTest, ErrorsKeepTheirKindAndTrace) {

@@ -249,7 +249,7 @@ TEST(SpecAssembleAddTest, DocumentedExampleBytesAreTheAssembledOnes) {
   std::string error;
   ASSERT_TRUE(AssembleAdd(doc, &canonical, &error)) << error;
   // The example lists the bytes as hex pairs, 16 to a line, each line followed by a comment.
-  size_t at = doc.find("53 58 46 4e 01 00 01 00");
+  size_t at = doc.find("53 58 46 4e 01 00 02 00");
   ASSERT_NE(at, std::string::npos) << "no example bytes in the document";
   std::istringstream lines(doc.substr(at));
   std::string line;

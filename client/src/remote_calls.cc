@@ -249,7 +249,7 @@ Result<ipc::RemoteCallRequest> RemoteCalls::BuildRequest(engine::Vm& vm,
     for (uint32_t slot : slots) {
       sent[slot] = true;
       const engine::Value& value = vm.global(slot);
-      if (value.type == engine::Type::kNone) continue;  // None there too
+      if (value.IsUnset()) continue;  // its let has not run: unset there too
       Result<ipc::WireValue> w = encoder.Encode(value);
       if (!w) {
         return context(w.error(),
@@ -285,7 +285,7 @@ Result<ipc::RemoteCallRequest> RemoteCalls::BuildRequest(engine::Vm& vm,
         if (slot >= sent.size() || sent[slot]) continue;
         sent[slot] = true;
         const engine::Value& value = vm.global(slot);
-        if (value.type == engine::Type::kNone) continue;
+        if (value.IsUnset()) continue;
         Result<ipc::WireValue> w = encoder.Encode(value);
         if (!w) {
           return context(w.error(),

@@ -114,6 +114,7 @@ class CodeGen {
   void FStringTo(const Expr& e, int dst);
   bool IsSafeDirectTarget(const Expr& e) const;
   int64_t IntLiteral(const Expr& e);
+  void LoadInt(int dst, int64_t v);  // LOADI, or LOADK of an Int constant
   const StructType* FindStruct(const std::string& name, int* index) const;
   const EnumType* FindEnum(const std::string& name, int* index) const;
   bool IsModuleName(const Expr& e) const;

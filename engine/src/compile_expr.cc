@@ -54,6 +54,13 @@ int64_t CodeGen::IntLiteral(const Expr& e) {
   return static_cast<int64_t>(e.int_value);
 }
 
+void CodeGen::LoadInt(int dst, int64_t v) {
+  if (v >= code::kMinSBx && v <= code::kMaxSBx)
+    Emit(code::AsBx(Op::kLOADI, dst, static_cast<int32_t>(v)));
+  else
+    LoadConstK(dst, ConstInt(v));
+}
+
 bool CodeGen::IsModuleName(const Expr& e) const {
   return e.kind == ExprKind::kIdent && e.decl == nullptr && e.name == "math" &&
          functions_.count("math") == 0;
@@ -84,14 +91,7 @@ void CodeGen::ExprTo(const Expr& e, int dst) {
   SetLine(e.pos);
   int saved = fs_->free_reg;
   switch (e.kind) {
-    case ExprKind::kInt: {
-      int64_t v = IntLiteral(e);
-      if (v >= code::kMinSBx && v <= code::kMaxSBx)
-        Emit(code::AsBx(Op::kLOADI, dst, static_cast<int32_t>(v)));
-      else
-        LoadConstK(dst, ConstInt(v));
-      break;
-    }
+    case ExprKind::kInt: LoadInt(dst, IntLiteral(e)); break;
     case ExprKind::kNumber: LoadConstK(dst, ConstNumber(e.number_value)); break;
     case ExprKind::kString: LoadConstK(dst, ConstString(e.name)); break;
     case ExprKind::kFString: FStringTo(e, dst); break;
@@ -107,9 +107,14 @@ void CodeGen::ExprTo(const Expr& e, int dst) {
         LoadConstK(dst, ConstNumber(-e.a->number_value));
         break;
       }
+      if (e.op == Tok::kTilde && e.a->kind == ExprKind::kInt) {  // ~5 folds to -6
+        LoadInt(dst, ~IntLiteral(*e.a));
+        break;
+      }
       int r = ExprAny(*e.a);
       SetLine(e.pos);
-      EmitABC(e.op == Tok::kMinus ? Op::kNEG : Op::kNOT, dst, r, 0);
+      Op op = e.op == Tok::kMinus ? Op::kNEG : e.op == Tok::kTilde ? Op::kBNOT : Op::kNOT;
+      EmitABC(op, dst, r, 0);
       break;
     }
     case ExprKind::kBinary: BinaryTo(e, dst); break;
@@ -540,10 +545,26 @@ void CodeGen::FStringTo(const Expr& e, int dst) {
     return;
   }
   if (n > 200) Fail("f-string has too many parts", e.pos);
+  // A hole with a format spec: FORMAT turns its value into the formatted String in place.
+  auto format = [&](const FStringPart& part, int reg) {
+    if (part.spec.empty()) return;
+    SetLine(e.pos);
+    EmitABx(Op::kFORMAT, reg, ConstString(part.spec));
+  };
+  if (n == 1 && e.parts[0].is_expr && !e.parts[0].spec.empty()) {  // f"{x:.3f}" alone
+    ExprTo(*e.fstring_exprs[0], dst);
+    format(e.parts[0], dst);
+    return;
+  }
   int base = AllocRegs(static_cast<int>(n), e.pos);
   for (size_t i = 0; i < n; ++i) {
-    if (e.parts[i].is_expr) ExprTo(*e.fstring_exprs[i], base + static_cast<int>(i));
-    else LoadConstK(base + static_cast<int>(i), ConstString(e.parts[i].text));
+    int reg = base + static_cast<int>(i);
+    if (e.parts[i].is_expr) {
+      ExprTo(*e.fstring_exprs[i], reg);
+      format(e.parts[i], reg);
+    } else {
+      LoadConstK(reg, ConstString(e.parts[i].text));
+    }
   }
   SetLine(e.pos);
   EmitABC(Op::kBUILDSTR, dst, base, static_cast<int>(n));

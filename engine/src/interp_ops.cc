@@ -155,6 +155,11 @@ bool BuildString(Vm& vm, const Value* parts, uint32_t n, Value* out) {
   return true;
 }
 
+bool FailUnsetGlobal(Vm& vm, uint32_t slot) {
+  return vm.Fail(fmt::format("'{}' is read before its 'let' has run",
+                             vm.program().global_names[slot]));
+}
+
 bool FailNoMatch(Vm& vm, const Value& v) {
   std::string text;
   if (!ValueToString(vm, v, /*quoted=*/true, &text)) return false;

@@ -3,6 +3,7 @@
 #ifndef SHAPEX_ENGINE_INTERP_OPS_H_
 #define SHAPEX_ENGINE_INTERP_OPS_H_
 
+#include "format_spec.h"
 #include "shapex/engine/program.h"
 #include "shapex/engine/value.h"
 #include "shapex/engine/vm.h"
@@ -22,6 +23,9 @@ inline bool EqualOrFail(Vm& vm, const Value& a, const Value& b, bool* equal) {
 }
 // BUILDSTR: parts[0 .. n) printed one after another into a new String (f-strings).
 bool BuildString(Vm& vm, const Value* parts, uint32_t n, Value* out);
+// GETGLOBAL of a global whose let/var has not run: RuntimeError "'y' is read before its 'let'
+// has run". Returns false.
+bool FailUnsetGlobal(Vm& vm, uint32_t slot);
 // NOMATCH: RuntimeError "no match arm for <v>" (or ResourceExhausted printing v). Returns false.
 bool FailNoMatch(Vm& vm, const Value& v);
 bool IndexGet(Vm& vm, const Value& container, const Value& index, Value* out);

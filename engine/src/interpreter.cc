@@ -261,7 +261,15 @@ next:
   CASE(LOADI) { RA = Value::Int(code::GetSBx(i)); DISPATCH(); }
   CASE(LOADNONE) { RA = Value::None(); DISPATCH(); }
   CASE(LOADBOOL) { RA = Value::Bool(B() != 0); DISPATCH(); }
-  CASE(GETGLOBAL) { RA = im.globals[code::GetBx(i)]; DISPATCH(); }
+  CASE(GETGLOBAL) {
+    const Value& g = im.globals[code::GetBx(i)];
+    if (__builtin_expect(g.IsUnset(), 0)) {  // its let/var has not run
+      FailUnsetGlobal(*this, code::GetBx(i));
+      THROW();
+    }
+    RA = g;
+    DISPATCH();
+  }
   CASE(SETGLOBAL) { im.globals[code::GetBx(i)] = RA; DISPATCH(); }
   CASE(FUNC) {
     RA = Value::Object(im.functions[frame->proto->fn_refs[code::GetBx(i)]]);
@@ -455,6 +463,14 @@ next:
       THROW();
     }
     RA = Value::Bool(!RB.as.b);
+    DISPATCH();
+  }
+  CASE(BNOT) {
+    if (RB.type != Type::kInt) {
+      Fail("unsupported operand type for ~: " + TypeName(RB));
+      THROW();
+    }
+    RA = Value::Int(~RB.as.i);
     DISPATCH();
   }
   CASE(EQ) {
@@ -775,6 +791,11 @@ next:
   CASE(BUILDSTR) {
     // No named std::string here (clang forbids computed gotos out of its scope): BuildString.
     CHECK_PAYING(BuildString(*this, &RB, C(), &RA));
+    GC_CHECK();
+    DISPATCH();
+  }
+  CASE(FORMAT) {
+    CHECK_PAYING(FormatWithSpec(*this, RA, k[code::GetBx(i)], &RA));
     GC_CHECK();
     DISPATCH();
   }

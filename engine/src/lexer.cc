@@ -4,6 +4,10 @@
 #include <cstdlib>
 #include <unordered_map>
 
+#include <fmt/format.h>
+
+#include "format_spec.h"
+
 namespace shapex::engine {
 
 const char* TokName(Tok t) {
@@ -33,7 +37,7 @@ bool ContinuesLine(Tok t) {
     case Tok::kDot: case Tok::kDotDot: case Tok::kDotDotEq: case Tok::kArrow:
     case Tok::kFatArrow: case Tok::kComma: case Tok::kLParen: case Tok::kLBracket:
     case Tok::kLBrace: case Tok::kColon: case Tok::kColonColon: case Tok::kAt:
-    case Tok::kNewline:
+    case Tok::kTilde: case Tok::kNewline:
       return true;
     default:
       return false;
@@ -228,6 +232,7 @@ Token Lexer::Next() {
     case '?': return Make(Tok::kQuestion, start, line, col);
     case '@': return Make(Tok::kAt, start, line, col);
     case '^': return Make(Tok::kCaret, start, line, col);
+    case '~': return Make(Tok::kTilde, start, line, col);
     case ':': return two(':', Tok::kColonColon, Tok::kColon);
     case '.':
       if (Peek() == '.') {
@@ -431,7 +436,7 @@ Token Lexer::LexFString(size_t start, int line, int col) {
   std::string literal;
   int lit_line = line_, lit_col = col_;
   auto flush = [&] {
-    if (!literal.empty()) t.parts.push_back({false, std::move(literal), lit_line, lit_col});
+    if (!literal.empty()) t.parts.push_back({false, std::move(literal), lit_line, lit_col, {}});
     literal.clear();
   };
   while (true) {
@@ -468,10 +473,28 @@ Token Lexer::LexFString(size_t start, int line, int col) {
       int expr_line = line_, expr_col = col_;
       size_t expr_start = pos_;
       int depth = 1;
+      int nesting = 0;  // open ( and [ inside the hole
+      size_t expr_end = std::string::npos;
       while (true) {
         if (pos_ >= src_.size() || Peek() == '\n')
           return Error("unterminated '{' in f-string", brace_line, brace_col);
         char d = Peek();
+        if (d == ':' && Peek(1) == ':') {  // a path, Enum::Variant
+          Advance();
+          Advance();
+          continue;
+        }
+        if (d == ':' && depth == 1 && nesting == 0) {
+          // A format spec: the rest of the hole, up to its '}'.
+          expr_end = pos_;
+          Advance();
+          while (pos_ < src_.size() && Peek() != '}' && Peek() != '\n') Advance();
+          if (pos_ >= src_.size() || Peek() == '\n')
+            return Error("unterminated '{' in f-string", brace_line, brace_col);
+          break;
+        }
+        if (d == '(' || d == '[') ++nesting;
+        if ((d == ')' || d == ']') && nesting > 0) --nesting;
         if (d == '"') {
           // A string literal inside the expression: skip it whole.
           Advance();
@@ -487,11 +510,19 @@ Token Lexer::LexFString(size_t start, int line, int col) {
         if (d == '}' && --depth == 0) break;
         Advance();
       }
-      std::string expr(src_.substr(expr_start, pos_ - expr_start));
+      if (expr_end == std::string::npos) expr_end = pos_;
+      std::string expr(src_.substr(expr_start, expr_end - expr_start));
+      std::string spec;
+      if (expr_end < pos_) spec = std::string(src_.substr(expr_end + 1, pos_ - expr_end - 1));
+      int spec_col = col_ - static_cast<int>(pos_ - expr_end - 1);
       Advance();  // closing }
       if (expr.find_first_not_of(" \t") == std::string::npos)
         return Error("empty expression in f-string", brace_line, brace_col);
-      t.parts.push_back({true, std::move(expr), expr_line, expr_col});
+      FormatSpec parsed;
+      std::string why;
+      if (!spec.empty() && !ParseFormatSpec(spec, &parsed, &why))
+        return Error(fmt::format("invalid format spec '{}': {}", spec, why), line_, spec_col);
+      t.parts.push_back({true, std::move(expr), expr_line, expr_col, std::move(spec)});
       lit_line = line_;
       lit_col = col_;
       continue;

@@ -33,7 +33,7 @@ namespace shapex::engine {
   X(kMatch, "'match'") X(kType, "'type'") X(kEnum, "'enum'") X(kImpl, "'impl'")             \
   X(kTrue, "'true'") X(kFalse, "'false'") X(kNone, "'None'") X(kSome, "'Some'")             \
   X(kOk, "'Ok'") X(kErr, "'Err'") X(kAnd, "'and'") X(kOr, "'or'") X(kNot, "'not'")          \
-  X(kSelf, "'self'")
+  X(kSelf, "'self'") X(kTilde, "'~'")
 
 enum class Tok : uint8_t {
 #define SHAPEX_TOK_ENUM(name, text) name,
@@ -47,6 +47,7 @@ struct FStringPart {
   bool is_expr;
   std::string text;  // literal text (escapes decoded) or expression source
   int line, col;     // where `text` starts in the file
+  std::string spec;  // an expression's format spec (after ':'; checked by the lexer), or empty
 };
 
 struct Token {

@@ -151,6 +151,15 @@ ExprPtr Parser::ParseUnary() {
     e->a = std::move(operand);
     return e;
   }
+  if (Check(Tok::kTilde)) {  // bitwise not: same precedence as unary minus
+    DepthGuard guard(this);
+    Pos pos = CurPos();
+    Advance();
+    ExprPtr e = Make(ExprKind::kUnary, pos);
+    e->op = Tok::kTilde;
+    e->a = ParseUnary();
+    return e;
+  }
   return ParsePostfix(ParsePrimary());
 }
 

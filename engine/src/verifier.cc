@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "format_spec.h"
 #include "opcode_info.h"
 #include "shapex/core/result.h"
 #include "shapex/engine/opcodes.h"
@@ -423,9 +424,21 @@ class ProtoVerifier {
       }
       case Op::kCLOSURE:
         return CheckClosure(pc, code::GetBx(proto_.code[pc]));
+      case Op::kFORMAT:
+        return CheckFormatSpec(pc, proto_.constants[code::GetBx(proto_.code[pc])]);
       default:
         return Status::Ok();
     }
+  }
+
+  // FORMAT's constant is a String that parses as a format spec.
+  Status CheckFormatSpec(size_t pc, const Value& spec) const {
+    if (spec.type != Type::kString) return ErrorAt(pc, "FORMAT's constant is not a string");
+    FormatSpec parsed;
+    std::string why;
+    if (!ParseFormatSpec(AsString(spec)->str, &parsed, &why))
+      return ErrorAt(pc, "invalid format spec '{}': {}", AsString(spec)->str, why);
+    return Status::Ok();
   }
 
   // The new closure's captures come from this function's registers or its own captures.

@@ -138,7 +138,7 @@ Vm::Vm(const Program& program, Limits limits)
   }
   im.high_water = im.stack;
   im.frames.Init(std::max<uint32_t>(limits_.stack, 1));
-  im.globals.assign(program.global_names.size(), Value::None());
+  im.globals.assign(program.global_names.size(), Value::Unset());  // until their let runs
   im.method_cache.resize(program.symbols.size());
   for (auto& row : im.method_cache) row.fill(nullptr);
   im.functions.resize(program.protos.size());

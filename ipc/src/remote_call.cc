@@ -177,7 +177,8 @@ RemoteCallResponse Run(const RemoteCallRequest& request, const engine::LinkedPro
     roots.Add(*c);
     callee = *c;
   }
-  // The caller's values of the globals the code uses (globals it does not send stay None).
+  // The caller's values of the globals the code uses. Globals it does not send stay unset (their
+  // let had not run when the call was made): reading one is a RuntimeError.
   for (size_t i = 0; i < request.globals.size(); ++i) {
     const auto& [name, wire] = request.globals[i];
     Result<engine::Value> v = decoder.Decode(wire);

@@ -43,7 +43,7 @@ bool HashFromHex(std::string_view hex, FunctionHash* out);
 FunctionHash Sha256(std::span<const uint8_t> bytes);
 
 inline constexpr uint16_t kBlobFormatVersion = 1;
-inline constexpr uint16_t kVmVersion = 1;  // bump when opcode semantics change
+inline constexpr uint16_t kVmVersion = 2;  // bump when opcode semantics change
 
 // Not part of the hash: names and lines for traces and lookups by name.
 struct BlobDebugInfo {

@@ -115,7 +115,9 @@ namespace shapex::engine {
   X(MATCHSTRUCT, ABC, R, -, U, E, "skip next unless (R[A] is struct extra) == C")           \
   X(MATCHARRAY, ABC, R, U, U, -, "skip next unless (R[A] is an array of length B) == C")    \
   X(GETPAYLOAD, ABC, R, R, U, -, "R[A] = enum R[B] payload C")                              \
-  X(NOMATCH, ABC, R, -, -, -, "raise 'no match arm for R[A]'")
+  X(NOMATCH, ABC, R, -, -, -, "raise 'no match arm for R[A]'")                             \
+  X(BNOT, ABC, R, R, -, -, "R[A] = ~R[B] (Int only)")                                       \
+  X(FORMAT, ABx, R, K, -, -, "R[A] = R[A] formatted by the format spec K[Bx] (a String)")
 
 enum class Op : uint8_t {
 #define SHAPEX_OP_ENUM(name, fmt, a, b, c, x, doc) k##name,

@@ -2,7 +2,8 @@
 //
 // Representation (Lua-style tagged value, chosen over NaN-boxing because Int is a full i64):
 //
-//   byte  0..7   payload union: int64_t i | double n | bool b | Obj* o
+//   byte  0..7   payload union: int64_t i | double n | bool b | Obj* o (None: 0, or the
+//                marker of Value::Unset(), held only by globals not yet initialised)
 //   byte  8      Type tag (uint8_t), see enum Type below
 //   byte  9..15  padding (always zero so values can be compared and hashed bytewise)
 //
@@ -80,6 +81,17 @@ struct Value {
     return v;
   }
   static Value Object(Obj* o);  // defined below, takes the tag from the object
+
+  // A module global whose `let`/`var` has not run yet: None with a marker payload. Only global
+  // slots hold it (GETGLOBAL raises "'y' is read before its 'let' has run" instead of loading
+  // it), so it never reaches a register, a container or the wire.
+  static constexpr int64_t kUnsetMarker = 0x7465736e75;  // "unset"
+  static Value Unset() {
+    Value v;
+    v.as.i = kUnsetMarker;
+    return v;
+  }
+  bool IsUnset() const { return type == Type::kNone && as.i == kUnsetMarker; }
 
   bool IsNone() const { return type == Type::kNone; }
   bool IsBool() const { return type == Type::kBool; }

@@ -62,7 +62,8 @@ struct RemoteCallRequest {
   std::optional<CallLimits> limits;                        // absent: the callee's defaults
   // Module globals the code reads, by name, with the caller's values at the time of the call
   // (send-copy, like captures: the callee's assignments are not seen by the caller). Top-level
-  // statements never run on the callee, so globals not listed here start as None there.
+  // statements never run on the callee, so globals not listed here start unset there (the
+  // caller lists every global the code uses whose let/var has run, None ones included).
   std::vector<std::pair<std::string, WireValue>> globals;
   // Functions the values above name (function and closure values in arguments, captures and
   // globals) besides the entry: link roots, so the callee links their code too. Their blobs
