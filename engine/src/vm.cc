@@ -177,7 +177,7 @@ bool Vm::Reset(const Limits& limits) {
                 static_cast<size_t>(im.high_water - im.stack) * sizeof(Value));
   }
   im.high_water = im.stack;
-  std::fill(im.globals.begin(), im.globals.end(), Value::None());
+  std::fill(im.globals.begin(), im.globals.end(), Value::Unset());  // as in a new Vm
   im.gray.clear();
   im.deadline = std::chrono::steady_clock::time_point::max();
   im.deadline_seconds = 0;
