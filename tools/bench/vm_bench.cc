@@ -338,6 +338,15 @@ int main(int argc, char** argv) {
   auto selected = [&](const std::string& name) {
     return o.only.empty() || ("," + o.only + ",").find("," + name + ",") != std::string::npos;
   };
+  std::stringstream only(o.only);
+  for (std::string name; std::getline(only, name, ',');) {
+    bool known = name == "dot";
+    for (const Kernel& k : kKernels) known = known || name == k.name;
+    if (!known) {
+      std::fprintf(stderr, "--only: unknown kernel '%s'\n", name.c_str());
+      return 2;
+    }
+  }
 
   std::optional<std::string> exe[kLangs] = {o.shapex, std::nullopt, std::nullopt};
   exe[kLua] = o.lua.empty() ? FindOnPath("lua5.4") : std::optional<std::string>(o.lua);
@@ -496,11 +505,12 @@ int main(int argc, char** argv) {
                cell(r, kShapex), cell(r, kLua), cell(r, kPython), ratio(r, kLua),
                ratio(r, kPython));
   }
-  if (!lua_ratios.empty() || !python_ratios.empty())
+  if (!lua_ratios.empty() || !python_ratios.empty()) {
     fmt::print("{:<15} {:>8}  {:>15}  {:>15}  {:>15}  {:>6.2f}  {:>8.2f}\n",
                "geomean", "", "", "", "", Geomean(lua_ratios),
                Geomean(python_ratios));
-  fmt::print("(geomean over the kernels, startup excluded; ratios are shapex ÷ peer)\n");
+    fmt::print("(geomean over the kernels, startup excluded; ratios are shapex ÷ peer)\n");
+  }
   if (have_dot)
     fmt::print("\ndot of two Vec<f64>, n = {} (in-process): shapex for-loop {:.4f} / {:.4f}, "
                "shapex .dot() {:.4f}, C -O2 loop {:.4f}: loop ÷ C = {:.1f}, .dot() ÷ C = {:.2f}\n",
