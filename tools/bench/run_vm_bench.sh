@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the release preset if needed and runs vm_bench (args are passed through, e.g. --quick,
-# --json, --reps 9). Installs lua5.4 first when it is missing and we are root.
+# Builds the release preset if needed (vm_bench and shapex) and runs vm_bench (args are passed
+# through, e.g. --quick, --json, --rounds 5, --only fib,dot). Installs lua5.4 first when it is
+# missing and we are root.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
