@@ -50,20 +50,26 @@ Result<ipc::WireValue> ExecutorSession::Call(const engine::Program& program,
 }
 
 Result<RemoteCallResponse> ExecutorSession::CallRaw(RemoteCallRequest request) {
-  // A retry is possible only when the blobs are left out on our own knowledge; keep a copy of
-  // the request for it then.
   std::vector<engine::FunctionHash> offered = ipc::OfferedHashes(request);
   bool all_known = true;
   for (const auto& h : offered) all_known = all_known && peer_has_.count(h) != 0;
-  std::optional<RemoteCallRequest> full;
-  if (all_known && !offered.empty()) full = request;
-  ASSIGN_OR_RETURN(uint64_t id, Start(std::move(request)));
+  if (!all_known || offered.empty()) {
+    ASSIGN_OR_RETURN(uint64_t id, Start(std::move(request)));
+    return Wait(id);
+  }
+  // The blobs are left out on our own knowledge, so a retry with them must stay possible: send
+  // a copy without them (the blobs themselves are not copied) and keep the request.
+  std::optional<std::vector<engine::FunctionBlob>> blobs = std::move(request.blobs);
+  request.blobs.emplace();
+  RemoteCallRequest stripped = request;
+  request.blobs = std::move(blobs);
+  ASSIGN_OR_RETURN(uint64_t id, Start(std::move(stripped)));
   ASSIGN_OR_RETURN(RemoteCallResponse response, Wait(id));
-  if (full && IsMissingBlobError(response)) {
+  if (IsMissingBlobError(response)) {
     // The executor evicted code we assumed it had: ask, then send what it lacks.
     ++stats_.retries;
     for (const auto& h : offered) peer_has_.erase(h);
-    ASSIGN_OR_RETURN(id, Start(std::move(*full)));
+    ASSIGN_OR_RETURN(id, Start(std::move(request)));
     return Wait(id);
   }
   return response;
