@@ -29,7 +29,8 @@ class FrameStack {
  public:
   void Init(size_t capacity) {
     // Default-initialised (not zeroed): a frame is written when it is pushed. At the default
-    // depth limit this array is ~400 KB, and a Vm is made per remote call.
+    // depth limit this array is ~400 KB (an executor resets its Vm rather than making one per
+    // call, but a call with another depth limit or another entry makes a new one).
     storage_.reset(new Frame[capacity]);
     top_ = storage_.get();
     limit_ = top_ + capacity;

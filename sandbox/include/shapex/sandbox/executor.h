@@ -9,8 +9,9 @@
 // - BlobNegotiation → BlobNegotiationReply with the offered hashes this executor has cached;
 //   the reply carries the request's call id.
 // - Call → CallResponse with the same call id: the blobs are verified and linked, the function
-//   runs in a fresh VM with the options' limits (nothing survives from one call to the next but
-//   the verified blobs in the per-executor BlobCache), and the result or typed error goes back.
+//   runs in a VM reset to a new one's state (Vm::Reset; nothing survives from one call to the
+//   next but the verified blobs in the BlobCache and the linked programs in the LinkCache)
+//   with the options' limits, and the result or typed error goes back.
 //   Large arguments arrive as segment descriptors (read-only segments from the client are
 //   accepted); large results go back in sealed segments, copied into spare pages that the
 //   executor prepares after answering (ipc::SegmentReserve), while the client reads the result.
