@@ -20,11 +20,13 @@
 //   ./build/fuzz/tools/fuzz_blob_struct -max_total_time=600 tests/fuzz/blob_struct/
 //   SHAPEX_FUZZ_STATS=1 ...      prints how far the inputs got (link, verifier, run) at exit
 //
-// Seeds: tools/fuzz/make_blob_struct_seeds.sh (runs this binary with SHAPEX_FUZZ_WRITE_SEEDS).
+// Seeds: tools/fuzz/make_blob_struct_seeds.sh (runs this binary with SHAPEX_FUZZ_WRITE_SEEDS,
+// then with SHAPEX_FUZZ_UPGRADE_SEEDS on the fuzzer-found inputs it keeps).
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
 #include <set>
 #include <sstream>
 
@@ -269,9 +271,43 @@ void WriteSeeds(const std::string& dir, const std::vector<std::string>& files) {
                chosen.size(), bytes, covered.size(), candidates.size());
 }
 
+// SHAPEX_FUZZ_UPGRADE_SEEDS=1 fuzz_blob_struct FILE.bs ...: rewrites each blob set in place
+// for the current VM version (the version field of every body is set to kVmVersion, then the
+// set is rehashed as the mutator does), so that a kept input still gets past the version check
+// after kVmVersion changes. Bodies that do not decode even then are dropped.
+void UpgradeSeeds(const std::vector<std::string>& files) {
+  for (const std::string& path : files) {
+    std::ifstream file(path, std::ios::binary);
+    std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+    shapex_fuzz::BlobSetInput in = shapex_fuzz::ParseBlobSet(bytes.data(), bytes.size());
+    for (FunctionBlob& b : in.blobs)
+      if (b.canonical.size() >= 8 && std::memcmp(b.canonical.data(), "SXFN", 4) == 0) {
+        b.canonical[6] = static_cast<uint8_t>(kVmVersion & 0xff);
+        b.canonical[7] = static_cast<uint8_t>(kVmVersion >> 8);
+      }
+    shapex_fuzz::SetModel model;
+    if (!model.Load(in)) {
+      std::fprintf(stderr, "%s: no blob body decodes; left as it is\n", path.c_str());
+      continue;
+    }
+    std::vector<uint8_t> out = shapex_fuzz::SerializeBlobSet(model.Rehash());
+    std::ofstream write(path, std::ios::binary | std::ios::trunc);
+    write.write(reinterpret_cast<const char*>(out.data()), static_cast<std::streamsize>(out.size()));
+    std::fprintf(stderr, "%s: %zu of %zu blobs, VM version %u\n", path.c_str(), model.fns.size(),
+                 in.blobs.size(), static_cast<unsigned>(kVmVersion));
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int* argc, char*** argv) {
+  if (std::getenv("SHAPEX_FUZZ_UPGRADE_SEEDS")) {
+    std::vector<std::string> files;
+    for (int i = 1; i < *argc; ++i)
+      if (std::string_view((*argv)[i]).ends_with(".bs")) files.push_back((*argv)[i]);
+    UpgradeSeeds(files);
+    std::exit(0);
+  }
   if (const char* dir = std::getenv("SHAPEX_FUZZ_WRITE_SEEDS")) {
     std::vector<std::string> files;
     for (int i = 1; i < *argc; ++i)

@@ -6,9 +6,15 @@ fuzz_async_channel (see the input formats described at the top of each tools/fuz
                                    # tests/fuzz/{frame_decode,ring,protocol,async_channel}/
 """
 import os
+import re
 import struct
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+
+# The handshake's VM version must be the engine's (engine::kVmVersion), or every connection
+# seed stops at the version check.
+with open(os.path.join(ROOT, "engine", "include", "shapex", "engine", "blob.h")) as header:
+    VM_VERSION = int(re.search(r"kVmVersion = (\d+);", header.read()).group(1))
 
 
 def frame(ftype, call_id, payload):
@@ -90,7 +96,7 @@ def ring_seeds():
 
 
 def protocol_seeds():
-    def hs(proto=1, vm=1, flags=0, max_payload=64 << 20):
+    def hs(proto=1, vm=VM_VERSION, flags=0, max_payload=64 << 20):
         return struct.pack("<IIIIII", 0x48585853, proto, vm, flags, max_payload, 0)
 
     def table(fd_count, slices):
@@ -138,7 +144,7 @@ def control(op, ints=(), texts=(), hashes=(), blobs=()):
 
 
 def async_channel_seeds():
-    hs = struct.pack("<IIIIII", 0x48585853, 1, 1, 0, 64 << 20, 0)
+    hs = struct.pack("<IIIIII", 0x48585853, 1, VM_VERSION, 0, 64 << 20, 0)
     hello = frame(0x01, 0, hs)
     msg = lambda m: frame(0x10, 0, m)
     seeds = {
@@ -148,8 +154,8 @@ def async_channel_seeds():
         "hello_many": hello + b"".join(msg(control(op)) for op in
                                        ["status", "stop", "kill", "release", "lease", "nope"]),
         "half_hello": hello[:7],
-        "ring_offer": frame(0x01, 0, struct.pack("<IIIIII", 0x48585853, 1, 1, 1, 1 << 20, 0)),
-        "bad_version": frame(0x01, 0, struct.pack("<IIIIII", 0x48585853, 9, 1, 0, 1 << 20, 0)),
+        "ring_offer": frame(0x01, 0, struct.pack("<IIIIII", 0x48585853, 1, VM_VERSION, 1, 1 << 20, 0)),
+        "bad_version": frame(0x01, 0, struct.pack("<IIIIII", 0x48585853, 9, VM_VERSION, 0, 1 << 20, 0)),
         "message_first": msg(control("status")),
         "oversize": hello + struct.pack("<IBQ", 0x7FFFFFFF, 0x10, 0),
         "fds_announced": hello + frame(0x11, 0, struct.pack("<BI", 1, 0) + control("serve")),
