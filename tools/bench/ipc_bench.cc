@@ -1,8 +1,8 @@
 // ipc_bench: round-trip latency of the transports of issue 5, all measured in one run between
 // this process and a forked child, so the ratios compare like with like.
 //
-//   ipc_bench [--quick] [--no-large] [--only shm_fixed] [--shm-reps N] [--iterations N]
-//             [--spin-us N] [--json]
+//   ipc_bench [--quick] [--no-large] [--only shm_fixed] [--shm-reps N] [--shm-idle-ms N]
+//             [--iterations N] [--spin-us N] [--json]
 //
 // Measurements (each: warm-up, then N timed round trips, default 20,000; --quick: 2,000):
 //   raw_socket    64 B write/read over a blocking AF_UNIX socketpair (the baseline)
@@ -18,7 +18,9 @@
 // Then the zero-copy fixed cost alone (issue 14, MeasureShmFixed): --shm-reps N repetitions
 // (default 60, --quick 10) of 1 MiB, 64 MiB and 1 GiB interleaved; `shm_fixed_ms` and
 // `shm_fixed_p99_ms` in the JSON are its median and p99 per size, `shm_fixed_delta_ms` the
-// 1 GiB median minus the 1 MiB one. --only shm_fixed runs just that part.
+// 1 GiB median minus the 1 MiB one; `shm_fixed_idle_*` the same for calls made after
+// --shm-idle-ms of sleep (default 5), when the peer has gone to sleep on the ring's futex.
+// --only shm_fixed runs just that part.
 //
 // The table gives the median and p99 (nearest rank) in microseconds. No CPU pinning is done:
 // both processes float over the allowed CPUs unless the whole run is under `taskset`
@@ -187,6 +189,7 @@ int main(int argc, char** argv) {
   bool run_large = true;
   bool only_shm_fixed = false;
   int shm_reps = 60;
+  std::chrono::milliseconds shm_idle_gap = kShmFixedIdleGap;
   std::chrono::nanoseconds max_spin = kDefaultRingMaxSpin;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -201,6 +204,8 @@ int main(int argc, char** argv) {
       ++i;
     } else if (arg == "--shm-reps" && i + 1 < argc) {
       shm_reps = std::max(1, std::atoi(argv[++i]));
+    } else if (arg == "--shm-idle-ms" && i + 1 < argc) {
+      shm_idle_gap = std::chrono::milliseconds(std::max(0, std::atoi(argv[++i])));
     } else if (arg == "--json") {
       json = true;
     } else if (arg == "--iterations" && i + 1 < argc) {
@@ -210,6 +215,7 @@ int main(int argc, char** argv) {
     } else {
       std::fprintf(stderr,
                    "usage: ipc_bench [--quick] [--no-large] [--only shm_fixed] [--shm-reps N] "
+                   "[--shm-idle-ms N] "
                    "[--iterations N] [--spin-us N] [--json]\n");
       return 2;
     }
@@ -232,6 +238,7 @@ int main(int argc, char** argv) {
     (*report)["shm_fixed_ms"] = std::move(median);
     (*report)["shm_fixed_p99_ms"] = std::move(p99);
     (*report)["shm_fixed_delta_ms"] = r.delta_ms;
+    (*report)["shm_fixed_idle_gap_ms"] = r.idle_gap.count();
     (*report)["shm_fixed_idle_ms"] = std::move(idle_median);
     (*report)["shm_fixed_idle_p99_ms"] = std::move(idle_p99);
     (*report)["shm_fixed_idle_delta_ms"] = r.idle_delta_ms;
@@ -251,10 +258,10 @@ int main(int argc, char** argv) {
     fmt::print(
         "1 GiB - 1 MiB median: busy {:.3f} (shm_fixed_delta_ms), idle {:.3f}; idle: "
         "after {} ms of sleep, the peer waits on the ring's futex\n",
-        r.delta_ms, r.idle_delta_ms, kShmFixedIdleGap.count());
+        r.delta_ms, r.idle_delta_ms, r.idle_gap.count());
   };
   if (only_shm_fixed) {
-    ShmFixedResults shm_fixed = MeasureShmFixed(shm_reps);
+    ShmFixedResults shm_fixed = MeasureShmFixed(shm_reps, shm_idle_gap);
     if (json) {
       Json report = {{"cpus", cpus}, {"pinned", pinned}};
       shm_fixed_json(shm_fixed, &report);
@@ -275,7 +282,7 @@ int main(int argc, char** argv) {
   LargeResults large;
   ShmFixedResults shm_fixed;
   if (run_large) {
-    shm_fixed = MeasureShmFixed(shm_reps);
+    shm_fixed = MeasureShmFixed(shm_reps, shm_idle_gap);
     large = MeasureLarge(quick);
   }
 

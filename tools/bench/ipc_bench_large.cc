@@ -276,7 +276,7 @@ LargeResults MeasureLarge(bool quick) {
   return results;
 }
 
-ShmFixedResults MeasureShmFixed(int reps) {
+ShmFixedResults MeasureShmFixed(int reps, std::chrono::milliseconds idle_gap) {
   const std::vector<size_t> sizes_mib = {1, 64, 1024};
   std::vector<SharedVec<double>> vecs;
   for (size_t mib : sizes_mib) {
@@ -313,7 +313,7 @@ ShmFixedResults MeasureShmFixed(int reps) {
   for (int r = 0; r < reps + 1; ++r) {  // the first repetition warms up
     for (size_t k = 0; k < sizes_mib.size(); ++k) {
       size_t i = (k + static_cast<size_t>(r)) % sizes_mib.size();
-      std::this_thread::sleep_for(kShmFixedIdleGap);
+      std::this_thread::sleep_for(idle_gap);
       auto t = call(vecs[i]);
       if (r > 0) idle[i].push_back(Us(t));
       t = call(vecs[i]);  // at once: the child is still spinning after its answer
@@ -324,6 +324,7 @@ ShmFixedResults MeasureShmFixed(int reps) {
   Reap(child, "shm_fixed");
   ShmFixedResults results;
   results.reps = reps;
+  results.idle_gap = idle_gap;
   for (size_t i = 0; i < sizes_mib.size(); ++i) {
     results.rows.push_back(
         {sizes_mib[i], Summary(std::move(busy[i])), Summary(std::move(idle[i]))});

@@ -53,7 +53,8 @@ LargeResults MeasureLarge(bool quick);
 // Each size is timed twice per repetition:
 //   busy  sent right after the previous answer, while the child still spins on the call ring
 //         (the ring's spin window, 50 µs by default): the path's own cost
-//   idle  sent after kShmFixedIdleGap of sleep, so the child has gone to sleep on the ring's
+//   idle  sent after `idle_gap` of sleep (default kShmFixedIdleGap), so the child has gone to sleep
+//   on the ring's
 //         futex and its CPU may be idle: the path's cost plus waking the peer, as a service
 //         that calls now and then pays it
 // The wake-up depends on how long the peer slept, not on the array: the old zero-copy column
@@ -65,12 +66,13 @@ struct ShmFixedRow {
 };
 struct ShmFixedResults {
   int reps = 0;
+  std::chrono::milliseconds idle_gap{0};
   std::vector<ShmFixedRow> rows;  // 1 MiB, 64 MiB, 1 GiB
   double delta_ms = 0;            // busy median, 1 GiB minus 1 MiB (shm_fixed_delta_ms)
   double idle_delta_ms = 0;       // the same for idle
 };
 
-ShmFixedResults MeasureShmFixed(int reps);
+ShmFixedResults MeasureShmFixed(int reps, std::chrono::milliseconds idle_gap = kShmFixedIdleGap);
 
 }  // namespace ipc_bench
 
