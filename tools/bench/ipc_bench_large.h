@@ -46,17 +46,15 @@ struct LargeResults {
 LargeResults MeasureLarge(bool quick);
 
 // The fixed cost of a zero-copy argument (issue 14): a SharedVec's read-only descriptor sent to a
-// child that maps it, reads its first and last element, unmaps it and answers. One round trip
-// per size per repetition, the sizes interleaved within each repetition (the first size rotates
-// from one repetition to the next), so a slow phase of the host hits all sizes alike. Each
-// SharedVec is written in full before the timing, as a sender that built its array has it.
-// Each size is timed twice per repetition:
-//   busy  sent right after the previous answer, while the child still spins on the call ring
-//         (the ring's spin window, 50 µs by default): the path's own cost
-//   idle  sent after `idle_gap` of sleep (default kShmFixedIdleGap), so the child has gone to sleep
-//   on the ring's
-//         futex and its CPU may be idle: the path's cost plus waking the peer, as a service
-//         that calls now and then pays it
+// child that maps it, reads its first and last element, unmaps it and answers. The sizes are
+// interleaved within each repetition (the first size rotates from one repetition to the next),
+// so a slow phase of the host hits all sizes alike. Each SharedVec is written in full before the
+// timing, as a sender that built its array has it. Each size is timed twice per repetition:
+//   idle  sent after `idle_gap` of sleep, so the child has gone to sleep on the ring's futex and
+//         its CPU may be idle: the path's cost plus waking the peer, as an occasional caller
+//         pays it
+//   busy  sent right after that answer, while the child still spins on the call ring (its spin
+//         window, 50 µs by default): the path's own cost
 // The wake-up depends on how long the peer slept, not on the array: the old zero-copy column
 // (MeasureLarge) follows copy paths whose clean-up grows with the size, which is why it grew.
 inline constexpr std::chrono::milliseconds kShmFixedIdleGap{5};
