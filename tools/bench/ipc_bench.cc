@@ -1,7 +1,8 @@
 // ipc_bench: round-trip latency of the transports of issue 5, all measured in one run between
 // this process and a forked child, so the ratios compare like with like.
 //
-//   ipc_bench [--quick] [--no-large] [--iterations N] [--spin-us N] [--json]
+//   ipc_bench [--quick] [--no-large] [--only shm_fixed] [--shm-reps N] [--shm-idle-ms N]
+//             [--iterations N] [--spin-us N] [--json]
 //
 // Measurements (each: warm-up, then N timed round trips, default 20,000; --quick: 2,000):
 //   raw_socket    64 B write/read over a blocking AF_UNIX socketpair (the baseline)
@@ -13,14 +14,18 @@
 // process CPU-time clock, nanoseconds, and /proc/PID/stat ticks) shows that an idle connection
 // sleeps after its spin window: what remains is one liveness check per second.
 // Then large arrays (ipc_bench_large.h): 1 MiB, 64 MiB and 1 GiB through the socket, a sealed
-// segment and a SharedVec (zero-copy), beside memcpy; `shm_fixed_ms` in the JSON is the
-// zero-copy median per size. --no-large skips them.
+// segment and a SharedVec (zero-copy), beside memcpy. --no-large skips them.
+// Then the zero-copy fixed cost alone (issue 14, MeasureShmFixed): --shm-reps N repetitions
+// (default 60, --quick 10) of 1 MiB, 64 MiB and 1 GiB interleaved; `shm_fixed_ms` and
+// `shm_fixed_p99_ms` in the JSON are its median and p99 per size, `shm_fixed_delta_ms` the
+// 1 GiB median minus the 1 MiB one; `shm_fixed_idle_*` the same for calls made after
+// --shm-idle-ms of sleep (default 5), when the peer has gone to sleep on the ring's futex.
+// --only shm_fixed runs just that part.
 //
 // The table gives the median and p99 (nearest rank) in microseconds. No CPU pinning is done:
 // both processes float over the allowed CPUs unless the whole run is under `taskset`
 // ("pinned" in the JSON says whether the affinity mask was narrowed).
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 #include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -36,6 +41,7 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -123,7 +129,7 @@ long CpuTicks(pid_t pid) {
 struct EchoResult {
   Stats echo;
   double idle_cpu_ms_per_s = 0;  // exact (CPU-time clock)
-  long idle_stat_ticks = 0;       // /proc/PID/stat utime+stime over the same 2 s
+  long idle_stat_ticks = 0;      // /proc/PID/stat utime+stime over the same 2 s
 };
 
 // Our product path: a Connection (handshake, then frames through the ring or the socket) with a
@@ -155,14 +161,25 @@ int main(int argc, char** argv) {
   bool json = false;
   bool quick = false;
   bool run_large = true;
+  bool only_shm_fixed = false;
+  int shm_reps = 60;
+  std::chrono::milliseconds shm_idle_gap = kShmFixedIdleGap;
   std::chrono::nanoseconds max_spin = kDefaultRingMaxSpin;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--quick") {
       iterations = 2000;
       quick = true;
+      shm_reps = 10;
     } else if (arg == "--no-large") {
       run_large = false;
+    } else if (arg == "--only" && i + 1 < argc && std::string(argv[i + 1]) == "shm_fixed") {
+      only_shm_fixed = true;
+      ++i;
+    } else if (arg == "--shm-reps" && i + 1 < argc) {
+      shm_reps = std::max(1, std::atoi(argv[++i]));
+    } else if (arg == "--shm-idle-ms" && i + 1 < argc) {
+      shm_idle_gap = std::chrono::milliseconds(std::max(0, std::atoi(argv[++i])));
     } else if (arg == "--json") {
       json = true;
     } else if (arg == "--iterations" && i + 1 < argc) {
@@ -170,13 +187,66 @@ int main(int argc, char** argv) {
     } else if (arg == "--spin-us" && i + 1 < argc) {
       max_spin = std::chrono::microseconds(std::atoi(argv[++i]));
     } else {
-      std::fprintf(stderr, "usage: ipc_bench [--quick] [--no-large] [--iterations N] [--spin-us N] [--json]\n");
+      std::fprintf(stderr,
+                   "usage: ipc_bench [--quick] [--no-large] [--only shm_fixed] [--shm-reps N] "
+                   "[--shm-idle-ms N] "
+                   "[--iterations N] [--spin-us N] [--json]\n");
       return 2;
     }
   }
   signal(SIGPIPE, SIG_IGN);
   int cpus = AllowedCpus();
   bool pinned = cpus >= 0 && cpus < sysconf(_SC_NPROCESSORS_ONLN);
+  using Json = nlohmann::ordered_json;
+  auto shm_fixed_json = [](const ShmFixedResults& r, Json* report) {
+    Json median = Json::object(), p99 = Json::object();
+    Json idle_median = Json::object(), idle_p99 = Json::object();
+    for (const ShmFixedRow& row : r.rows) {
+      std::string mib = std::to_string(row.mib);
+      median[mib] = row.busy.median_us / 1000;
+      p99[mib] = row.busy.p99_us / 1000;
+      idle_median[mib] = row.idle.median_us / 1000;
+      idle_p99[mib] = row.idle.p99_us / 1000;
+    }
+    (*report)["shm_fixed_reps"] = r.reps;
+    (*report)["shm_fixed_ms"] = std::move(median);
+    (*report)["shm_fixed_p99_ms"] = std::move(p99);
+    (*report)["shm_fixed_delta_ms"] = r.delta_ms;
+    (*report)["shm_fixed_idle_gap_ms"] = r.idle_gap.count();
+    (*report)["shm_fixed_idle_ms"] = std::move(idle_median);
+    (*report)["shm_fixed_idle_p99_ms"] = std::move(idle_p99);
+    (*report)["shm_fixed_idle_delta_ms"] = r.idle_delta_ms;
+  };
+  auto shm_fixed_table = [](const ShmFixedResults& r) {
+    fmt::print(
+        "\nzero-copy fixed cost (SharedVec descriptor, round trip), {} interleaved "
+        "repetitions, median ms (p99)\n",
+        r.reps);
+    fmt::print("{:>6} {:>20} {:>20}\n", "MiB", "busy peer: median", "idle peer: median");
+    for (const ShmFixedRow& row : r.rows) {
+      auto cell = [](const Stats& st) {
+        return fmt::format("{:.3f} ({:.3f})", st.median_us / 1000, st.p99_us / 1000);
+      };
+      fmt::print("{:>6} {:>20} {:>20}\n", row.mib, cell(row.busy), cell(row.idle));
+    }
+    fmt::print(
+        "1 GiB - 1 MiB median: busy {:.3f} (shm_fixed_delta_ms), idle {:.3f}; idle: "
+        "after {} ms of sleep, the peer waits on the ring's futex\n",
+        r.delta_ms, r.idle_delta_ms, r.idle_gap.count());
+  };
+  if (only_shm_fixed) {
+    ShmFixedResults shm_fixed = MeasureShmFixed(shm_reps, shm_idle_gap);
+    if (json) {
+      Json report = {{"cpus", cpus}, {"pinned", pinned}};
+      shm_fixed_json(shm_fixed, &report);
+      std::puts(report.dump(-1, ' ', false, Json::error_handler_t::replace).c_str());
+    } else {
+      fmt::print("ipc_bench --only shm_fixed: {} allowed CPUs ({})\n", cpus,
+                 pinned ? "pinned by taskset" : "not pinned");
+      shm_fixed_table(shm_fixed);
+    }
+    return 0;
+  }
 
   Stats raw = RawSocketRoundTrip(iterations);
   Stats spin = ShmSpin(iterations);
@@ -184,15 +254,17 @@ int main(int argc, char** argv) {
   const Stats& framed = framed_result.echo;
   EchoResult ring = ConnectionEchoRun(iterations, Transport::kCallRing, max_spin);
   LargeResults large;
-  if (run_large) large = MeasureLarge(quick);
+  ShmFixedResults shm_fixed;
+  if (run_large) {
+    shm_fixed = MeasureShmFixed(shm_reps, shm_idle_gap);
+    large = MeasureLarge(quick);
+  }
 
   double echo_vs_raw = framed.median_us / raw.median_us;
   double ring_vs_raw = ring.echo.median_us / raw.median_us;
   if (json) {
-    using Json = nlohmann::ordered_json;
-    Json shm_fixed = Json::object(), large_rows = Json::array();
+    Json large_rows = Json::array();
     for (const LargeRow& r : large.rows) {
-      shm_fixed[std::to_string(r.mib)] = r.zero_copy.median_us / 1000;
       large_rows.push_back({{"mib", r.mib},
                             {"reps", r.reps},
                             {"socket_ms", r.socket.median_us / 1000},
@@ -224,12 +296,12 @@ int main(int argc, char** argv) {
                    {"ring_vs_raw_rtt", ring_vs_raw},
                    {"ring_idle_cpu_ms_per_s", ring.idle_cpu_ms_per_s},
                    {"ring_idle_stat_ticks", ring.idle_stat_ticks},
-                   {"shm_fixed_ms", std::move(shm_fixed)},
                    {"large", std::move(large_rows)},
                    {"fill_64mib_fresh_ms", large.fill_fresh_ms},
                    {"fill_64mib_hugepage_ms", large.fill_hugepage_ms},
                    {"hugepages_effective", large.hugepages_effective},
                    {"fill_64mib_pooled_ms", large.fill_pooled_ms}};
+    shm_fixed_json(shm_fixed, &report);
     std::puts(report.dump(-1, ' ', false, Json::error_handler_t::replace).c_str());
     return 0;
   }
@@ -244,9 +316,10 @@ int main(int argc, char** argv) {
   row("shm_spin", spin);
   row("framed_echo", framed);
   row("ring_echo", ring.echo);
-  fmt::print("\nidle ring connection: {:.3f} ms CPU per second (server waiting in Receive; "
-             "/proc/PID/stat: {} ticks in 2 s)\n",
-             ring.idle_cpu_ms_per_s, ring.idle_stat_ticks);
+  fmt::print(
+      "\nidle ring connection: {:.3f} ms CPU per second (server waiting in Receive; "
+      "/proc/PID/stat: {} ticks in 2 s)\n",
+      ring.idle_cpu_ms_per_s, ring.idle_stat_ticks);
   if (!large.rows.empty()) {
     fmt::print("\nlarge f64 arrays to another process, round trip, median ms (p99)\n");
     fmt::print("{:>6} {:>5} {:>18} {:>18} {:>18} {:>18} {:>18} {:>16} {:>9}\n", "MiB", "reps",
@@ -256,21 +329,31 @@ int main(int argc, char** argv) {
       auto cell = [](const Stats& st) {
         return fmt::format("{:.3f} ({:.3f})", st.median_us / 1000, st.p99_us / 1000);
       };
-      fmt::print("{:>6} {:>5} {:>18} {:>18} {:>18} {:>18} {:>18} {:>16} {:>9.3f}\n", r.mib,
-                 r.reps, cell(r.socket), cell(r.sealed), cell(r.sealed_busy),
-                 cell(r.sealed_fresh), cell(r.pooled), cell(r.zero_copy),
-                 r.memcpy_floor.median_us / 1000);
+      fmt::print("{:>6} {:>5} {:>18} {:>18} {:>18} {:>18} {:>18} {:>16} {:>9.3f}\n", r.mib, r.reps,
+                 cell(r.socket), cell(r.sealed), cell(r.sealed_busy), cell(r.sealed_fresh),
+                 cell(r.pooled), cell(r.zero_copy), r.memcpy_floor.median_us / 1000);
     }
-    fmt::print("sealed (spare): {} of the sealed sends found a spare ready, {} made a new memfd "
-               "(spares up to {} MiB by default)\n",
-               [&] { uint64_t n = 0; for (auto& r : large.rows) n += r.spare_hits; return n; }(),
-               [&] { uint64_t n = 0; for (auto& r : large.rows) n += r.spare_misses; return n; }(),
-               shapex::ipc::SegmentReserveOptions().max_spare_bytes >> 20);
-    fmt::print("\nfilling 64 MiB in a segment: new {:.2f} ms, new + MADV_HUGEPAGE {:.2f} ms "
-               "(huge pages {}; shmem_enabled: {}), reused from the pool {:.2f} ms\n",
-               large.fill_fresh_ms, large.fill_hugepage_ms,
-               large.hugepages_effective ? "used" : "not used", large.shmem_thp_setting,
-               large.fill_pooled_ms);
+    fmt::print(
+        "sealed (spare): {} of the sealed sends found a spare ready, {} made a new memfd "
+        "(spares up to {} MiB by default)\n",
+        [&] {
+          uint64_t n = 0;
+          for (auto& r : large.rows) n += r.spare_hits;
+          return n;
+        }(),
+        [&] {
+          uint64_t n = 0;
+          for (auto& r : large.rows) n += r.spare_misses;
+          return n;
+        }(),
+        shapex::ipc::SegmentReserveOptions().max_spare_bytes >> 20);
+    fmt::print(
+        "\nfilling 64 MiB in a segment: new {:.2f} ms, new + MADV_HUGEPAGE {:.2f} ms "
+        "(huge pages {}; shmem_enabled: {}), reused from the pool {:.2f} ms\n",
+        large.fill_fresh_ms, large.fill_hugepage_ms,
+        large.hugepages_effective ? "used" : "not used", large.shmem_thp_setting,
+        large.fill_pooled_ms);
+    shm_fixed_table(shm_fixed);
   }
   return 0;
 }

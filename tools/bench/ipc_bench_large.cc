@@ -4,9 +4,10 @@
 #include <sys/socket.h>
 
 #include <cstring>
-#include <optional>
 #include <fstream>
+#include <optional>
 #include <sstream>
+#include <thread>
 
 #include "shapex/ipc/connection.h"
 #include "shapex/ipc/segment_reserve.h"
@@ -272,6 +273,65 @@ LargeResults MeasureLarge(bool quick) {
     Fill(*v);
     results.fill_pooled_ms = Ms(Clock::now() - start);
   }
+  return results;
+}
+
+ShmFixedResults MeasureShmFixed(int reps, std::chrono::milliseconds idle_gap) {
+  const std::vector<size_t> sizes_mib = {1, 64, 1024};
+  std::vector<SharedVec<double>> vecs;
+  for (size_t mib : sizes_mib) {
+    auto v = SharedVec<double>::Create(mib * kMiB / sizeof(double));
+    DieIf(v.error(), "SharedVec");
+    Fill(*v);  // every page written, before the child exists and before any timing
+    vecs.push_back(std::move(*v));
+  }
+  auto sockets = UnixSocket::Pair();
+  DieIf(sockets.error(), "socketpair");
+  pid_t child = Spawn([&] {
+    sockets->first.Close();
+    return ServeArrays(std::move(sockets->second));
+  });
+  sockets->second.Close();
+  auto client = Connection::Connect(std::move(sockets->first), {});
+  DieIf(client.error(), "connect");
+  IncomingFrame in;
+  SidecarTransportOptions options;
+  std::optional<OutgoingMessage> out;
+  auto call = [&](const SharedVec<double>& v) {
+    auto start = Clock::now();
+    auto prepared = PrepareOutgoing(Request(v.ToWire()), options);
+    DieIf(prepared.error(), "prepare array");
+    out = std::move(*prepared);
+    DieIf(SendPrepared(*client, 1, *out), "send array");
+    DieIf(client->Receive(&in, std::chrono::seconds(120)), "receive answer");
+    DieIf(DecodeIncoming(&in).error(), "decode answer");
+    auto elapsed = Clock::now() - start;
+    out.reset();
+    return elapsed;
+  };
+  std::vector<std::vector<double>> busy(sizes_mib.size()), idle(sizes_mib.size());
+  for (int r = 0; r < reps + 1; ++r) {  // the first repetition warms up
+    for (size_t k = 0; k < sizes_mib.size(); ++k) {
+      size_t i = (k + static_cast<size_t>(r)) % sizes_mib.size();
+      std::this_thread::sleep_for(idle_gap);
+      auto t = call(vecs[i]);
+      if (r > 0) idle[i].push_back(Us(t));
+      t = call(vecs[i]);  // at once: the child is still spinning after its answer
+      if (r > 0) busy[i].push_back(Us(t));
+    }
+  }
+  client->Shutdown();
+  Reap(child, "shm_fixed");
+  ShmFixedResults results;
+  results.reps = reps;
+  results.idle_gap = idle_gap;
+  for (size_t i = 0; i < sizes_mib.size(); ++i) {
+    results.rows.push_back(
+        {sizes_mib[i], Summary(std::move(busy[i])), Summary(std::move(idle[i]))});
+  }
+  const ShmFixedRow &small = results.rows.front(), &large = results.rows.back();
+  results.delta_ms = (large.busy.median_us - small.busy.median_us) / 1000;
+  results.idle_delta_ms = (large.idle.median_us - small.idle.median_us) / 1000;
   return results;
 }
 
