@@ -8,20 +8,9 @@
 # Usage: call_hash.sh SHAPEX_BIN
 set -euo pipefail
 bin=$1
-dir=$(mktemp -d)
-export SHAPEX_SOCKET=$dir/run/sock XDG_CACHE_HOME=$dir/cache
+source "$(dirname "${BASH_SOURCE[0]}")/private_supervisor.sh"
 store=$XDG_CACHE_HOME/shapex/blobs
 fail() { echo "call_hash.sh: $*"; exit 1; }
-supervisor_pid() {
-  "$bin" status --json 2>/dev/null | sed -n 's/.*"supervisor_pid": \([0-9]*\).*/\1/p' || true
-}
-cleanup() {
-  local pid
-  pid=$(supervisor_pid)
-  if [[ -n $pid ]]; then kill "$pid" 2>/dev/null || true; fi
-  rm -rf "$dir"
-}
-trap cleanup EXIT
 
 # The supervisor stores what an executor learned after the lease ends, on its store thread:
 # wait (at most 10 s) until `cache ls` lists the hash.

@@ -8,14 +8,7 @@
 set -euo pipefail
 bin=$1
 here=$(cd "$(dirname "$0")" && pwd)
-dir=$(mktemp -d)
-export SHAPEX_SOCKET=$dir/run/sock XDG_CACHE_HOME=$dir/cache
-cleanup() {
-  pid=$("$bin" status --json 2>/dev/null | sed -n 's/.*"supervisor_pid": \([0-9]*\).*/\1/p') || true
-  if [[ -n ${pid:-} ]]; then kill "$pid" 2>/dev/null || true; fi
-  rm -rf "$dir"
-}
-trap cleanup EXIT
+source "$(dirname "${BASH_SOURCE[0]}")/private_supervisor.sh"
 fail() { echo "call_json.sh: $*"; exit 1; }
 
 # Traces name the file as given, so the golden programs run from their directory.

@@ -6,17 +6,7 @@
 # Usage: call_remote.sh SHAPEX_BIN
 set -euo pipefail
 bin=$1
-dir=$(mktemp -d)
-export SHAPEX_SOCKET=$dir/run/sock XDG_CACHE_HOME=$dir/cache
-cleanup() {
-  # Stop the supervisor the first call started, even if the test failed before finding it.
-  if [[ -z ${pid:-} ]]; then
-    pid=$("$bin" status --json 2>/dev/null | sed -n 's/.*"supervisor_pid": \([0-9]*\).*/\1/p') || true
-  fi
-  if [[ -n ${pid:-} ]]; then kill "$pid" 2>/dev/null || true; fi
-  rm -rf "$dir"
-}
-trap cleanup EXIT
+source "$(dirname "${BASH_SOURCE[0]}")/private_supervisor.sh"
 
 printf 'function add(a: int, b: int) -> int { a + b }\nfunction greet(n) { f"hi {n}" }\nfunction boom(x) { x / 0 }\n' > "$dir/p.shape"
 
@@ -52,7 +42,7 @@ done
 cmp -s "$dir/err" "$dir/err--local" || { echo "stderr differs: $(cat "$dir/err") vs $(cat "$dir/err--local")"; exit 1; }
 
 json=$("$bin" status --json)
-pid=$(sed -n 's/.*"supervisor_pid": \([0-9]*\).*/\1/p' <<<"$json")
-[[ -n $pid ]] || { echo "no supervisor_pid in: $json"; exit 1; }
+supervisor=$(sed -n 's/.*"supervisor_pid": \([0-9]*\).*/\1/p' <<<"$json")
+[[ -n $supervisor ]] || { echo "no supervisor_pid in: $json"; exit 1; }
 grep -q '"executors": \[{"pid": [0-9]*, "state": "' <<<"$json" || { echo "no executors in: $json"; exit 1; }
-kill -0 "$pid"
+kill -0 "$supervisor"

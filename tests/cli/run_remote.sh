@@ -7,14 +7,7 @@
 set -euo pipefail
 bin=$(realpath "$1")
 programs=$(cd "$(dirname "$0")/remote" && pwd)
-dir=$(mktemp -d)
-export SHAPEX_SOCKET=$dir/run/sock XDG_CACHE_HOME=$dir/cache
-cleanup() {
-  pid=$("$bin" status --json 2>/dev/null | sed -n 's/.*"supervisor_pid": \([0-9]*\).*/\1/p') || true
-  if [[ -n ${pid:-} ]]; then kill "$pid" 2>/dev/null || true; fi
-  rm -rf "$dir"
-}
-trap cleanup EXIT
+source "$(dirname "${BASH_SOURCE[0]}")/private_supervisor.sh"
 
 # Per program: extra flags, and how many remote calls it makes.
 declare -A flags=([fuel]="--fuel 1000000" [timeout]="--timeout 1")
