@@ -82,6 +82,23 @@ Status Executor::HandleMessage(ipc::Connection& connection, ipc::IncomingFrame& 
     message = ipc::WireMessage();
     return SendResponse(connection, call_id, std::move(response));
   }
+  if (auto* batch = std::get_if<ipc::RemoteCallBatch>(&*message)) {
+    if (batch->call.blobs) {
+      stats_.blobs_received += batch->call.blobs->size();
+      for (const engine::FunctionBlob& blob : *batch->call.blobs) {
+        stats_.code_bytes_received += engine::EncodeBlob(blob).size();
+      }
+    }
+    ipc::RemoteCallBatchResponse response =
+        ipc::ExecuteRemoteBatch(*batch, options_.limits, &cache_, &links_);
+    stats_.calls += response.results.size();
+    if (!response.results.empty() && !response.results.back().ok()) {
+      ++stats_.errors;
+      ++stats_.errors_by_kind[static_cast<size_t>(response.results.back().error().kind) % 16];
+    }
+    message = ipc::WireMessage();
+    return SendBatchResponse(connection, call_id, std::move(response));
+  }
   ++stats_.bad_messages;
   ++stats_.errors;
   ++stats_.errors_by_kind[static_cast<size_t>(ErrorKind::kProtocolError)];
@@ -89,6 +106,30 @@ Status Executor::HandleMessage(ipc::Connection& connection, ipc::IncomingFrame& 
                           ipc::RemoteCallResponse::Failure(
                               ErrorKind::kProtocolError, "executors accept only calls and "
                                                          "blob negotiations"));
+}
+
+Status Executor::SendBatchResponse(ipc::Connection& connection, uint64_t call_id,
+                                   ipc::RemoteCallBatchResponse response) {
+  ipc::SidecarTransportOptions send;
+  send.reserve = &segments_;
+  Result<ipc::OutgoingMessage> out =
+      ipc::PrepareOutgoing(ipc::WireMessage{std::move(response)}, send);
+  if (!out.has_value()) {
+    // The first item's answer stands for the batch: it failed, the caller runs no other.
+    ++stats_.errors;
+    ++stats_.errors_by_kind[static_cast<size_t>(ErrorKind::kResourceExhausted)];
+    ipc::RemoteCallBatchResponse failed;
+    failed.results.push_back(ipc::RemoteCallResponse::Failure(
+        ErrorKind::kResourceExhausted,
+        fmt::format("the result could not be sent: {}", out.error().message())));
+    return ipc::SendMessage(connection, call_id, std::move(failed));
+  }
+  RETURN_IF_ERROR(ipc::SendPrepared(connection, call_id, *out));
+  if (!out->owned_fds.empty()) {
+    ++stats_.result_segments;
+    segments_.Replenish();
+  }
+  return Status::Ok();
 }
 
 Status Executor::SendResponse(ipc::Connection& connection, uint64_t call_id,
