@@ -368,7 +368,7 @@ TEST_F(RemoteBatchTest, ABatchThatDoesNotLinkAnswersWithOneError) {
 }
 
 TEST_F(RemoteBatchTest, AnAnswerThatGetsBigStopsTheBatchEarly) {
-  RemoteCallBatch b = Batch("note", {WireValue::Int(1), WireValue::Int(2), WireValue::Int(3)});
+  RemoteCallBatch b = Batch("inv", {WireValue::Int(1), WireValue::Int(2), WireValue::Int(3)});
   RemoteCallBatchResponse got = Run(b, {}, /*max_response_bytes=*/1);
   ASSERT_EQ(got.results.size(), 1u) << "the caller runs the rest";
   EXPECT_TRUE(got.results[0].ok());

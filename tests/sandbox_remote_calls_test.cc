@@ -322,7 +322,7 @@ function main(args) { print(pmap(0..20000, f).len()) }
 }
 
 // Fuel crosses batches as it crosses calls: whatever the budget, the remote run prints,
-// fails and traces exactly as the local one (items that ran with more fuel than one call after
+// fails and traces exactly as the in-process one (--local: one call after another, same copies) (items that ran with more fuel than one call after
 // another would have left them run again one by one).
 TEST_F(RemoteCallsTest, FuelRunsOutAtTheSamePointAsOneByOne) {
   auto program = Compile(R"(
@@ -349,7 +349,11 @@ function main(args) {
       o.trace = vm.trace();
       return o;
     };
-    Outcome local = run(nullptr);
+    // --local: the same copies, one call after another, in this process.
+    RemoteCallsOptions in_process = RemoteOptions();
+    in_process.in_process = true;
+    RemoteCalls local_calls(*program, in_process);
+    Outcome local = run(&local_calls);
     RemoteCalls remote(*program, RemoteOptions());
     Outcome got = run(&remote);
     EXPECT_THAT(local.status, IsError(ErrorKind::kResourceExhausted));

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "shapex/engine/natives.h"
@@ -23,6 +24,16 @@ struct Frame {
   uint32_t argc;
 };
 
+// The frame array of the last FrameStack this thread destroyed, for the next one of the same
+// capacity: an executor makes a Vm per call (and per pmap item), and allocating and freeing
+// ~400 KB each time costs more than a small call (glibc consolidates its heap on each free).
+struct SpareFrames {
+  Frame* memory = nullptr;
+  size_t capacity = 0;
+  ~SpareFrames() { delete[] memory; }
+};
+inline thread_local SpareFrames spare_frames;
+
 // The call-frame stack: a fixed array sized to the stack-depth limit, so the hot path checks
 // depth with one pointer comparison and frames never move.
 class FrameStack {
@@ -30,7 +41,13 @@ class FrameStack {
   void Init(size_t capacity) {
     // Default-initialised (not zeroed): a frame is written when it is pushed. At the default
     // depth limit this array is ~400 KB, and a Vm is made per remote call.
-    storage_.reset(new Frame[capacity]);
+    Frame* memory = nullptr;
+    if (spare_frames.memory != nullptr && spare_frames.capacity == capacity) {
+      memory = std::exchange(spare_frames.memory, nullptr);
+    } else {
+      memory = new Frame[capacity];
+    }
+    storage_ = std::unique_ptr<Frame[], GiveBack>(memory, GiveBack{capacity});
     top_ = storage_.get();
     limit_ = top_ + capacity;
   }
@@ -50,7 +67,19 @@ class FrameStack {
   const Frame* end() const { return top_; }
 
  private:
-  std::unique_ptr<Frame[]> storage_;
+  // Keeps the array as this thread's spare when it has none.
+  struct GiveBack {
+    size_t capacity = 0;
+    void operator()(Frame* frames) const {
+      if (spare_frames.memory == nullptr) {
+        spare_frames.memory = frames;
+        spare_frames.capacity = capacity;
+      } else {
+        delete[] frames;
+      }
+    }
+  };
+  std::unique_ptr<Frame[], GiveBack> storage_;
   Frame* top_ = nullptr;
   Frame* limit_ = nullptr;
 };
