@@ -34,6 +34,19 @@ struct SpareFrames {
 };
 inline thread_local SpareFrames spare_frames;
 
+// Keeps a frame array as this thread's spare when it has none.
+struct FramesGiveBack {
+  size_t capacity = 0;
+  void operator()(Frame* frames) const {
+    if (spare_frames.memory == nullptr) {
+      spare_frames.memory = frames;
+      spare_frames.capacity = capacity;
+    } else {
+      delete[] frames;
+    }
+  }
+};
+
 // The call-frame stack: a fixed array sized to the stack-depth limit, so the hot path checks
 // depth with one pointer comparison and frames never move.
 class FrameStack {
@@ -47,7 +60,7 @@ class FrameStack {
     } else {
       memory = new Frame[capacity];
     }
-    storage_ = std::unique_ptr<Frame[], GiveBack>(memory, GiveBack{capacity});
+    storage_ = std::unique_ptr<Frame[], FramesGiveBack>(memory, FramesGiveBack{capacity});
     top_ = storage_.get();
     limit_ = top_ + capacity;
   }
@@ -67,19 +80,7 @@ class FrameStack {
   const Frame* end() const { return top_; }
 
  private:
-  // Keeps the array as this thread's spare when it has none.
-  struct GiveBack {
-    size_t capacity = 0;
-    void operator()(Frame* frames) const {
-      if (spare_frames.memory == nullptr) {
-        spare_frames.memory = frames;
-        spare_frames.capacity = capacity;
-      } else {
-        delete[] frames;
-      }
-    }
-  };
-  std::unique_ptr<Frame[], GiveBack> storage_;
+  std::unique_ptr<Frame[], FramesGiveBack> storage_;
   Frame* top_ = nullptr;
   Frame* limit_ = nullptr;
 };
