@@ -84,6 +84,7 @@ RemoteCallBatchResponse FullBatchResponse() {
       {{"helper", "prog.shape", 2}, {"main", "prog.shape", 7}});
   failed.fuel_used = 3;
   b.results.push_back(failed);
+  b.cpu_ns = 98765;
   return b;
 }
 
@@ -173,6 +174,7 @@ TEST(MessagesTest, BatchResponseKeepsEachResult) {
   ASSERT_EQ(got.results[2].error().trace.size(), 2u);
   EXPECT_EQ(got.results[2].error().trace[1].function, "main");
   EXPECT_EQ(got.results[2].fuel_used, 3u);
+  EXPECT_EQ(got.cpu_ns, 98765u);
 }
 
 // Malformed batches and batch answers are ProtocolErrors: a field missing or extra, an item
@@ -208,14 +210,22 @@ TEST(MessagesTest, MalformedBatchesAreProtocolErrors) {
   EXPECT_THAT(DecodeMessage(batch(11, true)), IsError(ErrorKind::kProtocolError));
   auto response = [&](auto result) {
     return Pack([&](MsgPacker& pk) {
-      pk.pack_array(4);
+      pk.pack_array(5);
       pk.pack_uint32(kWireProtocolVersion);
       pk.pack_uint64(7);
       pk.pack_array(0);  // schemas
       pk.pack_array(1);
       result(pk);
+      pk.pack_uint64(1000);  // cpu_ns
     });
   };
+  EXPECT_TRUE(DecodeMessage(response([](MsgPacker& pk) {
+                pk.pack_array(4);
+                pk.pack_uint8(0);
+                pk.pack_nil();
+                pk.pack_str(0);
+                pk.pack_nil();
+              })).has_value());
   EXPECT_THAT(DecodeMessage(response([](MsgPacker& pk) {
                 pk.pack_array(3);  // [0, value, output]: fuel_used missing
                 pk.pack_uint8(0);
@@ -510,6 +520,7 @@ TEST(MessageCorpus, SeedMessagesRoundTrip) {
     failed.output = "item 2\n";
     failed.fuel_used = 12;
     answers.results.push_back(failed);
+    answers.cpu_ns = 1500000;
     corpus.push_back({"batch_response", answers});
   }
   RemoteCallResponse used = RemoteCallResponse::Success(shared);

@@ -542,7 +542,7 @@ constexpr size_t kMaxChunk = 4096;              // items per batch
 constexpr size_t kBatchBytes = 48 << 10;        // a batch's items and globals, about
 constexpr size_t kInFlightBytes = 128 << 10;    // per executor, below the call ring's 256 KiB
 constexpr size_t kBigItemBytes = 16 << 10;      // an item this big goes in a batch of its own
-constexpr double kTargetBatchSeconds = 0.002;   // what a batch should take on its executor
+constexpr double kTargetBatchSeconds = 0.002;   // executor CPU time a batch should take
 
 }  // namespace
 
@@ -807,10 +807,14 @@ Status RemoteCalls::MapBatched(engine::Vm& vm, const engine::Value& callee,
     --in_flight[e];
     in_flight_bytes[e] -= u.bytes;
     size_t size = u.end - u.begin;
-    {
-      double took = std::chrono::duration<double>(Clock::now() - u.sent_at).count() /
-                    static_cast<double>(u.ahead + 1);
-      double per_item = took / static_cast<double>(size);
+    if (!response->results.empty()) {
+      // The executor's CPU time per item (wall time when it did not say): what a busy machine
+      // does to wall time must not shrink the batches (more round trips, more switches).
+      double took = response->cpu_ns != 0
+                        ? static_cast<double>(response->cpu_ns) / 1e9
+                        : std::chrono::duration<double>(Clock::now() - u.sent_at).count() /
+                              static_cast<double>(u.ahead + 1);
+      double per_item = took / static_cast<double>(response->results.size());
       double want = per_item > 0 ? kTargetBatchSeconds / per_item : double(kMaxChunk);
       size_t grown = std::min(kMaxChunk, chunk[e] * 4);
       chunk[e] = want >= double(grown) ? grown : std::max<size_t>(1, static_cast<size_t>(want));

@@ -245,13 +245,13 @@ void PackBatch(Packer& pk, const RemoteCallBatch& b) {
   }
 }
 
-// CallBatchResponse: [schemas, results], each result [0, value, output, fuel_used] or
+// CallBatchResponse: [schemas, results, cpu_ns], each result [0, value, output, fuel_used] or
 // [1, kind, message, trace, output, fuel_used] (fuel_used uint or nil).
 void PackBatchResponse(Packer& pk, const RemoteCallBatchResponse& b) {
   internal::SchemaTableWriter schemas;
   for (const RemoteCallResponse& r : b.results)
     if (r.ok()) schemas.Collect(r.value());
-  Head(pk, kTagCallBatchResponse, 2);
+  Head(pk, kTagCallBatchResponse, 3);
   schemas.Pack(pk);
   pk.pack_array(static_cast<uint32_t>(b.results.size()));
   for (const RemoteCallResponse& r : b.results) {
@@ -274,6 +274,7 @@ void PackBatchResponse(Packer& pk, const RemoteCallBatchResponse& b) {
       pk.pack_nil();
     }
   }
+  pk.pack_uint64(b.cpu_ns);
 }
 
 // ---- decoding ----
@@ -485,7 +486,7 @@ Result<RemoteCallResponse> ReadResponse(Items f) {
 
 // CallBatchResponse (see PackBatchResponse).
 Result<RemoteCallBatchResponse> ReadBatchResponse(Items f) {
-  if (f.size() != 2) return ProtocolError("call batch response: wrong number of fields");
+  if (f.size() != 3) return ProtocolError("call batch response: wrong number of fields");
   ASSIGN_OR_RETURN(internal::SchemaList schemas, internal::ReadSchemaTable(f[0]));
   ASSIGN_OR_RETURN(Items results, internal::ReadArray(f[1], "results", 0, kMaxBatchItems));
   RemoteCallBatchResponse b;
@@ -530,6 +531,7 @@ Result<RemoteCallBatchResponse> ReadBatchResponse(Items f) {
     }
     b.results.push_back(std::move(out));
   }
+  ASSIGN_OR_RETURN(b.cpu_ns, internal::ReadUint(f[2], "cpu time"));
   return b;
 }
 

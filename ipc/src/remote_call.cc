@@ -1,6 +1,7 @@
 #include "shapex/ipc/remote_call.h"
 
 #include <fmt/format.h>
+#include <time.h>
 
 #include <algorithm>
 #include <set>
@@ -546,6 +547,8 @@ RemoteCallBatchResponse ExecuteRemoteBatch(const RemoteCallBatch& batch,
   }
 
   engine::Limits base = EffectiveLimits(call.limits, limits);
+  timespec cpu_start{};
+  bool timed = clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu_start) == 0;
   uint64_t used = 0;
   size_t bytes = 0;
   out.results.reserve(batch.items.size());
@@ -562,6 +565,12 @@ RemoteCallBatchResponse ExecuteRemoteBatch(const RemoteCallBatch& batch,
     bool failed = !r.ok();
     out.results.push_back(std::move(r));
     if (failed || bytes > max_response_bytes) break;
+  }
+  timespec cpu_end{};
+  if (timed && clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu_end) == 0) {
+    int64_t ns = (cpu_end.tv_sec - cpu_start.tv_sec) * int64_t{1000000000} +
+                 (cpu_end.tv_nsec - cpu_start.tv_nsec);
+    out.cpu_ns = static_cast<uint64_t>(std::max<int64_t>(ns, 1));
   }
   return out;
 }

@@ -135,6 +135,9 @@ struct RemoteCallBatch {
 // the items with no result some other way.
 struct RemoteCallBatchResponse {
   std::vector<RemoteCallResponse> results;
+  // CPU time the callee spent on the items (its thread's CPU clock), for the caller's chunk
+  // sizing: unlike wall time it does not grow when the machine is busy. 0: not measured.
+  uint64_t cpu_ns = 0;
 };
 
 // The envelope of everything on the wire. Alternative order = wire tag order - 1.
