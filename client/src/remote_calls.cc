@@ -526,6 +526,29 @@ size_t WireBytes(const ipc::WireValue& v) {
   return n;
 }
 
+// A result that is one scalar node, as the decoder would build it.
+bool ScalarOf(const ipc::WireValue& w, engine::Value* out) {
+  switch (w.kind) {
+    case ipc::WireKind::kNone:
+      *out = engine::Value::None();
+      return true;
+    case ipc::WireKind::kBool:
+      if (!std::holds_alternative<bool>(w.data)) return false;
+      *out = engine::Value::Bool(w.as_bool());
+      return true;
+    case ipc::WireKind::kInt:
+      if (!std::holds_alternative<int64_t>(w.data)) return false;
+      *out = engine::Value::Int(w.as_int());
+      return true;
+    case ipc::WireKind::kNumber:
+      if (!std::holds_alternative<double>(w.data)) return false;
+      *out = engine::Value::Number(w.as_number());
+      return true;
+    default:
+      return false;
+  }
+}
+
 // The linker's words for a blob the executor does not have (as ExecutorSession checks).
 bool IsMissingBlobError(const ipc::RemoteCallResponse& response) {
   if (response.ok()) return false;
@@ -843,7 +866,20 @@ Status RemoteCalls::MapBatched(engine::Vm& vm, const engine::Value& callee,
       vm.ChargeFuel(u.costs[j]);  // the item's copy, as a call of its own pays it
       ++stats_.calls;
       std::vector<engine::TraceFrame> trace;
-      Status done = Finish(vm, answer, hash, proto, &(*results)[i], &trace);
+      Status done;
+      engine::Value scalar;
+      if (answer.ok() && answer.output.empty() && ScalarOf(answer.value(), &scalar)) {
+        // What Finish does with a result of one scalar node: charge what the call used, then
+        // one unit for the copy in.
+        if ((answer.fuel_used && vm.limits().fuel != 0 && !vm.ChargeFuel(*answer.fuel_used)) ||
+            !vm.ChargeFuel(1)) {
+          done = ResourceExhausted("fuel exhausted");
+        } else {
+          (*results)[i] = scalar;
+        }
+      } else {
+        done = Finish(vm, answer, hash, proto, &(*results)[i], &trace);
+      }
       if (!done.ok()) {
         if (!trace.empty()) vm.SetRemoteErrorTrace(std::move(trace));
         return stop(done);

@@ -442,6 +442,24 @@ RemoteCallResponse RunBatchItem(const RemoteCallBatch& batch, std::span<const Wi
     if (trace.size() > kMaxTraceFrames) trace.resize(kMaxTraceFrames);
     return finish(FailureFrom(called, std::move(trace)));
   }
+  // A scalar result is one node: what ToWire would write and charge, without an encoder.
+  switch (result.type) {
+    case engine::Type::kNone:
+    case engine::Type::kBool:
+    case engine::Type::kInt:
+    case engine::Type::kNumber:
+      if (!vm.ChargeFuel(1)) {
+        return finish(RemoteCallResponse::Failure(ErrorKind::kResourceExhausted,
+                                                  "the result cannot be sent back: fuel exhausted"));
+      }
+      return finish(RemoteCallResponse::Success(
+          result.type == engine::Type::kNone   ? WireValue::None()
+          : result.type == engine::Type::kBool ? WireValue::Bool(result.as.b)
+          : result.type == engine::Type::kInt  ? WireValue::Int(result.as.i)
+                                               : WireValue::Number(result.as.n)));
+    default:
+      break;
+  }
   ToWireContext to_wire{&program, linked.proto_hashes};
   to_wire.fuel = &vm;
   Result<WireValue> wire = ToWire(result, to_wire);
