@@ -1,6 +1,9 @@
 #include "shapex/sandbox/executor.h"
 
 #include <fmt/core.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include <utility>
 
@@ -23,6 +26,19 @@ Status Executor::ServeConnection(ipc::UnixSocket socket) {
 }
 
 Status Executor::Serve(ipc::Connection& connection) {
+#ifdef __GLIBC__
+  // An executor process serves one lease. A pmap batch allocates and frees a few hundred KiB
+  // per message (its items, their results, the decoder's zone); with glibc's defaults each such
+  // free returns pages to the kernel and the next batch faults them in again (a quarter of the
+  // executor's CPU on 200,000 small items). Keep freed memory for reuse instead.
+  static const bool tuned = [] {
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 64 << 20);
+    mallopt(M_TOP_PAD, 16 << 20);
+    return true;
+  }();
+  (void)tuned;
+#endif
   ipc::IncomingFrame frame;
   auto timeout = options_.idle_timeout.count() > 0
                      ? std::chrono::nanoseconds(options_.idle_timeout)
