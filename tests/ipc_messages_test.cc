@@ -57,6 +57,37 @@ RemoteCallRequest FullRequest() {
   return *r;
 }
 
+// A batch with every field present: code, impls, limits, globals, roots, items of several
+// values (one sharing its schema with a global), a fuel budget.
+RemoteCallBatch FullBatch() {
+  RemoteCallBatch b;
+  b.call = FullRequest();
+  std::vector<WireValue> first = std::move(b.call.arguments);
+  b.call.arguments.clear();
+  b.call.captures.reset();
+  b.call.globals = {{"scale", WireValue::Number(2.5)}, {"origin", first[0]}};
+  b.call.roots = {Hash(9)};
+  b.items = {first, {WireValue::Int(2), WireValue::String("two")}, {}};
+  b.fuel_budget = 123456;
+  return b;
+}
+
+RemoteCallBatchResponse FullBatchResponse() {
+  RemoteCallBatchResponse b;
+  RemoteCallResponse printed = RemoteCallResponse::Success(WireValue::Int(1));
+  printed.output = "one\n";
+  printed.fuel_used = 17;
+  b.results.push_back(printed);
+  b.results.push_back(RemoteCallResponse::Success(WireValue::Array({WireValue::None()})));
+  RemoteCallResponse failed = RemoteCallResponse::Failure(
+      ErrorKind::kRuntimeError, "division by zero",
+      {{"helper", "prog.shape", 2}, {"main", "prog.shape", 7}});
+  failed.fuel_used = 3;
+  b.results.push_back(failed);
+  b.cpu_ns = 98765;
+  return b;
+}
+
 std::vector<WireMessage> AllMessages() {
   std::vector<engine::TraceFrame> trace = {{"helper", "prog.shape", 2}, {"main", "prog.shape", 7}};
   return {
@@ -68,6 +99,10 @@ std::vector<WireMessage> AllMessages() {
       RemoteCallResponse::Success(WireValue::Array({WireValue::Int(42), WireValue::None()})),
       RemoteCallResponse::Failure(ErrorKind::kRuntimeError, "division by zero", trace),
       Sidecar{7, SidecarKind::kMatrix, std::vector<uint8_t>(16, 0), nullptr},
+      FullBatch(),
+      RemoteCallBatch{},
+      FullBatchResponse(),
+      RemoteCallBatchResponse{},
   };
 }
 
@@ -98,6 +133,125 @@ TEST(MessagesTest, RequestFieldsSurvive) {
   EXPECT_EQ(got.impls[0].method, "len");
   EXPECT_EQ(got.impls[0].function, r.impls[0].function);
   EXPECT_EQ(got.impls[0].type_schema, r.impls[0].type_schema);
+}
+
+TEST(MessagesTest, BatchFieldsSurvive) {
+  RemoteCallBatch b = FullBatch();
+  ASSERT_OK_AND_ASSIGN(WireMessage m, DecodeMessage(EncodeMessage(b)));
+  const auto& got = std::get<RemoteCallBatch>(m);
+  EXPECT_EQ(got.call.function_name, "norm");
+  EXPECT_EQ(got.call.function_hash, b.call.function_hash);
+  EXPECT_EQ(got.call.globals, b.call.globals);
+  EXPECT_EQ(got.call.roots, b.call.roots);
+  EXPECT_EQ(got.call.limits, b.call.limits);
+  EXPECT_EQ(got.call.impls.size(), 1u);
+  ASSERT_TRUE(got.call.blobs.has_value());
+  EXPECT_EQ(got.call.blobs->size(), b.call.blobs->size());
+  EXPECT_TRUE(got.call.arguments.empty());
+  EXPECT_FALSE(got.call.captures.has_value());
+  EXPECT_EQ(got.items, b.items);
+  EXPECT_EQ(got.fuel_budget, 123456u);
+  RemoteCallBatch bare;
+  ASSERT_OK_AND_ASSIGN(m, DecodeMessage(EncodeMessage(bare)));
+  EXPECT_FALSE(std::get<RemoteCallBatch>(m).fuel_budget.has_value());
+  EXPECT_FALSE(std::get<RemoteCallBatch>(m).call.blobs.has_value());
+}
+
+TEST(MessagesTest, BatchResponseKeepsEachResult) {
+  RemoteCallBatchResponse b = FullBatchResponse();
+  ASSERT_OK_AND_ASSIGN(WireMessage m, DecodeMessage(EncodeMessage(b)));
+  const auto& got = std::get<RemoteCallBatchResponse>(m);
+  ASSERT_EQ(got.results.size(), 3u);
+  EXPECT_EQ(got.results[0].value(), WireValue::Int(1));
+  EXPECT_EQ(got.results[0].output, "one\n");
+  EXPECT_EQ(got.results[0].fuel_used, 17u);
+  EXPECT_EQ(got.results[1].value(), WireValue::Array({WireValue::None()}));
+  EXPECT_EQ(got.results[1].output, "");
+  EXPECT_FALSE(got.results[1].fuel_used.has_value());
+  ASSERT_FALSE(got.results[2].ok());
+  EXPECT_EQ(got.results[2].error().kind, ErrorKind::kRuntimeError);
+  EXPECT_EQ(got.results[2].error().message, "division by zero");
+  ASSERT_EQ(got.results[2].error().trace.size(), 2u);
+  EXPECT_EQ(got.results[2].error().trace[1].function, "main");
+  EXPECT_EQ(got.results[2].fuel_used, 3u);
+  EXPECT_EQ(got.cpu_ns, 98765u);
+}
+
+// Malformed batches and batch answers are ProtocolErrors: a field missing or extra, an item
+// that is not an array of values, a result of the wrong shape or an unknown error kind.
+TEST(MessagesTest, MalformedBatchesAreProtocolErrors) {
+  auto batch = [&](uint32_t fields, bool item_not_array) {
+    return Pack([&](MsgPacker& pk) {
+      pk.pack_array(2 + fields);
+      pk.pack_uint32(kWireProtocolVersion);
+      pk.pack_uint64(6);
+      pk.pack_str(1);
+      pk.pack_str_body("f", 1);
+      pk.pack_nil();                 // function_id
+      pk.pack_nil();                 // function_hash
+      pk.pack_array(0);              // schemas
+      pk.pack_nil();                 // blobs
+      pk.pack_array(0);              // impls
+      pk.pack_nil();                 // limits
+      pk.pack_array(0);              // globals
+      pk.pack_array(0);              // roots
+      pk.pack_array(1);              // items
+      if (item_not_array) {
+        pk.pack_uint8(1);
+      } else {
+        pk.pack_array(0);
+      }
+      for (uint32_t i = 10; i < fields; ++i) pk.pack_nil();  // the fuel budget, and more
+    });
+  };
+  ASSERT_TRUE(DecodeMessage(batch(11, false)).has_value());
+  EXPECT_THAT(DecodeMessage(batch(10, false)), IsError(ErrorKind::kProtocolError));
+  EXPECT_THAT(DecodeMessage(batch(12, false)), IsError(ErrorKind::kProtocolError));
+  EXPECT_THAT(DecodeMessage(batch(11, true)), IsError(ErrorKind::kProtocolError));
+  auto response = [&](auto result) {
+    return Pack([&](MsgPacker& pk) {
+      pk.pack_array(5);
+      pk.pack_uint32(kWireProtocolVersion);
+      pk.pack_uint64(7);
+      pk.pack_array(0);  // schemas
+      pk.pack_array(1);
+      result(pk);
+      pk.pack_uint64(1000);  // cpu_ns
+    });
+  };
+  EXPECT_TRUE(DecodeMessage(response([](MsgPacker& pk) {
+                pk.pack_array(4);
+                pk.pack_uint8(0);
+                pk.pack_nil();
+                pk.pack_str(0);
+                pk.pack_nil();
+              })).has_value());
+  EXPECT_THAT(DecodeMessage(response([](MsgPacker& pk) {
+                pk.pack_array(3);  // [0, value, output]: fuel_used missing
+                pk.pack_uint8(0);
+                pk.pack_nil();
+                pk.pack_str(0);
+              })),
+              IsError(ErrorKind::kProtocolError));
+  EXPECT_THAT(DecodeMessage(response([](MsgPacker& pk) {
+                pk.pack_array(6);
+                pk.pack_uint8(1);
+                pk.pack_str(5);
+                pk.pack_str_body("Bogus", 5);
+                pk.pack_str(0);
+                pk.pack_array(0);
+                pk.pack_str(0);
+                pk.pack_nil();
+              })),
+              IsError(ErrorKind::kProtocolError));
+  EXPECT_THAT(DecodeMessage(response([](MsgPacker& pk) {
+                pk.pack_array(4);
+                pk.pack_uint8(2);  // neither value nor error
+                pk.pack_nil();
+                pk.pack_str(0);
+                pk.pack_nil();
+              })),
+              IsError(ErrorKind::kProtocolError));
 }
 
 TEST(MessagesTest, ErrorResponseKeepsKindMessageAndTrace) {
@@ -341,6 +495,34 @@ TEST(MessageCorpus, SeedMessagesRoundTrip) {
   RemoteCallRequest with_roots = request("add", {shared, adder});
   with_roots.roots = {p.blobs().proto_hashes[0]};
   corpus.push_back({"call_shared_and_roots", with_roots});
+  {
+    // pmap's batches: a template (code, globals, roots, limits, budget) and items; answers.
+    RemoteCallBatch b;
+    b.call = request("norm", {});
+    b.call.globals = {{"scale", WireValue::Number(2.5)}};
+    b.call.limits = CallLimits{5000, 0, 100, 0};
+    b.items = {{all.children[6]}, {all.children[6]}, {WireValue::Int(3)}};
+    b.fuel_budget = 5000;
+    corpus.push_back({"batch_norm", b});
+    b.call.blobs = std::vector<engine::FunctionBlob>{};
+    b.call.roots = {p.blobs().proto_hashes[0]};
+    b.items = {{shared, adder}, {WireValue::Int(1), WireValue::Int(2)}};
+    b.fuel_budget.reset();
+    corpus.push_back({"batch_shared_and_roots", b});
+    RemoteCallBatchResponse answers;
+    for (size_t i : {2u, 5u, 6u}) {
+      RemoteCallResponse r = RemoteCallResponse::Success(all.children[i]);
+      r.fuel_used = 40 + i;
+      answers.results.push_back(r);
+    }
+    RemoteCallResponse failed = RemoteCallResponse::Failure(
+        ErrorKind::kRuntimeError, "two", {{"fail_on", "a.shape", 3}, {"main", "a.shape", 9}});
+    failed.output = "item 2\n";
+    failed.fuel_used = 12;
+    answers.results.push_back(failed);
+    answers.cpu_ns = 1500000;
+    corpus.push_back({"batch_response", answers});
+  }
   RemoteCallResponse used = RemoteCallResponse::Success(shared);
   used.fuel_used = 1234;
   corpus.push_back({"response_shared_fuel_used", used});

@@ -4,6 +4,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <fmt/format.h>
+
 #include <string>
 #include <vector>
 
@@ -234,6 +236,143 @@ TEST_F(RemoteCallTest, RejectedBlobsDoNotEnterTheCache) {
   (*tampered.blobs)[0].canonical.back() ^= 1;
   EXPECT_FALSE(Run(tampered, {}, &cache).ok());
   EXPECT_EQ(cache.size(), 0u);
+}
+
+}  // namespace
+}  // namespace shapex::ipc
+
+namespace shapex::ipc {
+namespace {
+
+// ExecuteRemoteBatch (pmap's CallBatch): every item is a call of its own, with exactly what
+// ExecuteRemoteCall gives the same request with that item's arguments; the batch stops at the
+// first failing item, when its fuel budget is used up, and when its answer gets big.
+constexpr char kBatchProgram[] = R"(
+var seen = []
+function note(x) { seen.push(x); print("note", x); seen.len() }
+function inv(x) { print("inv", x); 10 / x }
+function burn(n) { var i = 0; while i < n { i = i + 1 }; n }
+)";
+
+class RemoteBatchTest : public ::testing::Test {
+ protected:
+  RemoteBatchTest() : p_(kBatchProgram) {}
+
+  RemoteCallBatch Batch(const std::string& name, std::vector<WireValue> items) {
+    auto r = BuildCallRequest(p_.program(), p_.blobs(), name, {});
+    EXPECT_TRUE(r.has_value()) << r.error();
+    RemoteCallBatch b;
+    if (r) b.call = *r;
+    for (WireValue& v : items) b.items.push_back({std::move(v)});
+    return b;
+  }
+
+  // Through the codec both ways, as on a connection.
+  RemoteCallBatchResponse Run(const RemoteCallBatch& batch, engine::Limits limits = {},
+                              size_t max_response_bytes = kBatchResponseBytes) {
+    auto in = DecodeMessage(EncodeMessage(batch));
+    EXPECT_TRUE(in.has_value()) << in.error();
+    if (!in) return {};
+    engine::BlobCache cache;
+    LinkCache links;
+    RemoteCallBatchResponse response = ExecuteRemoteBatch(std::get<RemoteCallBatch>(*in), limits,
+                                                          &cache, &links, max_response_bytes);
+    auto out = DecodeMessage(EncodeMessage(response));
+    EXPECT_TRUE(out.has_value()) << out.error();
+    if (!out) return {};
+    return std::get<RemoteCallBatchResponse>(*out);
+  }
+
+  // The same item as a call of its own.
+  RemoteCallResponse Single(const RemoteCallBatch& batch, size_t i, engine::Limits limits = {}) {
+    RemoteCallRequest r = batch.call;
+    r.arguments = batch.items[i];
+    return ExecuteRemoteCall(r, limits);
+  }
+
+  WireTestProgram p_;
+};
+
+TEST_F(RemoteBatchTest, EachItemIsACallOfItsOwnWithItsOwnCopies) {
+  RemoteCallBatch b = Batch("note", {WireValue::Int(1), WireValue::Int(2), WireValue::Int(3)});
+  b.call.globals = {{"seen", WireValue::Array({WireValue::Int(0)})}};
+  RemoteCallBatchResponse got = Run(b);
+  ASSERT_EQ(got.results.size(), 3u);
+  for (size_t i = 0; i < 3; ++i) {
+    const RemoteCallResponse& r = got.results[i];
+    ASSERT_TRUE(r.ok()) << r.status();
+    // Each item pushes onto its own copy of `seen` ([0]): never sees the items before it.
+    EXPECT_EQ(r.value(), WireValue::Int(2));
+    EXPECT_EQ(r.output, fmt::format("note {}\n", i + 1));
+    RemoteCallResponse alone = Single(b, i);
+    EXPECT_EQ(r.value(), alone.value());
+    EXPECT_EQ(r.output, alone.output);
+    EXPECT_EQ(r.fuel_used, alone.fuel_used) << "item " << i;
+  }
+}
+
+TEST_F(RemoteBatchTest, StopsAfterTheFirstFailingItem) {
+  RemoteCallBatch b =
+      Batch("inv", {WireValue::Int(1), WireValue::Int(2), WireValue::Int(0), WireValue::Int(5)});
+  RemoteCallBatchResponse got = Run(b);
+  ASSERT_EQ(got.results.size(), 3u) << "item 3 never ran";
+  EXPECT_TRUE(got.results[0].ok());
+  EXPECT_TRUE(got.results[1].ok());
+  const RemoteCallResponse& failed = got.results[2];
+  ASSERT_FALSE(failed.ok());
+  RemoteCallResponse alone = Single(b, 2);
+  EXPECT_EQ(failed.error().kind, alone.error().kind);
+  EXPECT_EQ(failed.error().message, alone.error().message);
+  EXPECT_EQ(failed.error().trace.size(), alone.error().trace.size());
+  ASSERT_FALSE(failed.error().trace.empty());
+  EXPECT_TRUE(failed.error().trace[0].has_hash) << "frames carry their code's hash";
+  EXPECT_EQ(failed.output, "inv 0\n");
+  EXPECT_EQ(failed.fuel_used, alone.fuel_used);
+}
+
+TEST_F(RemoteBatchTest, FuelBudgetIsSharedByTheItemsInOrder) {
+  RemoteCallBatch b = Batch("burn", {WireValue::Int(100), WireValue::Int(100),
+                                     WireValue::Int(100), WireValue::Int(100)});
+  RemoteCallResponse one = Single(b, 0);
+  ASSERT_TRUE(one.ok());
+  ASSERT_TRUE(one.fuel_used.has_value());
+  uint64_t u = *one.fuel_used;
+  // Two items and a half: the third runs with what is left and runs out.
+  b.fuel_budget = 2 * u + u / 2;
+  RemoteCallBatchResponse got = Run(b);
+  ASSERT_EQ(got.results.size(), 3u);
+  EXPECT_TRUE(got.results[1].ok());
+  ASSERT_FALSE(got.results[2].ok());
+  EXPECT_EQ(got.results[2].error().kind, ErrorKind::kResourceExhausted);
+  EXPECT_EQ(got.results[2].fuel_used, u / 2);
+  // Exactly two items' worth: the callee stops before the third (nothing left to give it).
+  b.fuel_budget = 2 * u;
+  got = Run(b);
+  ASSERT_EQ(got.results.size(), 2u);
+  EXPECT_TRUE(got.results[0].ok());
+  EXPECT_TRUE(got.results[1].ok());
+  // A per-call fuel limit still applies to each item on its own.
+  b.fuel_budget.reset();
+  b.call.limits = CallLimits{u, 0, 0, 0};
+  got = Run(b);
+  ASSERT_EQ(got.results.size(), 4u);
+  for (const RemoteCallResponse& r : got.results) EXPECT_TRUE(r.ok()) << r.status();
+}
+
+TEST_F(RemoteBatchTest, ABatchThatDoesNotLinkAnswersWithOneError) {
+  RemoteCallBatch b = Batch("note", {WireValue::Int(1), WireValue::Int(2)});
+  b.call.blobs = std::vector<engine::FunctionBlob>{};  // no code, no cache: nothing to link
+  RemoteCallBatchResponse got = Run(b);
+  ASSERT_EQ(got.results.size(), 1u);
+  EXPECT_THAT(got.results[0].status(), IsError(ErrorKind::kFunctionNotFound));
+}
+
+TEST_F(RemoteBatchTest, AnAnswerThatGetsBigStopsTheBatchEarly) {
+  RemoteCallBatch b = Batch("inv", {WireValue::Int(1), WireValue::Int(2), WireValue::Int(3)});
+  RemoteCallBatchResponse got = Run(b, {}, /*max_response_bytes=*/1);
+  ASSERT_EQ(got.results.size(), 1u) << "the caller runs the rest";
+  EXPECT_TRUE(got.results[0].ok());
+  EXPECT_TRUE(Run(RemoteCallBatch{b.call, {}, {}}).results.empty());
 }
 
 }  // namespace

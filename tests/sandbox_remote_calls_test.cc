@@ -268,3 +268,143 @@ function main(args) { print(pmap([0, 1, 2, 3, 4, 5, 6, 7, 8, 9], spin)) }
 
 }  // namespace
 }  // namespace shapex
+
+namespace shapex {
+namespace {
+
+// pmap in batches (docs/wire-protocol.md "CallBatch"): many items, few messages, the same
+// values, output and errors as one call after another.
+TEST_F(RemoteCallsTest, ManyItemsComeBackInOrderFromFewBatches) {
+  BothWays run = RunBothWays(R"(
+let offset = 7
+@remote
+function sq(x) { if x % 5000 == 0 { print("at", x) }; x * x + offset }
+function main(args) {
+  let r = pmap(0..20000, sq)
+  var ok = true
+  for i in 0..20000 { if r[i] != i * i + offset { ok = false } }
+  print(ok, r.len(), r[19999])
+  print(pmap(["a", "bb"], |s| s.len()), pmap([[1, 2], [3]], sq2))
+}
+@remote
+function sq2(xs) { xs.push(0); xs.len() }
+)");
+  ASSERT_NE(run.program, nullptr);
+  ASSERT_OK(run.local.status);
+  ASSERT_OK(run.got.status);
+  EXPECT_EQ(run.got.out, run.local.out);
+  EXPECT_NE(run.got.out.find("true 20000 399960008\n"), std::string::npos) << run.got.out;
+  const RemoteCallsStats& stats = run.remote->stats();
+  EXPECT_EQ(stats.calls, 20000u + 2u);
+  EXPECT_LT(stats.batch_messages, 2000u) << "items travel many to a message";
+  EXPECT_EQ(stats.max_executors, 2u);
+}
+
+TEST_F(RemoteCallsTest, FirstFailingItemOfABigBatchWinsAndLaterItemsAreCancelled) {
+  BothWays run = RunBothWays(R"(
+@remote
+function f(x) { if x % 1000 == 0 { print("at", x) }; if x == 6500 { helper(x) }; x }
+function helper(x) { x / 0 }
+function main(args) { print(pmap(0..20000, f).len()) }
+)");
+  ASSERT_NE(run.program, nullptr);
+  EXPECT_THAT(run.local.status, IsError(ErrorKind::kRuntimeError));
+  EXPECT_THAT(run.got.status, IsError(ErrorKind::kRuntimeError));
+  EXPECT_EQ(run.got.status.message(), run.local.status.message());
+  EXPECT_EQ(run.got.out, run.local.out);
+  EXPECT_EQ(run.got.out.substr(run.got.out.size() - 8), "at 6000\n") << "nothing after the error";
+  ASSERT_EQ(run.got.trace.size(), run.local.trace.size());
+  for (size_t i = 0; i < run.got.trace.size(); ++i) {
+    EXPECT_EQ(run.got.trace[i].function, run.local.trace[i].function);
+    EXPECT_EQ(run.got.trace[i].line, run.local.trace[i].line);
+  }
+  EXPECT_EQ(run.remote->stats().calls, 6501u) << "items after the failing one are not taken";
+}
+
+// Fuel crosses batches as it crosses calls: whatever the budget, the remote run prints,
+// fails and traces exactly as the in-process one (--local: one call after another, same copies) (items that ran with more fuel than one call after
+// another would have left them run again one by one).
+TEST_F(RemoteCallsTest, FuelRunsOutAtTheSamePointAsOneByOne) {
+  auto program = Compile(R"(
+@remote
+function inc(x) { if x % 400 == 0 { print("inc", x) }; x + 1 }
+@remote
+function deep(n) { deep(n + 1) + 1 }
+function main(args) {
+  print(pmap(0..3000, inc).len())
+  print(deep(0))
+}
+)");
+  ASSERT_NE(program, nullptr);
+  for (uint64_t fuel : {3000u, 9000u, 21000u, 40000u, 400000u}) {
+    SCOPED_TRACE(fuel);
+    auto run = [&](RemoteCalls* remote) {
+      engine::Limits limits;
+      limits.fuel = fuel;
+      engine::Vm vm(*program, limits);
+      Outcome o;
+      vm.SetOutput([&](std::string_view text) { o.out.append(text); });
+      if (remote != nullptr) remote->Install(vm);
+      o.status = vm.RunMain({});
+      o.trace = vm.trace();
+      return o;
+    };
+    // --local: the same copies, one call after another, in this process.
+    RemoteCallsOptions in_process = RemoteOptions();
+    in_process.in_process = true;
+    RemoteCalls local_calls(*program, in_process);
+    Outcome local = run(&local_calls);
+    RemoteCalls remote(*program, RemoteOptions());
+    Outcome got = run(&remote);
+    EXPECT_THAT(local.status, IsError(ErrorKind::kResourceExhausted));
+    EXPECT_EQ(got.status.kind(), local.status.kind());
+    EXPECT_EQ(got.status.message(), local.status.message());
+    EXPECT_EQ(got.out, local.out);
+    EXPECT_EQ(got.trace.size(), local.trace.size());
+  }
+}
+
+// An executor killed in the middle of a batch: ExecutorCrashed, with every item answered
+// before the lost batch printed in order, and no executor left behind.
+TEST_F(RemoteCallsTest, AnExecutorKilledMidBatchIsExecutorCrashed) {
+  auto program = Compile(R"(
+@remote
+function f(x) {
+  if x % 1000 == 0 { print("at", x) }
+  if x == 3000 { var i = 0; while true { i = i + 1 } }
+  x
+}
+function main(args) { print(pmap(0..6000, f).len()) }
+)");
+  ASSERT_NE(program, nullptr);
+  RemoteCalls remote(*program, RemoteOptions());
+  Outcome outcome;
+  std::thread run([&] { outcome = Run(*program, &remote); });
+  ASSERT_OK_AND_ASSIGN(Client watcher, Client::Connect(Options()));
+  std::string json = StatusWhen(watcher, [](const std::string& j) {
+    size_t leased = 0;
+    for (size_t pos = 0; (pos = j.find("\"state\": \"leased\"", pos)) != std::string::npos; ++pos) {
+      ++leased;
+    }
+    return leased == 2;
+  });
+  // Let the items before 3000 finish, then kill both executors.
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  for (size_t at = json.find("\"state\": \"leased\""); at != std::string::npos;
+       at = json.find("\"state\": \"leased\"", at + 1)) {
+    size_t pid_at = json.rfind("\"pid\": ", at);
+    pid_t victim = static_cast<pid_t>(std::strtol(json.c_str() + pid_at + 7, nullptr, 10));
+    ASSERT_GT(victim, 0);
+    kill(victim, SIGKILL);
+  }
+  run.join();
+  EXPECT_THAT(outcome.status, IsError(ErrorKind::kExecutorCrashed));
+  std::string all = "at 0\nat 1000\nat 2000\nat 3000\n";
+  EXPECT_EQ(all.compare(0, outcome.out.size(), outcome.out), 0)
+      << "a prefix of the items' output, in order: " << outcome.out;
+  EXPECT_LE(remote.stats().calls, 3000u);
+  EXPECT_TRUE(shapex_testing::PoolSettled(StatusWhen(watcher, shapex_testing::PoolSettled)));
+}
+
+}  // namespace
+}  // namespace shapex

@@ -284,6 +284,12 @@ Result<ipc::RemoteCallResponse> Client::WaitOn(Lease& lease, uint64_t call_id) {
   return LostCall(lease, response.error());
 }
 
+Result<ipc::RemoteCallBatchResponse> Client::WaitBatchOn(Lease& lease, uint64_t call_id) {
+  Result<ipc::RemoteCallBatchResponse> response = lease.session.WaitBatch(call_id);
+  if (response.has_value()) return response;
+  return LostCall(lease, response.error());
+}
+
 Status Client::LostCall(Lease& lease, const Status& error) {
   if (error.kind() == ErrorKind::kTimeout) {
     (void)KillExecutor(lease.executor_pid);

@@ -155,6 +155,64 @@ Result<RemoteCallResponse> ExecutorSession::Wait(uint64_t call_id) {
   return response;
 }
 
+Result<uint64_t> ExecutorSession::StartBatch(ipc::RemoteCallBatch batch) {
+  bool asked = false;
+  ASSIGN_OR_RETURN(batch.call, Negotiate(std::move(batch.call), &asked));
+  uint64_t id = next_call_id_++;
+  Pending pending{!asked, {}};
+  ++stats_.calls;
+  if (batch.call.blobs) {
+    for (const engine::FunctionBlob& blob : *batch.call.blobs) {
+      ++stats_.blobs_sent;
+      stats_.code_bytes_sent += engine::EncodeBlob(blob).size();
+    }
+  }
+  std::vector<engine::FunctionHash> sent = ipc::OfferedHashes(batch.call);
+  ipc::SidecarTransportOptions send;
+  send.pool = pool_.get();
+  ASSIGN_OR_RETURN(ipc::OutgoingMessage out,
+                   ipc::PrepareOutgoing(ipc::WireMessage{std::move(batch)}, send));
+  RETURN_IF_ERROR(ipc::SendPrepared(connection_, id, out));
+  pending.segments = std::move(out.pooled);
+  for (const auto& h : sent) peer_has_.insert(h);
+  pending_[id] = std::move(pending);
+  return id;
+}
+
+Result<ipc::RemoteCallBatchResponse> ExecutorSession::WaitBatch(uint64_t call_id) {
+  if (pending_.count(call_id) == 0 && arrived_.count(call_id) == 0 &&
+      arrived_batches_.count(call_id) == 0) {
+    return InvalidArgument(fmt::format("no batch {} in flight", call_id));
+  }
+  auto deadline = Clock::now() + options_.call_timeout;
+  while (arrived_batches_.count(call_id) == 0 && arrived_.count(call_id) == 0) {
+    Status s = ReceiveOne(deadline);
+    if (s.ok()) continue;
+    pending_.erase(call_id);
+    abandoned_.insert(call_id);
+    if (cancelled_.erase(call_id) != 0 && s.kind() == ErrorKind::kIoError) {
+      ipc::RemoteCallBatchResponse cancelled;
+      cancelled.results.push_back(RemoteCallResponse::Failure(
+          ErrorKind::kCancelled, fmt::format("call {} was cancelled", call_id)));
+      return cancelled;
+    }
+    return s;
+  }
+  cancelled_.erase(call_id);
+  pending_.erase(call_id);
+  ipc::RemoteCallBatchResponse response;
+  if (auto it = arrived_.find(call_id); it != arrived_.end()) {
+    // One answer for the whole batch (e.g. the executor's answer did not decode).
+    response.results.push_back(std::move(it->second));
+    arrived_.erase(it);
+    return response;
+  }
+  auto it = arrived_batches_.find(call_id);
+  response = std::move(it->second);
+  arrived_batches_.erase(it);
+  return response;
+}
+
 Status ExecutorSession::Cancel(uint64_t call_id) {
   if (pending_.count(call_id) == 0) return InvalidArgument("no such call in flight");
   cancelled_.insert(call_id);
@@ -194,6 +252,15 @@ Status ExecutorSession::ReceiveOne(Clock::time_point deadline) {
           fmt::format("response to call {}, which is not in flight or was answered already", id));
     }
     arrived_[id] = std::move(*response);
+    return Status::Ok();
+  }
+  if (auto* batch = std::get_if<ipc::RemoteCallBatchResponse>(&message)) {
+    if (abandoned_.count(id) != 0) return Status::Ok();
+    if (pending_.count(id) == 0 || arrived_batches_.count(id) != 0 || arrived_.count(id) != 0) {
+      return ProtocolError(
+          fmt::format("response to batch {}, which is not in flight or was answered already", id));
+    }
+    arrived_batches_[id] = std::move(*batch);
     return Status::Ok();
   }
   if (auto* reply = std::get_if<ipc::BlobNegotiationResponse>(&message)) {

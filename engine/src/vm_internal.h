@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "shapex/engine/natives.h"
@@ -23,15 +24,44 @@ struct Frame {
   uint32_t argc;
 };
 
+// The frame array of the last FrameStack this thread destroyed, for the next one of the same
+// capacity: an executor makes a Vm per call (and per pmap item), and allocating and freeing
+// ~400 KB each time costs more than a small call (glibc consolidates its heap on each free).
+struct SpareFrames {
+  Frame* memory = nullptr;
+  size_t capacity = 0;
+  ~SpareFrames() { delete[] memory; }
+};
+inline thread_local SpareFrames spare_frames;
+
+// Keeps a frame array as this thread's spare when it has none.
+struct FramesGiveBack {
+  size_t capacity = 0;
+  void operator()(Frame* frames) const {
+    if (spare_frames.memory == nullptr) {
+      spare_frames.memory = frames;
+      spare_frames.capacity = capacity;
+    } else {
+      delete[] frames;
+    }
+  }
+};
+
 // The call-frame stack: a fixed array sized to the stack-depth limit, so the hot path checks
 // depth with one pointer comparison and frames never move.
 class FrameStack {
  public:
   void Init(size_t capacity) {
     // Default-initialised (not zeroed): a frame is written when it is pushed. At the default
-    // depth limit this array is ~400 KB (an executor resets its Vm rather than making one per
-    // call, but a call with another depth limit or another entry makes a new one).
-    storage_.reset(new Frame[capacity]);
+    // depth limit this array is ~400 KB; an executor resets its Vm between calls, but a call
+    // with another entry or depth limit, and each pmap batch item, makes a new one.
+    Frame* memory = nullptr;
+    if (spare_frames.memory != nullptr && spare_frames.capacity == capacity) {
+      memory = std::exchange(spare_frames.memory, nullptr);
+    } else {
+      memory = new Frame[capacity];
+    }
+    storage_ = std::unique_ptr<Frame[], FramesGiveBack>(memory, FramesGiveBack{capacity});
     top_ = storage_.get();
     limit_ = top_ + capacity;
   }
@@ -51,7 +81,7 @@ class FrameStack {
   const Frame* end() const { return top_; }
 
  private:
-  std::unique_ptr<Frame[]> storage_;
+  std::unique_ptr<Frame[], FramesGiveBack> storage_;
   Frame* top_ = nullptr;
   Frame* limit_ = nullptr;
 };

@@ -1,6 +1,7 @@
 #include "shapex/ipc/remote_call.h"
 
 #include <fmt/format.h>
+#include <time.h>
 
 #include <algorithm>
 #include <chrono>
@@ -419,6 +420,239 @@ RemoteCallResponse ExecuteRemoteCall(const RemoteCallRequest& request, const eng
   TypeRegistry types(*linked->program);  // outlives the Vm's values
   clock.Lap(&ExecuteTimes::lookup_ns);
   return Run(request, *linked, protos, types, limits, /*borrow=*/false, nullptr, &clock);
+}
+
+}  // namespace shapex::ipc
+
+// ---- batches (pmap) ----
+
+namespace shapex::ipc {
+namespace {
+
+// Roughly how many bytes `v` takes on the wire (to keep a batch's answer small).
+size_t EstimateWireBytes(const WireValue& v) {
+  size_t n = 9;
+  if (const auto* s = std::get_if<std::string>(&v.data)) n += s->size();
+  if (const auto* b = std::get_if<WireBuffer>(&v.data)) n += b->data().size();
+  for (const WireValue& c : v.children) n += EstimateWireBytes(c);
+  return n;
+}
+
+// One item of a batch: what Run does for a request whose arguments are `args` and whose
+// globals are the batch's (one document, the item's values first), in a fresh Vm.
+RemoteCallResponse RunBatchItem(const RemoteCallBatch& batch, std::span<const WireValue> args_in,
+                                const engine::LinkedProgram& linked, const ProtoIndex& protos,
+                                TypeRegistry& types, const engine::Limits& limits) {
+  const engine::Program& program = *linked.program;
+  const engine::Proto& entry = *program.protos[linked.entry];
+  if (entry.is_closure)
+    return RemoteCallResponse::Failure(
+        ErrorKind::kArgumentError,
+        fmt::format("'{}' is a closure: the request carries no captured values", entry.name));
+  engine::Vm vm(program, limits);
+  FromWireContext ctx{&vm, &protos, &types, /*charge_fuel=*/true};
+  WireDecoder decoder(ctx);
+  engine::Vm::RootScope roots(vm);
+  std::string output;
+  size_t dropped = 0;
+  vm.SetOutput([&](std::string_view text) {
+    size_t room = kMaxOutputBytes - output.size();
+    output.append(text.substr(0, room));
+    dropped += text.size() - std::min(room, text.size());
+  });
+  auto finish = [&](RemoteCallResponse response) {
+    vm.SetOutput([](std::string_view) {});
+    if (dropped > 0) output += fmt::format("\n[shapex: {} more bytes of output dropped]\n", dropped);
+    response.output = std::move(output);
+    response.fuel_used = vm.instructions_executed();
+    return response;
+  };
+  auto failed = [&](const Status& status) {
+    ErrorKind kind = status.kind() == ErrorKind::kResourceExhausted ? status.kind()
+                                                                     : ErrorKind::kArgumentError;
+    return finish(RemoteCallResponse::Failure(kind, status.message()));
+  };
+  std::vector<engine::Value> args;
+  args.reserve(args_in.size());
+  for (size_t i = 0; i < args_in.size(); ++i) {
+    Result<engine::Value> v = decoder.Decode(args_in[i]);
+    if (!v) return failed(Status(v.error().kind(), fmt::format("argument {}: {}", i + 1,
+                                                              v.error().message())));
+    roots.Add(*v);
+    args.push_back(*v);
+  }
+  const RemoteCallRequest& call = batch.call;
+  for (size_t i = 0; i < call.globals.size(); ++i) {
+    const auto& [name, wire] = call.globals[i];
+    Result<engine::Value> v = decoder.Decode(wire);
+    if (!v) return failed(Status(v.error().kind(), fmt::format("global {}: {}", name,
+                                                              v.error().message())));
+    roots.Add(*v);
+    auto slot = std::find(program.global_names.begin(), program.global_names.end(), name);
+    if (slot == program.global_names.end()) continue;
+    vm.SetGlobal(static_cast<size_t>(slot - program.global_names.begin()), *v);
+  }
+  engine::Value result;
+  Status called = vm.CallFunction(linked.entry, args, &result);
+  if (!called.ok()) {
+    std::vector<engine::TraceFrame> trace = vm.trace();
+    for (engine::TraceFrame& f : trace) {
+      if (f.proto >= linked.proto_hashes.size()) continue;
+      f.hash = linked.proto_hashes[f.proto];
+      f.has_hash = true;
+    }
+    if (trace.size() > kMaxTraceFrames) trace.resize(kMaxTraceFrames);
+    return finish(FailureFrom(called, std::move(trace)));
+  }
+  // A scalar result is one node: what ToWire would write and charge, without an encoder.
+  switch (result.type) {
+    case engine::Type::kNone:
+    case engine::Type::kBool:
+    case engine::Type::kInt:
+    case engine::Type::kNumber:
+      if (!vm.ChargeFuel(1)) {
+        return finish(RemoteCallResponse::Failure(ErrorKind::kResourceExhausted,
+                                                  "the result cannot be sent back: fuel exhausted"));
+      }
+      return finish(RemoteCallResponse::Success(
+          result.type == engine::Type::kNone   ? WireValue::None()
+          : result.type == engine::Type::kBool ? WireValue::Bool(result.as.b)
+          : result.type == engine::Type::kInt  ? WireValue::Int(result.as.i)
+                                               : WireValue::Number(result.as.n)));
+    default:
+      break;
+  }
+  ToWireContext to_wire{&program, linked.proto_hashes};
+  to_wire.fuel = &vm;
+  Result<WireValue> wire = ToWire(result, to_wire);
+  if (!wire) {
+    ErrorKind kind = wire.error().kind() == ErrorKind::kResourceExhausted
+                         ? ErrorKind::kResourceExhausted
+                         : ErrorKind::kRuntimeError;
+    return finish(RemoteCallResponse::Failure(
+        kind, "the result cannot be sent back: " + wire.error().message()));
+  }
+  return finish(RemoteCallResponse::Success(std::move(*wire)));
+}
+
+}  // namespace
+
+RemoteCallBatchResponse ExecuteRemoteBatch(const RemoteCallBatch& batch,
+                                           const engine::Limits& limits, engine::BlobCache* cache,
+                                           LinkCache* links, size_t max_response_bytes) {
+  RemoteCallBatchResponse out;
+  if (batch.items.empty()) return out;
+  const RemoteCallRequest& call = batch.call;
+  // The value types of every item and of the globals (what ValueTypesOf gives one call).
+  std::vector<engine::ValueType> value_types;
+  std::string types_key;
+  {
+    std::set<const WireTypeSchema*> seen;
+    std::set<std::string> keys;
+    for (const std::vector<WireValue>& item : batch.items)
+      for (const WireValue& v : item) CollectValueTypes(v, &value_types, &seen, &keys);
+    for (const auto& [name, v] : call.globals) CollectValueTypes(v, &value_types, &seen, &keys);
+    for (const std::string& k : keys) {
+      types_key += std::to_string(k.size());
+      types_key += ':';
+      types_key += k;
+    }
+  }
+  // Link once, as ExecuteRemoteCall does for one call (warm path through `links`).
+  const engine::LinkedProgram* linked = nullptr;
+  const ProtoIndex* protos = nullptr;
+  TypeRegistry* types = nullptr;
+  std::optional<engine::LinkedProgram> own_linked;
+  ProtoIndex own_protos;
+  std::unique_ptr<TypeRegistry> own_types;
+  std::string key;
+  if (links != nullptr && cache != nullptr && call.function_hash) {
+    bool nothing_new = true;
+    if (call.blobs)
+      for (const engine::FunctionBlob& b : *call.blobs)
+        nothing_new = nothing_new && cache->Contains(b.hash);
+    key = LinkCache::KeyFor(*call.function_hash, call.impls, call.roots) + '|' + types_key;
+    if (nothing_new) {
+      if (LinkCache::Entry* e = links->Find(key)) {
+        linked = &e->linked;
+        protos = &e->protos;
+        types = e->types.get();
+      }
+    }
+  }
+  if (linked == nullptr) {
+    static const std::vector<engine::FunctionBlob> kNoBlobs;
+    const std::vector<engine::FunctionBlob>& sent = call.blobs ? *call.blobs : kNoBlobs;
+    std::vector<engine::FunctionBlob> merged;
+    if (cache != nullptr) {
+      merged = sent;
+      HashSet have;
+      for (const engine::FunctionBlob& b : sent) have.insert(b.hash);
+      for (const engine::FunctionHash& h : cache->KnownHashes()) {
+        if (have.count(h)) continue;
+        if (const engine::FunctionBlob* b = cache->Get(h)) merged.push_back(*b);
+      }
+    }
+    const std::vector<engine::FunctionBlob>& blobs = cache != nullptr ? merged : sent;
+    Result<engine::FunctionHash> entry = ResolveEntry(call, blobs);
+    if (!entry) {
+      out.results.push_back(FailureFrom(entry.error()));
+      return out;
+    }
+    Result<engine::LinkedProgram> result =
+        engine::ProgramFromBlobs(*entry, blobs, call.impls, call.roots, value_types);
+    if (!result) {
+      out.results.push_back(FailureFrom(result.error()));
+      return out;
+    }
+    if (cache != nullptr) {
+      HashSet verified(result->proto_hashes.begin(), result->proto_hashes.end());
+      for (const engine::FunctionBlob& b : sent)
+        if (verified.count(b.hash)) cache->Insert(b);
+    }
+    if (links != nullptr && !key.empty() &&
+        result->proto_hashes[result->entry] == *call.function_hash) {
+      LinkCache::Entry* e = links->Insert(std::move(key), std::move(*result));
+      linked = &e->linked;
+      protos = &e->protos;
+      types = e->types.get();
+    } else {
+      own_linked = std::move(*result);
+      own_protos = MakeProtoIndex(own_linked->proto_hashes);
+      own_types = std::make_unique<TypeRegistry>(*own_linked->program);
+      linked = &*own_linked;
+      protos = &own_protos;
+      types = own_types.get();
+    }
+  }
+
+  engine::Limits base = EffectiveLimits(call.limits, limits);
+  timespec cpu_start{};
+  bool timed = clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu_start) == 0;
+  uint64_t used = 0;
+  size_t bytes = 0;
+  out.results.reserve(batch.items.size());
+  for (const std::vector<WireValue>& item : batch.items) {
+    engine::Limits item_limits = base;
+    if (batch.fuel_budget) {
+      if (used >= *batch.fuel_budget) break;  // nothing left: the caller runs the rest
+      uint64_t left = *batch.fuel_budget - used;
+      item_limits.fuel = item_limits.fuel == 0 ? left : std::min<uint64_t>(item_limits.fuel, left);
+    }
+    RemoteCallResponse r = RunBatchItem(batch, item, *linked, *protos, *types, item_limits);
+    used += r.fuel_used.value_or(0);
+    bytes += r.output.size() + (r.ok() ? EstimateWireBytes(r.value()) : r.error().message.size());
+    bool failed = !r.ok();
+    out.results.push_back(std::move(r));
+    if (failed || bytes > max_response_bytes) break;
+  }
+  timespec cpu_end{};
+  if (timed && clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu_end) == 0) {
+    int64_t ns = (cpu_end.tv_sec - cpu_start.tv_sec) * int64_t{1000000000} +
+                 (cpu_end.tv_nsec - cpu_start.tv_nsec);
+    out.cpu_ns = static_cast<uint64_t>(std::max<int64_t>(ns, 1));
+  }
+  return out;
 }
 
 }  // namespace shapex::ipc

@@ -25,6 +25,13 @@ std::vector<WireValue*> ValueRoots(WireMessage* message) {
     for (auto& [name, v] : call->globals) roots.push_back(&v);
   } else if (auto* response = std::get_if<RemoteCallResponse>(message)) {
     if (auto* value = std::get_if<WireValue>(&response->result)) roots.push_back(value);
+  } else if (auto* batch = std::get_if<RemoteCallBatch>(message)) {
+    for (std::vector<WireValue>& item : batch->items)
+      for (WireValue& v : item) roots.push_back(&v);
+    for (auto& [name, v] : batch->call.globals) roots.push_back(&v);
+  } else if (auto* results = std::get_if<RemoteCallBatchResponse>(message)) {
+    for (RemoteCallResponse& r : results->results)
+      if (auto* value = std::get_if<WireValue>(&r.result)) roots.push_back(value);
   }
   return roots;
 }

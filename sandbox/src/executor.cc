@@ -1,6 +1,9 @@
 #include "shapex/sandbox/executor.h"
 
 #include <fmt/core.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include <utility>
 
@@ -23,6 +26,19 @@ Status Executor::ServeConnection(ipc::UnixSocket socket) {
 }
 
 Status Executor::Serve(ipc::Connection& connection) {
+#ifdef __GLIBC__
+  // An executor process serves one lease. A pmap batch allocates and frees a few hundred KiB
+  // per message (its items, their results, the decoder's zone); with glibc's defaults each such
+  // free returns pages to the kernel and the next batch faults them in again (a quarter of the
+  // executor's CPU on 200,000 small items). Keep freed memory for reuse instead.
+  static const bool tuned = [] {
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 64 << 20);
+    mallopt(M_TOP_PAD, 16 << 20);
+    return true;
+  }();
+  (void)tuned;
+#endif
   ipc::IncomingFrame frame;
   auto timeout = options_.idle_timeout.count() > 0
                      ? std::chrono::nanoseconds(options_.idle_timeout)
@@ -84,6 +100,23 @@ Status Executor::HandleMessage(ipc::Connection& connection, ipc::IncomingFrame& 
     links_.ReleaseCallMemory();  // while the caller reads the answer
     return sent;
   }
+  if (auto* batch = std::get_if<ipc::RemoteCallBatch>(&*message)) {
+    if (batch->call.blobs) {
+      stats_.blobs_received += batch->call.blobs->size();
+      for (const engine::FunctionBlob& blob : *batch->call.blobs) {
+        stats_.code_bytes_received += engine::EncodeBlob(blob).size();
+      }
+    }
+    ipc::RemoteCallBatchResponse response =
+        ipc::ExecuteRemoteBatch(*batch, options_.limits, &cache_, &links_);
+    stats_.calls += response.results.size();
+    if (!response.results.empty() && !response.results.back().ok()) {
+      ++stats_.errors;
+      ++stats_.errors_by_kind[static_cast<size_t>(response.results.back().error().kind) % 16];
+    }
+    message = ipc::WireMessage();
+    return SendBatchResponse(connection, call_id, std::move(response));
+  }
   ++stats_.bad_messages;
   ++stats_.errors;
   ++stats_.errors_by_kind[static_cast<size_t>(ErrorKind::kProtocolError)];
@@ -91,6 +124,30 @@ Status Executor::HandleMessage(ipc::Connection& connection, ipc::IncomingFrame& 
                           ipc::RemoteCallResponse::Failure(
                               ErrorKind::kProtocolError, "executors accept only calls and "
                                                          "blob negotiations"));
+}
+
+Status Executor::SendBatchResponse(ipc::Connection& connection, uint64_t call_id,
+                                   ipc::RemoteCallBatchResponse response) {
+  ipc::SidecarTransportOptions send;
+  send.reserve = &segments_;
+  Result<ipc::OutgoingMessage> out =
+      ipc::PrepareOutgoing(ipc::WireMessage{std::move(response)}, send);
+  if (!out.has_value()) {
+    // The first item's answer stands for the batch: it failed, the caller runs no other.
+    ++stats_.errors;
+    ++stats_.errors_by_kind[static_cast<size_t>(ErrorKind::kResourceExhausted)];
+    ipc::RemoteCallBatchResponse failed;
+    failed.results.push_back(ipc::RemoteCallResponse::Failure(
+        ErrorKind::kResourceExhausted,
+        fmt::format("the result could not be sent: {}", out.error().message())));
+    return ipc::SendMessage(connection, call_id, std::move(failed));
+  }
+  RETURN_IF_ERROR(ipc::SendPrepared(connection, call_id, *out));
+  if (!out->owned_fds.empty()) {
+    ++stats_.result_segments;
+    segments_.Replenish();
+  }
+  return Status::Ok();
 }
 
 Status Executor::SendResponse(ipc::Connection& connection, uint64_t call_id,

@@ -93,6 +93,8 @@ class Client {
   Result<ipc::RemoteCallResponse> CallOn(Lease& lease, ipc::RemoteCallRequest request);
   // Pipelined: waits for a call started with lease.session.Start, with CallOn's error rules.
   Result<ipc::RemoteCallResponse> WaitOn(Lease& lease, uint64_t call_id);
+  // The same for a batch started with lease.session.StartBatch.
+  Result<ipc::RemoteCallBatchResponse> WaitBatchOn(Lease& lease, uint64_t call_id);
 
   // The supervisor's status as JSON (see `shapex status --json`).
   Result<std::string> StatusJson();

@@ -79,6 +79,13 @@ class ExecutorSession {
   // reports the call as Cancelled instead of failing.
   Status Cancel(uint64_t call_id);
 
+  // Batches (pmap, docs/wire-protocol.md "CallBatch"): StartBatch sends `batch` (its code
+  // negotiated as for a call) and returns its id, WaitBatch its answer, with Wait's rules. A
+  // failure that answers the whole batch (a call's error, e.g. one that does not decode)
+  // comes back as a batch answer whose only result is that error.
+  Result<uint64_t> StartBatch(ipc::RemoteCallBatch batch);
+  Result<ipc::RemoteCallBatchResponse> WaitBatch(uint64_t call_id);
+
   // Says Goodbye and waits (briefly) for the executor's.
   void Close();
 
@@ -107,6 +114,7 @@ class ExecutorSession {
   std::unordered_set<engine::FunctionHash, engine::FunctionHashHasher> peer_has_;
   std::map<uint64_t, Pending> pending_;
   std::map<uint64_t, ipc::RemoteCallResponse> arrived_;
+  std::map<uint64_t, ipc::RemoteCallBatchResponse> arrived_batches_;
   std::map<uint64_t, ipc::BlobNegotiationResponse> negotiation_replies_;
   std::unordered_set<uint64_t> cancelled_;
   // Calls answered by an error (a failed wait, an answer that did not decode): a response that

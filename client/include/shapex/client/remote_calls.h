@@ -19,9 +19,12 @@
 // caller's frames here.
 //
 // pmap(xs, f) where f is a @remote function is spread over up to `max_parallel` executors
-// (RemoteMapHandler): item i to executor i mod n, results taken in item order, printing each
-// call's output as it is taken. The first failing item in order wins: its output and error are
-// reported, and the executors still running later items are killed. Any other pmap (a closure,
+// (RemoteMapHandler) in batches (CallBatch: the function, its code and the globals once, then
+// many items; the chunk size adapts, starting at one item and growing while batches come back
+// fast), several batches in flight per executor, results taken in item order, printing each
+// call's output as it is taken. Each item is still a call of its own (its own copies, fuel
+// charged as one call after another would be). The first failing item in order wins: its
+// output and error are reported, and the executors still running later items are killed. Any other pmap (a closure,
 // a local function) runs item by item here, and its calls into @remote functions copy at those
 // calls, exactly as without pmap.
 //
@@ -88,6 +91,7 @@ struct RemoteCallsStats {
   uint64_t calls = 0;
   uint64_t leases = 0;
   uint64_t batches = 0;       // pmaps spread over executors
+  uint64_t batch_messages = 0;  // CallBatch messages those pmaps sent (calls counts items)
   size_t max_executors = 0;   // the most executors one pmap used
 };
 
@@ -130,9 +134,33 @@ class RemoteCalls {
   // The content hash of a function or closure value of the program.
   Result<engine::FunctionHash> HashOf(const engine::Value& callee);
   Result<const Code*> CodeFor(const engine::FunctionHash& hash);
-  // The request for callee(args).
+  // The request for callee(args). Copying the values is charged to `vm`'s fuel unless
+  // `charge` is false.
   Result<ipc::RemoteCallRequest> BuildRequest(engine::Vm& vm, const engine::Value& callee,
-                                              std::span<const engine::Value> args);
+                                              std::span<const engine::Value> args,
+                                              bool charge = true);
+  // What a request needs besides its arguments (and captures), already in request->arguments:
+  // the globals the code uses (written with `encoder`, after the values it wrote), the code's
+  // blobs, impls and link roots. `seed` names functions and types of values written with
+  // another encoder (a batch's item), taken into account as if written with this one.
+  struct Seed {
+    std::vector<engine::FunctionHash> functions;
+    std::vector<const engine::StructType*> structs;
+    std::vector<const engine::EnumType*> enums;
+  };
+  Status CompleteRequest(engine::Vm& vm, ipc::WireEncoder& encoder,
+                         const engine::FunctionHash& hash, const Code* code,
+                         const engine::Proto& proto, const Seed& seed,
+                         ipc::RemoteCallRequest* request);
+  // The per-call limits of a call made now from `vm` (what is left of its fuel and depth).
+  Result<ipc::CallLimits> LimitsNow(engine::Vm& vm) const;
+  // pmap over the leased executors in batches (docs/wire-protocol.md "CallBatch").
+  Status MapBatched(engine::Vm& vm, const engine::Value& callee, const engine::FunctionHash& hash,
+                    std::span<const engine::Value> items, std::vector<engine::Value>* results);
+  // callee(item) as one call on lease `e`, as Call would make it (charges, output, trace).
+  Status CallOnLease(engine::Vm& vm, const engine::Value& callee,
+                     const engine::FunctionHash& hash, const engine::Value& item, size_t e,
+                     engine::Value* result);
   // Runs one request: on a leased executor (lease `e`), or in this process.
   Result<ipc::RemoteCallResponse> Run(ipc::RemoteCallRequest request);
   // Prints the call's output through `vm`, charges the fuel it used, then gives its value as a

@@ -112,9 +112,39 @@ struct BlobNegotiationResponse {
   std::vector<engine::FunctionHash> known_hashes;
 };
 
+// Most items one CallBatch may carry.
+inline constexpr uint32_t kMaxBatchItems = 1 << 16;
+
+// "Call this function once per item" (docs/wire-protocol.md, "CallBatch"): what pmap sends. The
+// template is everything of a Call but its arguments: the entry, its code (blobs, impls, roots),
+// the limits and the globals, sent once for all the items. Each item is a call of its own, in
+// a fresh VM, exactly as if `call` had been sent with `arguments` = the item's values: the
+// item's values and then `call.globals` form one document (one memo; the item first). The
+// callee runs the items in order and stops after the first one that fails.
+struct RemoteCallBatch {
+  RemoteCallRequest call;                     // arguments empty, captures absent
+  std::vector<std::vector<WireValue>> items;  // each item's arguments
+  // Present: the fuel all the items may use together (the caller's remaining fuel); item i runs
+  // with at most this minus what items 0..i-1 used. When nothing is left, the callee stops
+  // before the item (its answer then has fewer results than items, none an error).
+  std::optional<uint64_t> fuel_budget;
+};
+
+// The results of a batch's items, in item order: one per item that ran. Shorter than the
+// batch when the callee stopped early: after a failing item (the last result, an error), or
+// before an item it did not run (fuel budget used up, or the answer got big); the caller runs
+// the items with no result some other way.
+struct RemoteCallBatchResponse {
+  std::vector<RemoteCallResponse> results;
+  // CPU time the callee spent on the items (its thread's CPU clock), for the caller's chunk
+  // sizing: unlike wall time it does not grow when the machine is busy. 0: not measured.
+  uint64_t cpu_ns = 0;
+};
+
 // The envelope of everything on the wire. Alternative order = wire tag order - 1.
 using WireMessage = std::variant<BlobNegotiationRequest, BlobNegotiationResponse, RemoteCallRequest,
-                                 RemoteCallResponse, Sidecar>;
+                                 RemoteCallResponse, Sidecar, RemoteCallBatch,
+                                 RemoteCallBatchResponse>;
 
 std::vector<uint8_t> EncodeMessage(const WireMessage& message);
 Result<WireMessage> DecodeMessage(std::span<const uint8_t> bytes);

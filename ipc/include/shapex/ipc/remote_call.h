@@ -128,6 +128,20 @@ RemoteCallResponse ExecuteRemoteCall(const RemoteCallRequest& request, const eng
                                      engine::BlobCache* cache, LinkCache* links,
                                      ExecuteTimes* times);
 
+// A batch's answer stops growing (the items after go unanswered) once it holds about this much.
+inline constexpr size_t kBatchResponseBytes = 64 << 10;
+
+// Runs a batch (pmap's items, docs/wire-protocol.md "CallBatch") with a blob cache and a link
+// cache: links once, then runs each item in order as ExecuteRemoteCall would run `batch.call`
+// with that item's arguments (a fresh Vm, the globals copied in after the item's values). Stops
+// after the first failing item, before an item when the fuel budget is used up, and after an
+// item once the answer holds more than `max_response_bytes`. A batch that does not link is
+// answered with that error as item 0's result.
+RemoteCallBatchResponse ExecuteRemoteBatch(const RemoteCallBatch& batch,
+                                           const engine::Limits& limits, engine::BlobCache* cache,
+                                           LinkCache* links,
+                                           size_t max_response_bytes = kBatchResponseBytes);
+
 }  // namespace shapex::ipc
 
 #endif  // SHAPEX_IPC_REMOTE_CALL_H_

@@ -94,6 +94,9 @@ class Executor {
   Status HandleMessage(ipc::Connection& connection, ipc::IncomingFrame& frame);
   Status SendResponse(ipc::Connection& connection, uint64_t call_id,
                       ipc::RemoteCallResponse response);
+  // A batch's answer (CallBatchResponse).
+  Status SendBatchResponse(ipc::Connection& connection, uint64_t call_id,
+                           ipc::RemoteCallBatchResponse response);
 
   ExecutorOptions options_;
   engine::BlobCache cache_;
