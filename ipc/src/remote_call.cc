@@ -109,7 +109,9 @@ class StageClock {
 // keeps alive until it is sent and destroyed.
 // With `reuse` (a LinkCache entry's Vm slot), the last call's Vm is reset and run again when
 // nothing borrows from it any more; otherwise a new Vm is made and kept there.
-RemoteCallResponse Run(const RemoteCallRequest& request, const engine::LinkedProgram& linked,
+// `arguments` stand for request.arguments (a batch item's, with the batch's request).
+RemoteCallResponse Run(const RemoteCallRequest& request, std::span<const WireValue> arguments,
+                       const engine::LinkedProgram& linked,
                        const ProtoIndex& protos, TypeRegistry& types,
                        const engine::Limits& limits, bool borrow,
                        std::shared_ptr<engine::Vm>* reuse = nullptr,
@@ -164,8 +166,8 @@ RemoteCallResponse Run(const RemoteCallRequest& request, const engine::LinkedPro
 
   // One document, read in the order it was written: arguments, captures, globals.
   std::vector<engine::Value> args;
-  for (size_t i = 0; i < request.arguments.size(); ++i) {
-    Result<engine::Value> v = decoder.Decode(request.arguments[i]);
+  for (size_t i = 0; i < arguments.size(); ++i) {
+    Result<engine::Value> v = decoder.Decode(arguments[i]);
     if (!v) return failed(Status(v.error().kind(), fmt::format("argument {}: {}", i + 1,
                                                               v.error().message())));
     roots.Add(*v);
@@ -206,6 +208,24 @@ RemoteCallResponse Run(const RemoteCallRequest& request, const engine::LinkedPro
     return finish(FailureFrom(called, std::move(trace)));
   }
 
+  // A scalar result is one node: what ToWire would write and charge, without an encoder.
+  switch (result.type) {
+    case engine::Type::kNone:
+    case engine::Type::kBool:
+    case engine::Type::kInt:
+    case engine::Type::kNumber:
+      if (!vm.ChargeFuel(1)) {
+        return finish(RemoteCallResponse::Failure(ErrorKind::kResourceExhausted,
+                                                  "the result cannot be sent back: fuel exhausted"));
+      }
+      return finish(RemoteCallResponse::Success(
+          result.type == engine::Type::kNone   ? WireValue::None()
+          : result.type == engine::Type::kBool ? WireValue::Bool(result.as.b)
+          : result.type == engine::Type::kInt  ? WireValue::Int(result.as.i)
+                                               : WireValue::Number(result.as.n)));
+    default:
+      break;
+  }
   ToWireContext to_wire{&program, linked.proto_hashes};
   to_wire.fuel = &vm;
   if (borrow) {
@@ -378,8 +398,8 @@ RemoteCallResponse ExecuteRemoteCall(const RemoteCallRequest& request, const eng
     if (nothing_new) {
       if (LinkCache::Entry* e = links->Find(key)) {
         clock.Lap(&ExecuteTimes::lookup_ns);
-        return Run(request, e->linked, e->protos, *e->types, limits, /*borrow=*/true,
-                   links->VmSlot(e), &clock);
+        return Run(request, request.arguments, e->linked, e->protos, *e->types, limits,
+                   /*borrow=*/true, links->VmSlot(e), &clock);
       }
     }
   }
@@ -413,13 +433,14 @@ RemoteCallResponse ExecuteRemoteCall(const RemoteCallRequest& request, const eng
   if (links != nullptr && !key.empty() && linked->proto_hashes[linked->entry] == *request.function_hash) {
     LinkCache::Entry* e = links->Insert(std::move(key), std::move(*linked));
     clock.Lap(&ExecuteTimes::lookup_ns);
-    return Run(request, e->linked, e->protos, *e->types, limits, /*borrow=*/true,
-               links->VmSlot(e), &clock);
+    return Run(request, request.arguments, e->linked, e->protos, *e->types, limits,
+               /*borrow=*/true, links->VmSlot(e), &clock);
   }
   ProtoIndex protos = MakeProtoIndex(linked->proto_hashes);
   TypeRegistry types(*linked->program);  // outlives the Vm's values
   clock.Lap(&ExecuteTimes::lookup_ns);
-  return Run(request, *linked, protos, types, limits, /*borrow=*/false, nullptr, &clock);
+  return Run(request, request.arguments, *linked, protos, types, limits, /*borrow=*/false,
+             nullptr, &clock);
 }
 
 }  // namespace shapex::ipc
@@ -436,103 +457,6 @@ size_t EstimateWireBytes(const WireValue& v) {
   if (const auto* b = std::get_if<WireBuffer>(&v.data)) n += b->data().size();
   for (const WireValue& c : v.children) n += EstimateWireBytes(c);
   return n;
-}
-
-// One item of a batch: what Run does for a request whose arguments are `args` and whose
-// globals are the batch's (one document, the item's values first), in a fresh Vm.
-RemoteCallResponse RunBatchItem(const RemoteCallBatch& batch, std::span<const WireValue> args_in,
-                                const engine::LinkedProgram& linked, const ProtoIndex& protos,
-                                TypeRegistry& types, const engine::Limits& limits) {
-  const engine::Program& program = *linked.program;
-  const engine::Proto& entry = *program.protos[linked.entry];
-  if (entry.is_closure)
-    return RemoteCallResponse::Failure(
-        ErrorKind::kArgumentError,
-        fmt::format("'{}' is a closure: the request carries no captured values", entry.name));
-  engine::Vm vm(program, limits);
-  FromWireContext ctx{&vm, &protos, &types, /*charge_fuel=*/true};
-  WireDecoder decoder(ctx);
-  engine::Vm::RootScope roots(vm);
-  std::string output;
-  size_t dropped = 0;
-  vm.SetOutput([&](std::string_view text) {
-    size_t room = kMaxOutputBytes - output.size();
-    output.append(text.substr(0, room));
-    dropped += text.size() - std::min(room, text.size());
-  });
-  auto finish = [&](RemoteCallResponse response) {
-    vm.SetOutput([](std::string_view) {});
-    if (dropped > 0) output += fmt::format("\n[shapex: {} more bytes of output dropped]\n", dropped);
-    response.output = std::move(output);
-    response.fuel_used = vm.instructions_executed();
-    return response;
-  };
-  auto failed = [&](const Status& status) {
-    ErrorKind kind = status.kind() == ErrorKind::kResourceExhausted ? status.kind()
-                                                                     : ErrorKind::kArgumentError;
-    return finish(RemoteCallResponse::Failure(kind, status.message()));
-  };
-  std::vector<engine::Value> args;
-  args.reserve(args_in.size());
-  for (size_t i = 0; i < args_in.size(); ++i) {
-    Result<engine::Value> v = decoder.Decode(args_in[i]);
-    if (!v) return failed(Status(v.error().kind(), fmt::format("argument {}: {}", i + 1,
-                                                              v.error().message())));
-    roots.Add(*v);
-    args.push_back(*v);
-  }
-  const RemoteCallRequest& call = batch.call;
-  for (size_t i = 0; i < call.globals.size(); ++i) {
-    const auto& [name, wire] = call.globals[i];
-    Result<engine::Value> v = decoder.Decode(wire);
-    if (!v) return failed(Status(v.error().kind(), fmt::format("global {}: {}", name,
-                                                              v.error().message())));
-    roots.Add(*v);
-    auto slot = std::find(program.global_names.begin(), program.global_names.end(), name);
-    if (slot == program.global_names.end()) continue;
-    vm.SetGlobal(static_cast<size_t>(slot - program.global_names.begin()), *v);
-  }
-  engine::Value result;
-  Status called = vm.CallFunction(linked.entry, args, &result);
-  if (!called.ok()) {
-    std::vector<engine::TraceFrame> trace = vm.trace();
-    for (engine::TraceFrame& f : trace) {
-      if (f.proto >= linked.proto_hashes.size()) continue;
-      f.hash = linked.proto_hashes[f.proto];
-      f.has_hash = true;
-    }
-    if (trace.size() > kMaxTraceFrames) trace.resize(kMaxTraceFrames);
-    return finish(FailureFrom(called, std::move(trace)));
-  }
-  // A scalar result is one node: what ToWire would write and charge, without an encoder.
-  switch (result.type) {
-    case engine::Type::kNone:
-    case engine::Type::kBool:
-    case engine::Type::kInt:
-    case engine::Type::kNumber:
-      if (!vm.ChargeFuel(1)) {
-        return finish(RemoteCallResponse::Failure(ErrorKind::kResourceExhausted,
-                                                  "the result cannot be sent back: fuel exhausted"));
-      }
-      return finish(RemoteCallResponse::Success(
-          result.type == engine::Type::kNone   ? WireValue::None()
-          : result.type == engine::Type::kBool ? WireValue::Bool(result.as.b)
-          : result.type == engine::Type::kInt  ? WireValue::Int(result.as.i)
-                                               : WireValue::Number(result.as.n)));
-    default:
-      break;
-  }
-  ToWireContext to_wire{&program, linked.proto_hashes};
-  to_wire.fuel = &vm;
-  Result<WireValue> wire = ToWire(result, to_wire);
-  if (!wire) {
-    ErrorKind kind = wire.error().kind() == ErrorKind::kResourceExhausted
-                         ? ErrorKind::kResourceExhausted
-                         : ErrorKind::kRuntimeError;
-    return finish(RemoteCallResponse::Failure(
-        kind, "the result cannot be sent back: " + wire.error().message()));
-  }
-  return finish(RemoteCallResponse::Success(std::move(*wire)));
 }
 
 }  // namespace
@@ -632,6 +556,7 @@ RemoteCallBatchResponse ExecuteRemoteBatch(const RemoteCallBatch& batch,
   uint64_t used = 0;
   size_t bytes = 0;
   out.results.reserve(batch.items.size());
+  std::shared_ptr<engine::Vm> vm;
   for (const std::vector<WireValue>& item : batch.items) {
     engine::Limits item_limits = base;
     if (batch.fuel_budget) {
@@ -639,7 +564,10 @@ RemoteCallBatchResponse ExecuteRemoteBatch(const RemoteCallBatch& batch,
       uint64_t left = *batch.fuel_budget - used;
       item_limits.fuel = item_limits.fuel == 0 ? left : std::min<uint64_t>(item_limits.fuel, left);
     }
-    RemoteCallResponse r = RunBatchItem(batch, item, *linked, *protos, *types, item_limits);
+    // What Run does for a single call with the item's arguments (the batch's globals copied in
+    // after them, one document), in one Vm reset between items (no result borrows from it).
+    RemoteCallResponse r = Run(call, item, *linked, *protos, *types, item_limits,
+                               /*borrow=*/false, &vm);
     used += r.fuel_used.value_or(0);
     bytes += r.output.size() + (r.ok() ? EstimateWireBytes(r.value()) : r.error().message.size());
     bool failed = !r.ok();
