@@ -743,6 +743,21 @@ next:
         RA = arr->items[idx];
         DISPATCH();
       }
+    } else if (c.type == Type::kTypedArray && x.type == Type::kInt) {
+      // Same index rule as ResolveIndex; out of range falls to IndexGet for its error.
+      const ObjTypedArray* ta = AsTypedArray(c);
+      int64_t idx = x.as.i;
+      int64_t n = static_cast<int64_t>(ta->length);
+      if (idx < 0) idx += n;
+      if (idx >= 0 && idx < n) {
+        switch (ta->kind) {
+          case ElemKind::kF64: RA = Value::Number(ta->As<double>()[idx]); break;
+          case ElemKind::kI64: RA = Value::Int(ta->As<int64_t>()[idx]); break;
+          case ElemKind::kI32: RA = Value::Int(ta->As<int32_t>()[idx]); break;
+          default: RA = ta->Get(static_cast<size_t>(idx)); break;
+        }
+        DISPATCH();
+      }
     }
     Value out;
     CHECK(IndexGet(*this, c, x, &out));
@@ -761,6 +776,29 @@ next:
       if (idx >= 0 && idx < n) {
         arr->items[idx] = RC;
         DISPATCH();
+      }
+    } else if (c.type == Type::kTypedArray && x.type == Type::kInt) {
+      // StoreElem's conversions for the common kinds; anything it would reject (or an index
+      // out of range) goes to IndexSet for the error.
+      ObjTypedArray* ta = AsTypedArray(c);
+      const Value& v = RC;
+      int64_t idx = x.as.i;
+      int64_t n = static_cast<int64_t>(ta->length);
+      if (idx < 0) idx += n;
+      if (idx >= 0 && idx < n) {
+        if (ta->kind == ElemKind::kF64 && v.IsNumeric()) {
+          ta->As<double>()[idx] = v.AsDouble();
+          DISPATCH();
+        }
+        if (ta->kind == ElemKind::kI64 && v.type == Type::kInt) {
+          ta->As<int64_t>()[idx] = v.as.i;
+          DISPATCH();
+        }
+        if (ta->kind == ElemKind::kI32 && v.type == Type::kInt && v.as.i >= INT32_MIN &&
+            v.as.i <= INT32_MAX) {
+          ta->As<int32_t>()[idx] = static_cast<int32_t>(v.as.i);
+          DISPATCH();
+        }
       }
     }
     CHECK(IndexSet(*this, c, x, RC));
