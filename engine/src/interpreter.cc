@@ -162,6 +162,27 @@ bool CallNative(Vm& vm, const NativeDef* def, Value* args, int argc, Value* out)
   }
   return def->fn(vm, args, argc, out);
 }
+
+// GETFIELD/SETFIELD miss: the linear FieldIndex scan, remembered in the symbol's cache entry
+// (the older way is dropped). -1 (no such field) is not cached.
+[[gnu::noinline]] int FieldIndexMiss(FieldCacheEntry& fc, const StructType* st,
+                                     uint32_t symbol) {
+  int fi = st->FieldIndex(symbol);
+  if (fi >= 0) {
+    fc.stype[1] = fc.stype[0];
+    fc.slot[1] = fc.slot[0];
+    fc.stype[0] = st;
+    fc.slot[0] = static_cast<uint32_t>(fi);
+  }
+  return fi;
+}
+
+[[gnu::always_inline]] inline int CachedFieldIndex(FieldCacheEntry& fc, const StructType* st,
+                                                   uint32_t symbol) {
+  if (st == fc.stype[0]) return static_cast<int>(fc.slot[0]);
+  if (st == fc.stype[1]) return static_cast<int>(fc.slot[1]);
+  return FieldIndexMiss(fc, st, symbol);
+}
 }  // namespace
 
 bool Vm::RunFrameLoop(size_t stop_depth) {
@@ -712,24 +733,30 @@ next:
   CASE(GETFIELD) {
     uint32_t symbol = *ip++;
     const Value& obj = RB;
-    int fi = obj.type == Type::kStruct ? AsStruct(obj)->stype->FieldIndex(symbol) : -1;
-    if (fi < 0) {
-      Fail(fmt::format("no field '{}' on {}", program_.symbols[symbol], TypeName(obj)));
-      THROW();
+    if (obj.type == Type::kStruct) [[likely]] {
+      ObjStruct* s = AsStruct(obj);
+      int fi = CachedFieldIndex(im.field_cache[symbol], s->stype, symbol);
+      if (fi >= 0) [[likely]] {
+        RA = s->fields[fi];
+        DISPATCH();
+      }
     }
-    RA = AsStruct(obj)->fields[fi];
-    DISPATCH();
+    Fail(fmt::format("no field '{}' on {}", program_.symbols[symbol], TypeName(obj)));
+    THROW();
   }
   CASE(SETFIELD) {
     uint32_t symbol = *ip++;
     const Value& obj = RA;
-    int fi = obj.type == Type::kStruct ? AsStruct(obj)->stype->FieldIndex(symbol) : -1;
-    if (fi < 0) {
-      Fail(fmt::format("no field '{}' on {}", program_.symbols[symbol], TypeName(obj)));
-      THROW();
+    if (obj.type == Type::kStruct) [[likely]] {
+      ObjStruct* s = AsStruct(obj);
+      int fi = CachedFieldIndex(im.field_cache[symbol], s->stype, symbol);
+      if (fi >= 0) [[likely]] {
+        s->fields[fi] = RB;
+        DISPATCH();
+      }
     }
-    AsStruct(obj)->fields[fi] = RB;
-    DISPATCH();
+    Fail(fmt::format("no field '{}' on {}", program_.symbols[symbol], TypeName(obj)));
+    THROW();
   }
   CASE(GETINDEX) {
     const Value& c = RB;
