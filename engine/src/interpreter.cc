@@ -398,13 +398,19 @@ next:
     GC_CHECK();                                                     \
     DISPATCH();                                                     \
   }
-// Division and modulo: Number and positive-divisor Int fast paths; the rest (division by
-// zero, INT64_MIN / -1, negative divisors, typed arrays) in ArithSlow.
+// Division and modulo: Number and Int fast paths; the rest (division by zero, INT64_MIN / -1,
+// negative divisors for %, typed arrays) in ArithSlow. Int / Int truncates (IntArith); a
+// divisor other than 0 and -1 can neither fail nor overflow.
 #define DIV_OP(NAME, RIGHT)                                                              \
   CASE(NAME) {                                                                           \
     const Value& b = RB;                                                                 \
     const Value& c = RIGHT;                                                              \
-    if (b.IsNumeric() && c.IsNumeric() && !(b.type == Type::kInt && c.type == Type::kInt)) { \
+    if (b.type == Type::kInt && c.type == Type::kInt) {                                  \
+      if (static_cast<uint64_t>(c.as.i) + 1 > 1) {                                       \
+        RA = Value::Int(b.as.i / c.as.i);                                                \
+        DISPATCH();                                                                      \
+      }                                                                                  \
+    } else if (b.IsNumeric() && c.IsNumeric()) {                                         \
       RA = Value::Number(b.AsDouble() / c.AsDouble());                                   \
       DISPATCH();                                                                        \
     }                                                                                    \
