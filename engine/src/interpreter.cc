@@ -440,12 +440,38 @@ next:
 #undef DIV_OP
 #undef MOD_OP
   SLOW_ARITH_OP(POW, 'p')
-  SLOW_ARITH_OP(BAND, '&')
-  SLOW_ARITH_OP(BOR, '|')
-  SLOW_ARITH_OP(BXOR, '^')
-  SLOW_ARITH_OP(SHL, 'l')
-  SLOW_ARITH_OP(SHR, 'r')
 #undef SLOW_ARITH_OP
+// Bitwise operators and shifts: Int fast paths as in IntArith; a shift count outside 0..63, a
+// << that overflows and every other type go to ArithSlow (for its result or error).
+#define BIT_OP(NAME, OPCHAR, INT_RESULT)                                 \
+  CASE(NAME) {                                                           \
+    const Value& b = RB;                                                 \
+    const Value& c = RC;                                                 \
+    if (b.type == Type::kInt && c.type == Type::kInt) {                  \
+      int64_t x = b.as.i, y = c.as.i;                                    \
+      int64_t r;                                                         \
+      bool ok = true;                                                    \
+      INT_RESULT;                                                        \
+      if (ok) {                                                          \
+        RA = Value::Int(r);                                              \
+        DISPATCH();                                                      \
+      }                                                                  \
+    }                                                                    \
+    Value out;                                                           \
+    CHECK(ArithSlow(*this, OPCHAR, b, c, &out));                         \
+    RA = out;                                                            \
+    GC_CHECK();                                                          \
+    DISPATCH();                                                          \
+  }
+  BIT_OP(BAND, '&', r = x & y)
+  BIT_OP(BOR, '|', r = x | y)
+  BIT_OP(BXOR, '^', r = x ^ y)
+  BIT_OP(SHL, 'l',
+         ok = static_cast<uint64_t>(y) < 64;
+         r = ok ? static_cast<int64_t>(static_cast<uint64_t>(x) << y) : 0;
+         ok = ok && (r >> y) == x)
+  BIT_OP(SHR, 'r', ok = static_cast<uint64_t>(y) < 64; r = ok ? x >> y : 0)
+#undef BIT_OP
   CASE(ADDI) {
     const Value& b = RB;
     int64_t imm = code::GetSC(i);
@@ -513,14 +539,34 @@ next:
     DISPATCH();
   }
   CASE(LT) {
+    const Value& b = RB;
+    const Value& c = RC;
+    if (b.type == Type::kInt && c.type == Type::kInt) {
+      RA = Value::Bool(b.as.i < c.as.i);
+      DISPATCH();
+    }
+    if (b.type == Type::kNumber && c.type == Type::kNumber) {
+      RA = Value::Bool(b.as.n < c.as.n);
+      DISPATCH();
+    }
     int cmp;
-    CHECK(CompareOrFail(*this, RB, RC, &cmp));
+    CHECK(CompareOrFail(*this, b, c, &cmp));
     RA = Value::Bool(cmp < 0);
     DISPATCH();
   }
   CASE(LE) {
+    const Value& b = RB;
+    const Value& c = RC;
+    if (b.type == Type::kInt && c.type == Type::kInt) {
+      RA = Value::Bool(b.as.i <= c.as.i);
+      DISPATCH();
+    }
+    if (b.type == Type::kNumber && c.type == Type::kNumber) {
+      RA = Value::Bool(b.as.n <= c.as.n);
+      DISPATCH();
+    }
     int cmp;
-    CHECK(CompareOrFail(*this, RB, RC, &cmp));
+    CHECK(CompareOrFail(*this, b, c, &cmp));
     RA = Value::Bool(cmp <= 0);
     DISPATCH();
   }
@@ -545,6 +591,8 @@ next:
     bool r;
     if (a.type == Type::kInt && b.type == Type::kInt) {
       r = a.as.i < b.as.i;
+    } else if (a.type == Type::kNumber && b.type == Type::kNumber) {
+      r = a.as.n < b.as.n;  // NaN: false, as CompareValues' kUnordered
     } else {
       int cmp;
       CHECK(CompareOrFail(*this, a, b, &cmp));
@@ -559,6 +607,8 @@ next:
     bool r;
     if (a.type == Type::kInt && b.type == Type::kInt) {
       r = a.as.i <= b.as.i;
+    } else if (a.type == Type::kNumber && b.type == Type::kNumber) {
+      r = a.as.n <= b.as.n;  // NaN: false, as CompareValues' kUnordered
     } else {
       int cmp;
       CHECK(CompareOrFail(*this, a, b, &cmp));
