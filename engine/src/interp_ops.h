@@ -13,8 +13,9 @@ namespace shapex::engine {
 // op: + - * / % and 'p' (**), '&', '|', '^', 'l' (<<), 'r' (>>).
 bool ArithSlow(Vm& vm, char op, const Value& a, const Value& b, Value* out);
 bool CompareOrFail(Vm& vm, const Value& a, const Value& b, int* cmp);
-// `a == b` (EQ, NE, TEQ): same-type scalars and identical objects inline (what EqualAt answers
-// for them, at no fuel), anything else a walk paid for by the VM's fuel.
+// `a == b` (EQ, NE, TEQ): same-type scalars, identical objects and different types (other than
+// Int and Number) inline (what EqualAt answers for them, at no fuel), anything else a walk paid
+// for by the VM's fuel.
 inline bool EqualOrFail(Vm& vm, const Value& a, const Value& b, bool* equal) {
   if (a.type == b.type) {
     switch (a.type) {
@@ -29,6 +30,9 @@ inline bool EqualOrFail(Vm& vm, const Value& a, const Value& b, bool* equal) {
         }
         break;
     }
+  } else if (!(a.IsNumeric() && b.IsNumeric())) {  // e.g. `node == None`
+    *equal = false;
+    return true;
   }
   return ValuesEqual(vm, a, b, equal);
 }
