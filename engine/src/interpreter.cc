@@ -361,27 +361,30 @@ next:
     frame->closure->cells[B()]->value = RA;
     DISPATCH();
   }
-// Int fast path with overflow check, Number fast path, everything else in ArithSlow.
-#define ARITH_OP(NAME, OVERFLOW_BUILTIN, OPERATOR, OPCHAR, RIGHT)   \
-  CASE(NAME) {                                                      \
-    const Value& b = RB;                                            \
-    const Value& c = RIGHT;                                         \
-    if (b.type == Type::kInt && c.type == Type::kInt) {             \
-      int64_t r;                                                    \
-      if (OVERFLOW_BUILTIN(b.as.i, c.as.i, &r)) {                   \
-        Fail("integer overflow");                                   \
-        THROW();                                                    \
-      }                                                             \
-      RA = Value::Int(r);                                           \
-    } else if (b.IsNumeric() && c.IsNumeric()) {                    \
-      RA = Value::Number(b.AsDouble() OPERATOR c.AsDouble());       \
-    } else {                                                        \
-      Value out;                                                    \
-      CHECK(ArithSlow(*this, OPCHAR, b, c, &out));                  \
-      RA = out;                                                     \
-      GC_CHECK();                                                   \
-    }                                                               \
-    DISPATCH();                                                     \
+// Int fast path with overflow check, Number (then mixed Int/Number) fast path, everything else
+// in ArithSlow.
+#define ARITH_OP(NAME, OVERFLOW_BUILTIN, OPERATOR, OPCHAR, RIGHT)     \
+  CASE(NAME) {                                                        \
+    const Value& b = RB;                                              \
+    const Value& c = RIGHT;                                           \
+    if (b.type == Type::kInt && c.type == Type::kInt) {               \
+      int64_t r;                                                      \
+      if (OVERFLOW_BUILTIN(b.as.i, c.as.i, &r)) {                     \
+        Fail("integer overflow");                                     \
+        THROW();                                                      \
+      }                                                               \
+      RA = Value::Int(r);                                             \
+    } else if (b.type == Type::kNumber && c.type == Type::kNumber) {  \
+      RA = Value::Number(b.as.n OPERATOR c.as.n);                     \
+    } else if (b.IsNumeric() && c.IsNumeric()) {                      \
+      RA = Value::Number(b.AsDouble() OPERATOR c.AsDouble());         \
+    } else {                                                          \
+      Value out;                                                      \
+      CHECK(ArithSlow(*this, OPCHAR, b, c, &out));                    \
+      RA = out;                                                       \
+      GC_CHECK();                                                     \
+    }                                                                 \
+    DISPATCH();                                                       \
   }
   ARITH_OP(ADD, __builtin_add_overflow, +, '+', RC)
   ARITH_OP(SUB, __builtin_sub_overflow, -, '-', RC)
@@ -410,6 +413,9 @@ next:
         RA = Value::Int(b.as.i / c.as.i);                                                \
         DISPATCH();                                                                      \
       }                                                                                  \
+    } else if (b.type == Type::kNumber && c.type == Type::kNumber) {                     \
+      RA = Value::Number(b.as.n / c.as.n);                                               \
+      DISPATCH();                                                                        \
     } else if (b.IsNumeric() && c.IsNumeric()) {                                         \
       RA = Value::Number(b.AsDouble() / c.AsDouble());                                   \
       DISPATCH();                                                                        \
