@@ -13,10 +13,25 @@ namespace shapex::engine {
 // op: + - * / % and 'p' (**), '&', '|', '^', 'l' (<<), 'r' (>>).
 bool ArithSlow(Vm& vm, char op, const Value& a, const Value& b, Value* out);
 bool CompareOrFail(Vm& vm, const Value& a, const Value& b, int* cmp);
-// `a == b` (EQ, NE, TEQ): two Ints inline, anything else a walk paid for by the VM's fuel.
+// `a == b` (EQ, NE, TEQ): same-type scalars, identical objects and different types (other than
+// Int and Number) inline (what EqualAt answers for them, at no fuel), anything else a walk paid
+// for by the VM's fuel.
 inline bool EqualOrFail(Vm& vm, const Value& a, const Value& b, bool* equal) {
-  if (a.type == Type::kInt && b.type == Type::kInt) {
-    *equal = a.as.i == b.as.i;
+  if (a.type == b.type) {
+    switch (a.type) {
+      case Type::kInt: *equal = a.as.i == b.as.i; return true;
+      case Type::kNumber: *equal = a.as.n == b.as.n; return true;  // NaN != NaN
+      case Type::kNone: *equal = true; return true;
+      case Type::kBool: *equal = a.as.b == b.as.b; return true;
+      default:
+        if (a.IsObject() && a.as.o == b.as.o) {
+          *equal = true;
+          return true;
+        }
+        break;
+    }
+  } else if (!(a.IsNumeric() && b.IsNumeric())) {  // e.g. `node == None`
+    *equal = false;
     return true;
   }
   return ValuesEqual(vm, a, b, equal);

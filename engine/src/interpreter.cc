@@ -162,6 +162,27 @@ bool CallNative(Vm& vm, const NativeDef* def, Value* args, int argc, Value* out)
   }
   return def->fn(vm, args, argc, out);
 }
+
+// GETFIELD/SETFIELD miss: the linear FieldIndex scan, remembered in the symbol's cache entry
+// (the older way is dropped). -1 (no such field) is not cached.
+[[gnu::noinline]] int FieldIndexMiss(FieldCacheEntry& fc, const StructType* st,
+                                     uint32_t symbol) {
+  int fi = st->FieldIndex(symbol);
+  if (fi >= 0) {
+    fc.stype[1] = fc.stype[0];
+    fc.slot[1] = fc.slot[0];
+    fc.stype[0] = st;
+    fc.slot[0] = static_cast<uint32_t>(fi);
+  }
+  return fi;
+}
+
+[[gnu::always_inline]] inline int CachedFieldIndex(FieldCacheEntry& fc, const StructType* st,
+                                                   uint32_t symbol) {
+  if (st == fc.stype[0]) return static_cast<int>(fc.slot[0]);
+  if (st == fc.stype[1]) return static_cast<int>(fc.slot[1]);
+  return FieldIndexMiss(fc, st, symbol);
+}
 }  // namespace
 
 bool Vm::RunFrameLoop(size_t stop_depth) {
@@ -340,27 +361,30 @@ next:
     frame->closure->cells[B()]->value = RA;
     DISPATCH();
   }
-// Int fast path with overflow check, Number fast path, everything else in ArithSlow.
-#define ARITH_OP(NAME, OVERFLOW_BUILTIN, OPERATOR, OPCHAR, RIGHT)   \
-  CASE(NAME) {                                                      \
-    const Value& b = RB;                                            \
-    const Value& c = RIGHT;                                         \
-    if (b.type == Type::kInt && c.type == Type::kInt) {             \
-      int64_t r;                                                    \
-      if (OVERFLOW_BUILTIN(b.as.i, c.as.i, &r)) {                   \
-        Fail("integer overflow");                                   \
-        THROW();                                                    \
-      }                                                             \
-      RA = Value::Int(r);                                           \
-    } else if (b.IsNumeric() && c.IsNumeric()) {                    \
-      RA = Value::Number(b.AsDouble() OPERATOR c.AsDouble());       \
-    } else {                                                        \
-      Value out;                                                    \
-      CHECK(ArithSlow(*this, OPCHAR, b, c, &out));                  \
-      RA = out;                                                     \
-      GC_CHECK();                                                   \
-    }                                                               \
-    DISPATCH();                                                     \
+// Int fast path with overflow check, Number (then mixed Int/Number) fast path, everything else
+// in ArithSlow.
+#define ARITH_OP(NAME, OVERFLOW_BUILTIN, OPERATOR, OPCHAR, RIGHT)     \
+  CASE(NAME) {                                                        \
+    const Value& b = RB;                                              \
+    const Value& c = RIGHT;                                           \
+    if (b.type == Type::kInt && c.type == Type::kInt) {               \
+      int64_t r;                                                      \
+      if (OVERFLOW_BUILTIN(b.as.i, c.as.i, &r)) {                     \
+        Fail("integer overflow");                                     \
+        THROW();                                                      \
+      }                                                               \
+      RA = Value::Int(r);                                             \
+    } else if (b.type == Type::kNumber && c.type == Type::kNumber) {  \
+      RA = Value::Number(b.as.n OPERATOR c.as.n);                     \
+    } else if (b.IsNumeric() && c.IsNumeric()) {                      \
+      RA = Value::Number(b.AsDouble() OPERATOR c.AsDouble());         \
+    } else {                                                          \
+      Value out;                                                      \
+      CHECK(ArithSlow(*this, OPCHAR, b, c, &out));                    \
+      RA = out;                                                       \
+      GC_CHECK();                                                     \
+    }                                                                 \
+    DISPATCH();                                                       \
   }
   ARITH_OP(ADD, __builtin_add_overflow, +, '+', RC)
   ARITH_OP(SUB, __builtin_sub_overflow, -, '-', RC)
@@ -377,13 +401,22 @@ next:
     GC_CHECK();                                                     \
     DISPATCH();                                                     \
   }
-// Division and modulo: Number and positive-divisor Int fast paths; the rest (division by
-// zero, INT64_MIN / -1, negative divisors, typed arrays) in ArithSlow.
+// Division and modulo: Number and Int fast paths; the rest (division by zero, INT64_MIN / -1,
+// negative divisors for %, typed arrays) in ArithSlow. Int / Int truncates (IntArith); a
+// divisor other than 0 and -1 can neither fail nor overflow.
 #define DIV_OP(NAME, RIGHT)                                                              \
   CASE(NAME) {                                                                           \
     const Value& b = RB;                                                                 \
     const Value& c = RIGHT;                                                              \
-    if (b.IsNumeric() && c.IsNumeric() && !(b.type == Type::kInt && c.type == Type::kInt)) { \
+    if (b.type == Type::kInt && c.type == Type::kInt) {                                  \
+      if (static_cast<uint64_t>(c.as.i) + 1 > 1) {                                       \
+        RA = Value::Int(b.as.i / c.as.i);                                                \
+        DISPATCH();                                                                      \
+      }                                                                                  \
+    } else if (b.type == Type::kNumber && c.type == Type::kNumber) {                     \
+      RA = Value::Number(b.as.n / c.as.n);                                               \
+      DISPATCH();                                                                        \
+    } else if (b.IsNumeric() && c.IsNumeric()) {                                         \
       RA = Value::Number(b.AsDouble() / c.AsDouble());                                   \
       DISPATCH();                                                                        \
     }                                                                                    \
@@ -413,12 +446,38 @@ next:
 #undef DIV_OP
 #undef MOD_OP
   SLOW_ARITH_OP(POW, 'p')
-  SLOW_ARITH_OP(BAND, '&')
-  SLOW_ARITH_OP(BOR, '|')
-  SLOW_ARITH_OP(BXOR, '^')
-  SLOW_ARITH_OP(SHL, 'l')
-  SLOW_ARITH_OP(SHR, 'r')
 #undef SLOW_ARITH_OP
+// Bitwise operators and shifts: Int fast paths as in IntArith; a shift count outside 0..63, a
+// << that overflows and every other type go to ArithSlow (for its result or error).
+#define BIT_OP(NAME, OPCHAR, INT_RESULT)                                 \
+  CASE(NAME) {                                                           \
+    const Value& b = RB;                                                 \
+    const Value& c = RC;                                                 \
+    if (b.type == Type::kInt && c.type == Type::kInt) {                  \
+      int64_t x = b.as.i, y = c.as.i;                                    \
+      int64_t r;                                                         \
+      bool ok = true;                                                    \
+      INT_RESULT;                                                        \
+      if (ok) {                                                          \
+        RA = Value::Int(r);                                              \
+        DISPATCH();                                                      \
+      }                                                                  \
+    }                                                                    \
+    Value out;                                                           \
+    CHECK(ArithSlow(*this, OPCHAR, b, c, &out));                         \
+    RA = out;                                                            \
+    GC_CHECK();                                                          \
+    DISPATCH();                                                          \
+  }
+  BIT_OP(BAND, '&', r = x & y)
+  BIT_OP(BOR, '|', r = x | y)
+  BIT_OP(BXOR, '^', r = x ^ y)
+  BIT_OP(SHL, 'l',
+         ok = static_cast<uint64_t>(y) < 64;
+         r = ok ? static_cast<int64_t>(static_cast<uint64_t>(x) << y) : 0;
+         ok = ok && (r >> y) == x)
+  BIT_OP(SHR, 'r', ok = static_cast<uint64_t>(y) < 64; r = ok ? x >> y : 0)
+#undef BIT_OP
   CASE(ADDI) {
     const Value& b = RB;
     int64_t imm = code::GetSC(i);
@@ -486,14 +545,34 @@ next:
     DISPATCH();
   }
   CASE(LT) {
+    const Value& b = RB;
+    const Value& c = RC;
+    if (b.type == Type::kInt && c.type == Type::kInt) {
+      RA = Value::Bool(b.as.i < c.as.i);
+      DISPATCH();
+    }
+    if (b.type == Type::kNumber && c.type == Type::kNumber) {
+      RA = Value::Bool(b.as.n < c.as.n);
+      DISPATCH();
+    }
     int cmp;
-    CHECK(CompareOrFail(*this, RB, RC, &cmp));
+    CHECK(CompareOrFail(*this, b, c, &cmp));
     RA = Value::Bool(cmp < 0);
     DISPATCH();
   }
   CASE(LE) {
+    const Value& b = RB;
+    const Value& c = RC;
+    if (b.type == Type::kInt && c.type == Type::kInt) {
+      RA = Value::Bool(b.as.i <= c.as.i);
+      DISPATCH();
+    }
+    if (b.type == Type::kNumber && c.type == Type::kNumber) {
+      RA = Value::Bool(b.as.n <= c.as.n);
+      DISPATCH();
+    }
     int cmp;
-    CHECK(CompareOrFail(*this, RB, RC, &cmp));
+    CHECK(CompareOrFail(*this, b, c, &cmp));
     RA = Value::Bool(cmp <= 0);
     DISPATCH();
   }
@@ -518,6 +597,8 @@ next:
     bool r;
     if (a.type == Type::kInt && b.type == Type::kInt) {
       r = a.as.i < b.as.i;
+    } else if (a.type == Type::kNumber && b.type == Type::kNumber) {
+      r = a.as.n < b.as.n;  // NaN: false, as CompareValues' kUnordered
     } else {
       int cmp;
       CHECK(CompareOrFail(*this, a, b, &cmp));
@@ -532,6 +613,8 @@ next:
     bool r;
     if (a.type == Type::kInt && b.type == Type::kInt) {
       r = a.as.i <= b.as.i;
+    } else if (a.type == Type::kNumber && b.type == Type::kNumber) {
+      r = a.as.n <= b.as.n;  // NaN: false, as CompareValues' kUnordered
     } else {
       int cmp;
       CHECK(CompareOrFail(*this, a, b, &cmp));
@@ -712,24 +795,30 @@ next:
   CASE(GETFIELD) {
     uint32_t symbol = *ip++;
     const Value& obj = RB;
-    int fi = obj.type == Type::kStruct ? AsStruct(obj)->stype->FieldIndex(symbol) : -1;
-    if (fi < 0) {
-      Fail(fmt::format("no field '{}' on {}", program_.symbols[symbol], TypeName(obj)));
-      THROW();
+    if (obj.type == Type::kStruct) [[likely]] {
+      ObjStruct* s = AsStruct(obj);
+      int fi = CachedFieldIndex(im.field_cache[symbol], s->stype, symbol);
+      if (fi >= 0) [[likely]] {
+        RA = s->fields[fi];
+        DISPATCH();
+      }
     }
-    RA = AsStruct(obj)->fields[fi];
-    DISPATCH();
+    Fail(fmt::format("no field '{}' on {}", program_.symbols[symbol], TypeName(obj)));
+    THROW();
   }
   CASE(SETFIELD) {
     uint32_t symbol = *ip++;
     const Value& obj = RA;
-    int fi = obj.type == Type::kStruct ? AsStruct(obj)->stype->FieldIndex(symbol) : -1;
-    if (fi < 0) {
-      Fail(fmt::format("no field '{}' on {}", program_.symbols[symbol], TypeName(obj)));
-      THROW();
+    if (obj.type == Type::kStruct) [[likely]] {
+      ObjStruct* s = AsStruct(obj);
+      int fi = CachedFieldIndex(im.field_cache[symbol], s->stype, symbol);
+      if (fi >= 0) [[likely]] {
+        s->fields[fi] = RB;
+        DISPATCH();
+      }
     }
-    AsStruct(obj)->fields[fi] = RB;
-    DISPATCH();
+    Fail(fmt::format("no field '{}' on {}", program_.symbols[symbol], TypeName(obj)));
+    THROW();
   }
   CASE(GETINDEX) {
     const Value& c = RB;
@@ -741,6 +830,21 @@ next:
       if (idx < 0) idx += n;
       if (idx >= 0 && idx < n) {
         RA = arr->items[idx];
+        DISPATCH();
+      }
+    } else if (c.type == Type::kTypedArray && x.type == Type::kInt) {
+      // Same index rule as ResolveIndex; out of range falls to IndexGet for its error.
+      const ObjTypedArray* ta = AsTypedArray(c);
+      int64_t idx = x.as.i;
+      int64_t n = static_cast<int64_t>(ta->length);
+      if (idx < 0) idx += n;
+      if (idx >= 0 && idx < n) {
+        switch (ta->kind) {
+          case ElemKind::kF64: RA = Value::Number(ta->As<double>()[idx]); break;
+          case ElemKind::kI64: RA = Value::Int(ta->As<int64_t>()[idx]); break;
+          case ElemKind::kI32: RA = Value::Int(ta->As<int32_t>()[idx]); break;
+          default: RA = ta->Get(static_cast<size_t>(idx)); break;
+        }
         DISPATCH();
       }
     }
@@ -761,6 +865,29 @@ next:
       if (idx >= 0 && idx < n) {
         arr->items[idx] = RC;
         DISPATCH();
+      }
+    } else if (c.type == Type::kTypedArray && x.type == Type::kInt) {
+      // StoreElem's conversions for the common kinds; anything it would reject (or an index
+      // out of range) goes to IndexSet for the error.
+      ObjTypedArray* ta = AsTypedArray(c);
+      const Value& v = RC;
+      int64_t idx = x.as.i;
+      int64_t n = static_cast<int64_t>(ta->length);
+      if (idx < 0) idx += n;
+      if (idx >= 0 && idx < n) {
+        if (ta->kind == ElemKind::kF64 && v.IsNumeric()) {
+          ta->As<double>()[idx] = v.AsDouble();
+          DISPATCH();
+        }
+        if (ta->kind == ElemKind::kI64 && v.type == Type::kInt) {
+          ta->As<int64_t>()[idx] = v.as.i;
+          DISPATCH();
+        }
+        if (ta->kind == ElemKind::kI32 && v.type == Type::kInt && v.as.i >= INT32_MIN &&
+            v.as.i <= INT32_MAX) {
+          ta->As<int32_t>()[idx] = static_cast<int32_t>(v.as.i);
+          DISPATCH();
+        }
       }
     }
     CHECK(IndexSet(*this, c, x, RC));

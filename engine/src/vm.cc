@@ -141,6 +141,7 @@ Vm::Vm(const Program& program, Limits limits)
   im.globals.assign(program.global_names.size(), Value::Unset());  // until their let runs
   im.method_cache.resize(program.symbols.size());
   for (auto& row : im.method_cache) row.fill(nullptr);
+  im.field_cache.assign(program.symbols.size(), FieldCacheEntry{});
   im.functions.resize(program.protos.size());
   im.natives.resize(program.protos.size());
   for (size_t i = 0; i < program.protos.size(); ++i) {

@@ -118,6 +118,15 @@ struct Heap {
 enum class MethodNs : uint8_t { kArray, kString, kMap, kOption, kResult, kRange, kVec, kMatrix,
                                 kOther, kCount };
 
+// GETFIELD/SETFIELD inline cache, one per field symbol: the last two struct types accessed with
+// it and the field's slot in each (nullptr: an empty way). Keyed by symbol, not by instruction,
+// so it needs no side table; two ways cover structs sharing a field name (richards' `link`).
+// StructTypes belong to the Vm's Program, so entries stay valid for the Vm's lifetime.
+struct FieldCacheEntry {
+  const StructType* stype[2] = {nullptr, nullptr};
+  uint32_t slot[2] = {0, 0};
+};
+
 struct Vm::Impl {
   Heap heap;
   // Register stack: one reservation that never moves, so Value* into it stay valid.
@@ -134,6 +143,7 @@ struct Vm::Impl {
   std::vector<std::unique_ptr<ObjNative>> native_objects;
   // method_cache[symbol][ns]: nullptr = not looked up yet, kNoMethod = none.
   std::vector<std::array<const NativeDef*, static_cast<int>(MethodNs::kCount)>> method_cache;
+  std::vector<FieldCacheEntry> field_cache;  // per symbol, see FieldCacheEntry
   uint64_t fuel_left = 0;              // instructions not yet handed to the loop
   uint64_t fuel_total = 0;
   int native_depth = 0;                // nested Vm::Call from natives
