@@ -136,17 +136,7 @@ void PackRequest(Packer& pk, const RemoteCallRequest& r) {
     for (const WireValue& v : *r.captures) schemas.Collect(v);
   for (const auto& [name, v] : r.globals) schemas.Collect(v);
   Head(pk, kTagCall, !r.roots.empty() ? 11 : r.globals.empty() ? 9 : 10);
-  internal::PackStr(pk, r.function_name);
-  if (r.function_id) {
-    pk.pack_uint32(*r.function_id);
-  } else {
-    pk.pack_nil();
-  }
-  if (r.function_hash) {
-    internal::PackHash(pk, *r.function_hash);
-  } else {
-    pk.pack_nil();
-  }
+  PackCallee(pk, r);
   schemas.Pack(pk);
   PackValues(pk, r.arguments, schemas);
   if (r.captures) {
@@ -154,28 +144,7 @@ void PackRequest(Packer& pk, const RemoteCallRequest& r) {
   } else {
     pk.pack_nil();
   }
-  if (r.blobs) {
-    pk.pack_array(static_cast<uint32_t>(r.blobs->size()));
-    for (const engine::FunctionBlob& b : *r.blobs) internal::PackBin(pk, engine::EncodeBlob(b));
-  } else {
-    pk.pack_nil();
-  }
-  pk.pack_array(static_cast<uint32_t>(r.impls.size()));
-  for (const engine::ImplEntry& impl : r.impls) {
-    pk.pack_array(3);
-    internal::PackHash(pk, impl.type_schema);
-    internal::PackStr(pk, impl.method);
-    internal::PackHash(pk, impl.function);
-  }
-  if (r.limits) {
-    pk.pack_array(4);
-    pk.pack_uint64(r.limits->fuel);
-    pk.pack_uint64(r.limits->memory);
-    pk.pack_uint32(r.limits->stack);
-    pk.pack_uint64(r.limits->timeout_ms);
-  } else {
-    pk.pack_nil();
-  }
+  PackCode(pk, r);
   if (!r.globals.empty() || !r.roots.empty()) {
     pk.pack_array(static_cast<uint32_t>(r.globals.size()));
     for (const auto& [name, v] : r.globals) {
