@@ -13,20 +13,6 @@ using ipc::RemoteCallRequest;
 using ipc::RemoteCallResponse;
 using Clock = std::chrono::steady_clock;
 
-namespace {
-
-// The linker's words for a blob the executor does not have (engine/src/linker.cc).
-bool IsMissingBlobError(const RemoteCallResponse& response) {
-  if (response.ok()) return false;
-  const ipc::RemoteCallError& e = response.error();
-  return (e.kind == ErrorKind::kProtocolError &&
-          e.message.find("missing dependency") != std::string::npos) ||
-         (e.kind == ErrorKind::kFunctionNotFound &&
-          e.message.find("is missing") != std::string::npos);
-}
-
-}  // namespace
-
 Result<ExecutorSession> ExecutorSession::Connect(ipc::UnixSocket socket,
                                                  const ExecutorSessionOptions& options) {
   ASSIGN_OR_RETURN(ipc::Connection connection,
@@ -65,7 +51,7 @@ Result<RemoteCallResponse> ExecutorSession::CallRaw(RemoteCallRequest request) {
   request.blobs = std::move(blobs);
   ASSIGN_OR_RETURN(uint64_t id, Start(std::move(stripped)));
   ASSIGN_OR_RETURN(RemoteCallResponse response, Wait(id));
-  if (IsMissingBlobError(response)) {
+  if (ipc::IsMissingBlobError(response)) {
     // The executor evicted code we assumed it had: ask, then send what it lacks.
     ++stats_.retries;
     for (const auto& h : offered) peer_has_.erase(h);

@@ -549,16 +549,6 @@ bool ScalarOf(const ipc::WireValue& w, engine::Value* out) {
   }
 }
 
-// The linker's words for a blob the executor does not have (as ExecutorSession checks).
-bool IsMissingBlobError(const ipc::RemoteCallResponse& response) {
-  if (response.ok()) return false;
-  const ipc::RemoteCallError& e = response.error();
-  return (e.kind == ErrorKind::kProtocolError &&
-          e.message.find("missing dependency") != std::string::npos) ||
-         (e.kind == ErrorKind::kFunctionNotFound &&
-          e.message.find("is missing") != std::string::npos);
-}
-
 // Batching (see MapBatched).
 constexpr size_t kBatchesInFlight = 4;          // per executor
 constexpr size_t kMaxChunk = 4096;              // items per batch
@@ -844,7 +834,7 @@ Status RemoteCalls::MapBatched(engine::Vm& vm, const engine::Value& callee,
     }
     std::vector<ipc::RemoteCallResponse>& answers = response->results;
     size_t got = std::min(answers.size(), size);
-    if (got > 0 && IsMissingBlobError(answers[0])) got = 0;  // evicted code: one by one
+    if (got > 0 && ipc::IsMissingBlobError(answers[0])) got = 0;  // evicted code: one by one
     for (size_t j = 0; j < got; ++j) {
       size_t i = u.begin + j;
       const ipc::RemoteCallResponse& answer = answers[j];

@@ -57,6 +57,11 @@ Result<RemoteCallRequest> BuildValueCallRequest(const engine::ProgramBlobs& blob
 std::vector<engine::FunctionHash> OfferedHashes(const RemoteCallRequest& request);
 
 // The callee's answer to an offer: the offered hashes it has cached (does not refresh them).
+// Whether a failed call failed only because the executor lacks some of the code (the linker's
+// words for a missing blob, engine/src/linker.cc): a client that left blobs out on its own
+// knowledge sends them and calls again.
+bool IsMissingBlobError(const RemoteCallResponse& response);
+
 BlobNegotiationResponse HandleNegotiation(const engine::BlobCache& cache,
                                           const BlobNegotiationRequest& request);
 
