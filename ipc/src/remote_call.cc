@@ -5,6 +5,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <memory>
+#include <optional>
+#include <span>
 #include <set>
 #include <unordered_set>
 
@@ -60,11 +63,18 @@ void CollectValueTypes(const WireValue& v, std::vector<engine::ValueType>* out,
   for (const WireValue& child : v.children) CollectValueTypes(child, out, seen, keys);
 }
 
-std::vector<engine::ValueType> ValueTypesOf(const RemoteCallRequest& request, std::string* key) {
+// The struct and enum types the request's values use (what the linker checks against the
+// code), and a key naming them for the link cache. `items` are a batch's arguments (the
+// request's own are empty then).
+std::vector<engine::ValueType> ValueTypesOf(const RemoteCallRequest& request,
+                                            std::span<const std::vector<WireValue>> items,
+                                            std::string* key) {
   std::vector<engine::ValueType> out;
   std::set<const WireTypeSchema*> seen;
   std::set<std::string> keys;
   for (const WireValue& v : request.arguments) CollectValueTypes(v, &out, &seen, &keys);
+  for (const std::vector<WireValue>& item : items)
+    for (const WireValue& v : item) CollectValueTypes(v, &out, &seen, &keys);
   if (request.captures)
     for (const WireValue& v : *request.captures) CollectValueTypes(v, &out, &seen, &keys);
   for (const auto& [name, v] : request.globals) CollectValueTypes(v, &out, &seen, &keys);
@@ -82,6 +92,91 @@ RemoteCallResponse FailureFrom(const Status& status, std::vector<engine::TraceFr
   ErrorKind kind =
       status.kind() == ErrorKind::kInvalidArgument ? ErrorKind::kProtocolError : status.kind();
   return RemoteCallResponse::Failure(kind, status.message(), std::move(trace));
+}
+
+// A request's linked program: a LinkCache entry's (`entry` set), or one of its own.
+struct LinkedCall {
+  LinkCache::Entry* entry = nullptr;
+  const engine::LinkedProgram* linked = nullptr;
+  const ProtoIndex* protos = nullptr;
+  TypeRegistry* types = nullptr;
+  std::optional<engine::LinkedProgram> own_linked;
+  ProtoIndex own_protos;
+  std::unique_ptr<TypeRegistry> own_types;
+
+  void Use(LinkCache::Entry* e) {
+    entry = e;
+    linked = &e->linked;
+    protos = &e->protos;
+    types = e->types.get();
+  }
+};
+
+// Links what `request` calls, for values of `items` (a batch's; none for one call). Warm path:
+// the entry was linked before and the request brings no new code; content hashes make this
+// exact (the same entry hash and impls always link to the same program). Otherwise the blobs
+// sent, plus everything cached, are verified and linked; the verified ones enter the cache and
+// the program enters `links`. The error is the resolver's or the linker's.
+Status LinkRequest(const RemoteCallRequest& request,
+                   std::span<const std::vector<WireValue>> items, engine::BlobCache* cache,
+                   LinkCache* links, LinkedCall* out) {
+  std::string types_key;
+  std::vector<engine::ValueType> value_types = ValueTypesOf(request, items, &types_key);
+  std::string key;
+  if (links != nullptr && cache != nullptr && request.function_hash) {
+    bool nothing_new = true;
+    if (request.blobs) {
+      for (const engine::FunctionBlob& b : *request.blobs) {
+        nothing_new = nothing_new && cache->Contains(b.hash);
+      }
+    }
+    key = LinkCache::KeyFor(*request.function_hash, request.impls, request.roots) + '|' +
+          types_key;
+    if (nothing_new) {
+      if (LinkCache::Entry* e = links->Find(key)) {
+        out->Use(e);
+        return Status::Ok();
+      }
+    }
+  }
+  static const std::vector<engine::FunctionBlob> kNoBlobs;
+  const std::vector<engine::FunctionBlob>& sent = request.blobs ? *request.blobs : kNoBlobs;
+  // With a cache, the blob set is what was sent plus everything cached (the linker takes only
+  // what the entry reaches).
+  std::vector<engine::FunctionBlob> merged;
+  if (cache != nullptr) {
+    merged = sent;
+    HashSet have;
+    for (const engine::FunctionBlob& b : sent) have.insert(b.hash);
+    for (const engine::FunctionHash& h : cache->KnownHashes()) {
+      if (have.count(h)) continue;
+      if (const engine::FunctionBlob* b = cache->Get(h)) merged.push_back(*b);
+    }
+  }
+  const std::vector<engine::FunctionBlob>& blobs = cache != nullptr ? merged : sent;
+  ASSIGN_OR_RETURN(engine::FunctionHash entry, ResolveEntry(request, blobs));
+  ASSIGN_OR_RETURN(engine::LinkedProgram linked,
+                   engine::ProgramFromBlobs(entry, blobs, request.impls, request.roots,
+                                            value_types));
+  if (cache != nullptr) {
+    // Only blobs the linker verified (their hashes recomputed) enter the cache.
+    HashSet verified(linked.proto_hashes.begin(), linked.proto_hashes.end());
+    for (const engine::FunctionBlob& b : sent)
+      if (verified.count(b.hash)) cache->Insert(b);
+  }
+  if (links != nullptr && !key.empty() &&
+      linked.proto_hashes[linked.entry] == *request.function_hash) {
+    LinkCache::Entry* e = links->Insert(std::move(key), std::move(linked));
+    out->Use(e);
+    return Status::Ok();
+  }
+  out->own_linked = std::move(linked);
+  out->own_protos = MakeProtoIndex(out->own_linked->proto_hashes);
+  out->own_types = std::make_unique<TypeRegistry>(*out->own_linked->program);  // outlives the Vm
+  out->linked = &*out->own_linked;
+  out->protos = &out->own_protos;
+  out->types = out->own_types.get();
+  return Status::Ok();
 }
 
 // Splits a call's time into ExecuteTimes' stages; does nothing when nobody asked.
@@ -289,6 +384,15 @@ std::vector<engine::FunctionHash> OfferedHashes(const RemoteCallRequest& request
   return out;
 }
 
+bool IsMissingBlobError(const RemoteCallResponse& response) {
+  if (response.ok()) return false;
+  const RemoteCallError& e = response.error();
+  return (e.kind == ErrorKind::kProtocolError &&
+          e.message.find("missing dependency") != std::string::npos) ||
+         (e.kind == ErrorKind::kFunctionNotFound &&
+          e.message.find("is missing") != std::string::npos);
+}
+
 BlobNegotiationResponse HandleNegotiation(const engine::BlobCache& cache,
                                           const BlobNegotiationRequest& request) {
   return BlobNegotiationResponse{cache.FilterKnown(request.offered_hashes)};
@@ -381,66 +485,16 @@ RemoteCallResponse ExecuteRemoteCall(const RemoteCallRequest& request, const eng
                                      engine::BlobCache* cache, LinkCache* links,
                                      ExecuteTimes* times) {
   StageClock clock(times);
-  // Warm path: the entry was linked before and the request brings no new code. Content hashes
-  // make this exact: the same entry hash and impls always link to the same program.
-  std::string types_key;
-  std::vector<engine::ValueType> value_types = ValueTypesOf(request, &types_key);
-  std::string key;
-  if (links != nullptr && cache != nullptr && request.function_hash) {
-    bool nothing_new = true;
-    if (request.blobs) {
-      for (const engine::FunctionBlob& b : *request.blobs) {
-        nothing_new = nothing_new && cache->Contains(b.hash);
-      }
-    }
-    key = LinkCache::KeyFor(*request.function_hash, request.impls, request.roots) + '|' +
-          types_key;
-    if (nothing_new) {
-      if (LinkCache::Entry* e = links->Find(key)) {
-        clock.Lap(&ExecuteTimes::lookup_ns);
-        return Run(request, request.arguments, e->linked, e->protos, *e->types, limits,
-                   /*borrow=*/true, links->VmSlot(e), &clock);
-      }
-    }
-  }
-  static const std::vector<engine::FunctionBlob> kNoBlobs;
-  const std::vector<engine::FunctionBlob>& sent = request.blobs ? *request.blobs : kNoBlobs;
-  // With a cache, the blob set is what was sent plus everything cached (the linker takes only
-  // what the entry reaches).
-  std::vector<engine::FunctionBlob> merged;
-  if (cache != nullptr) {
-    merged = sent;
-    HashSet have;
-    for (const engine::FunctionBlob& b : sent) have.insert(b.hash);
-    for (const engine::FunctionHash& h : cache->KnownHashes()) {
-      if (have.count(h)) continue;
-      if (const engine::FunctionBlob* b = cache->Get(h)) merged.push_back(*b);
-    }
-  }
-  const std::vector<engine::FunctionBlob>& blobs = cache != nullptr ? merged : sent;
-
-  Result<engine::FunctionHash> entry = ResolveEntry(request, blobs);
-  if (!entry) return FailureFrom(entry.error());
-  Result<engine::LinkedProgram> linked =
-      engine::ProgramFromBlobs(*entry, blobs, request.impls, request.roots, value_types);
-  if (!linked) return FailureFrom(linked.error());
-  if (cache != nullptr) {
-    // Only blobs the linker verified (their hashes recomputed) enter the cache.
-    HashSet verified(linked->proto_hashes.begin(), linked->proto_hashes.end());
-    for (const engine::FunctionBlob& b : sent)
-      if (verified.count(b.hash)) cache->Insert(b);
-  }
-  if (links != nullptr && !key.empty() && linked->proto_hashes[linked->entry] == *request.function_hash) {
-    LinkCache::Entry* e = links->Insert(std::move(key), std::move(*linked));
-    clock.Lap(&ExecuteTimes::lookup_ns);
-    return Run(request, request.arguments, e->linked, e->protos, *e->types, limits,
-               /*borrow=*/true, links->VmSlot(e), &clock);
-  }
-  ProtoIndex protos = MakeProtoIndex(linked->proto_hashes);
-  TypeRegistry types(*linked->program);  // outlives the Vm's values
+  LinkedCall link;
+  Status linked = LinkRequest(request, {}, cache, links, &link);
+  if (!linked.ok()) return FailureFrom(linked);
   clock.Lap(&ExecuteTimes::lookup_ns);
-  return Run(request, request.arguments, *linked, protos, types, limits, /*borrow=*/false,
-             nullptr, &clock);
+  if (link.entry != nullptr) {
+    return Run(request, request.arguments, *link.linked, *link.protos, *link.types, limits,
+               /*borrow=*/true, links->VmSlot(link.entry), &clock);
+  }
+  return Run(request, request.arguments, *link.linked, *link.protos, *link.types, limits,
+             /*borrow=*/false, nullptr, &clock);
 }
 
 }  // namespace shapex::ipc
@@ -467,87 +521,12 @@ RemoteCallBatchResponse ExecuteRemoteBatch(const RemoteCallBatch& batch,
   RemoteCallBatchResponse out;
   if (batch.items.empty()) return out;
   const RemoteCallRequest& call = batch.call;
-  // The value types of every item and of the globals (what ValueTypesOf gives one call).
-  std::vector<engine::ValueType> value_types;
-  std::string types_key;
-  {
-    std::set<const WireTypeSchema*> seen;
-    std::set<std::string> keys;
-    for (const std::vector<WireValue>& item : batch.items)
-      for (const WireValue& v : item) CollectValueTypes(v, &value_types, &seen, &keys);
-    for (const auto& [name, v] : call.globals) CollectValueTypes(v, &value_types, &seen, &keys);
-    for (const std::string& k : keys) {
-      types_key += std::to_string(k.size());
-      types_key += ':';
-      types_key += k;
-    }
-  }
-  // Link once, as ExecuteRemoteCall does for one call (warm path through `links`).
-  const engine::LinkedProgram* linked = nullptr;
-  const ProtoIndex* protos = nullptr;
-  TypeRegistry* types = nullptr;
-  std::optional<engine::LinkedProgram> own_linked;
-  ProtoIndex own_protos;
-  std::unique_ptr<TypeRegistry> own_types;
-  std::string key;
-  if (links != nullptr && cache != nullptr && call.function_hash) {
-    bool nothing_new = true;
-    if (call.blobs)
-      for (const engine::FunctionBlob& b : *call.blobs)
-        nothing_new = nothing_new && cache->Contains(b.hash);
-    key = LinkCache::KeyFor(*call.function_hash, call.impls, call.roots) + '|' + types_key;
-    if (nothing_new) {
-      if (LinkCache::Entry* e = links->Find(key)) {
-        linked = &e->linked;
-        protos = &e->protos;
-        types = e->types.get();
-      }
-    }
-  }
-  if (linked == nullptr) {
-    static const std::vector<engine::FunctionBlob> kNoBlobs;
-    const std::vector<engine::FunctionBlob>& sent = call.blobs ? *call.blobs : kNoBlobs;
-    std::vector<engine::FunctionBlob> merged;
-    if (cache != nullptr) {
-      merged = sent;
-      HashSet have;
-      for (const engine::FunctionBlob& b : sent) have.insert(b.hash);
-      for (const engine::FunctionHash& h : cache->KnownHashes()) {
-        if (have.count(h)) continue;
-        if (const engine::FunctionBlob* b = cache->Get(h)) merged.push_back(*b);
-      }
-    }
-    const std::vector<engine::FunctionBlob>& blobs = cache != nullptr ? merged : sent;
-    Result<engine::FunctionHash> entry = ResolveEntry(call, blobs);
-    if (!entry) {
-      out.results.push_back(FailureFrom(entry.error()));
-      return out;
-    }
-    Result<engine::LinkedProgram> result =
-        engine::ProgramFromBlobs(*entry, blobs, call.impls, call.roots, value_types);
-    if (!result) {
-      out.results.push_back(FailureFrom(result.error()));
-      return out;
-    }
-    if (cache != nullptr) {
-      HashSet verified(result->proto_hashes.begin(), result->proto_hashes.end());
-      for (const engine::FunctionBlob& b : sent)
-        if (verified.count(b.hash)) cache->Insert(b);
-    }
-    if (links != nullptr && !key.empty() &&
-        result->proto_hashes[result->entry] == *call.function_hash) {
-      LinkCache::Entry* e = links->Insert(std::move(key), std::move(*result));
-      linked = &e->linked;
-      protos = &e->protos;
-      types = e->types.get();
-    } else {
-      own_linked = std::move(*result);
-      own_protos = MakeProtoIndex(own_linked->proto_hashes);
-      own_types = std::make_unique<TypeRegistry>(*own_linked->program);
-      linked = &*own_linked;
-      protos = &own_protos;
-      types = own_types.get();
-    }
+  // Link once, as ExecuteRemoteCall does for one call, for the values of every item.
+  LinkedCall link;
+  Status linked = LinkRequest(call, batch.items, cache, links, &link);
+  if (!linked.ok()) {
+    out.results.push_back(FailureFrom(linked));
+    return out;
   }
 
   engine::Limits base = EffectiveLimits(call.limits, limits);
@@ -566,8 +545,8 @@ RemoteCallBatchResponse ExecuteRemoteBatch(const RemoteCallBatch& batch,
     }
     // What Run does for a single call with the item's arguments (the batch's globals copied in
     // after them, one document), in one Vm reset between items (no result borrows from it).
-    RemoteCallResponse r = Run(call, item, *linked, *protos, *types, item_limits,
-                               /*borrow=*/false, &vm);
+    RemoteCallResponse r = Run(call, item, *link.linked, *link.protos, *link.types,
+                               item_limits, /*borrow=*/false, &vm);
     used += r.fuel_used.value_or(0);
     bytes += r.output.size() + (r.ok() ? EstimateWireBytes(r.value()) : r.error().message.size());
     bool failed = !r.ok();
