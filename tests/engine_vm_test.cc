@@ -1,7 +1,9 @@
 // Vm regressions: verified programs that used to reach freed objects or trip a sanitizer (found
 // by fuzz_blob_struct, tools/fuzz/fuzz_blob_struct.cc), and limits that used not to hold (found
 // by the differential run, tools/difftest).
+#include <memory>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -20,38 +22,62 @@ std::unique_ptr<Program> MustCompile(const std::string& src) {
   return p.has_value() ? std::move(*p) : nullptr;
 }
 
+// f(a) returns its argument; g() returns register 6, which nothing writes (the verifier does
+// not track assignment: a register not yet written is None).
+struct StaleRegisterProgram {
+  std::unique_ptr<Program> program;
+  uint32_t f = 0, g = 0;
+};
+
+StaleRegisterProgram MakeStaleRegisterProgram() {
+  StaleRegisterProgram out;
+  out.program = MustCompile("function f(a) { a }\nfunction g() { 0 }");
+  if (out.program == nullptr) return out;
+  int f = out.program->FindFunction("f"), g = out.program->FindFunction("g");
+  EXPECT_GE(f, 0);
+  EXPECT_GE(g, 0);
+  out.f = static_cast<uint32_t>(f);
+  out.g = static_cast<uint32_t>(g);
+  Proto& gp = *out.program->protos[out.g];
+  gp.num_regs = 8;
+  gp.code = {code::ABC(Op::kRET, 6, 0, 0)};
+  gp.lines = {1};
+  EXPECT_TRUE(Verify(*out.program).ok());
+  return out;
+}
+
+// Calls f with 8 strings: PushCall refuses it (too many arguments), leaving them in registers.
+void LeaveStaleRegisters(Vm& vm, uint32_t f) {
+  std::vector<Value> args;
+  for (int i = 0; i < 8; ++i) args.push_back(vm.NewString("stale " + std::to_string(i)));
+  Value out;
+  Status s = vm.CallFunction(f, args, &out);
+  EXPECT_EQ(s.kind(), ErrorKind::kArgumentError) << s.ToString();
+}
+
+void ExpectUnwrittenRegisterIsNone(Vm& vm, uint32_t g) {
+  Value out = Value::Int(1);
+  Status s = vm.CallFunction(g, {}, &out);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_TRUE(out.IsNone()) << "an unwritten register holds a value of type "
+                            << static_cast<int>(out.type);
+}
+
+const Limits kStaleLimits{.fuel = 10000, .memory = 8 << 20, .stack = 64};
+
 // A call that PushCall refused (too many arguments) left its arguments above the register
 // stack's high-water mark, so the stack went back to the per-thread spare unzeroed there, and
 // the next Vm on the thread found the previous Vm's (freed) strings in registers that must read
 // as None: a register the code never wrote, and registers the collector marks.
 TEST(VmStackTest, RefusedCallLeavesNoStaleRegistersForTheNextVm) {
-  auto p = MustCompile("function f(a) { a }\nfunction g() { 0 }");
-  ASSERT_NE(p, nullptr);
-  int f = p->FindFunction("f"), g = p->FindFunction("g");
-  ASSERT_GE(f, 0);
-  ASSERT_GE(g, 0);
-  // g returns register 6, which nothing writes (the verifier does not track assignment: a
-  // register not yet written is None).
-  Proto& gp = *p->protos[static_cast<size_t>(g)];
-  gp.num_regs = 8;
-  gp.code = {code::ABC(Op::kRET, 6, 0, 0)};
-  gp.lines = {1};
-  ASSERT_TRUE(Verify(*p).ok());
-  const Limits limits{.fuel = 10000, .memory = 8 << 20, .stack = 64};
+  StaleRegisterProgram p = MakeStaleRegisterProgram();
+  ASSERT_NE(p.program, nullptr);
   {
-    Vm vm(*p, limits);
-    std::vector<Value> args;
-    for (int i = 0; i < 8; ++i) args.push_back(vm.NewString("stale " + std::to_string(i)));
-    Value out;
-    Status s = vm.CallFunction(static_cast<uint32_t>(f), args, &out);
-    EXPECT_EQ(s.kind(), ErrorKind::kArgumentError) << s.ToString();
+    Vm vm(*p.program, kStaleLimits);
+    LeaveStaleRegisters(vm, p.f);
   }
-  Vm vm(*p, limits);  // takes over the previous Vm's register stack
-  Value out = Value::Int(1);
-  Status s = vm.CallFunction(static_cast<uint32_t>(g), {}, &out);
-  ASSERT_TRUE(s.ok()) << s.ToString();
-  EXPECT_TRUE(out.IsNone()) << "an unwritten register holds a value of type "
-                            << static_cast<int>(out.type);
+  Vm vm(*p.program, kStaleLimits);  // takes over the previous Vm's register stack
+  ExpectUnwrittenRegisterIsNone(vm, p.g);
 }
 
 // A native that calls back a short function in a loop (reduce over an array the callback
@@ -119,26 +145,12 @@ TEST(VmResetTest, TheSameCallAfterAResetGivesTheSameAnswerOutputAndFuel) {
 // The registers a call wrote (even ones a refused call left above the frame) read as None after
 // a reset, as in a new Vm.
 TEST(VmResetTest, RegistersReadAsNoneAfterAReset) {
-  auto p = MustCompile("function f(a) { a }\nfunction g() { 0 }");
-  ASSERT_NE(p, nullptr);
-  int f = p->FindFunction("f"), g = p->FindFunction("g");
-  Proto& gp = *p->protos[static_cast<size_t>(g)];
-  gp.num_regs = 8;
-  gp.code = {code::ABC(Op::kRET, 6, 0, 0)};
-  gp.lines = {1};
-  ASSERT_TRUE(Verify(*p).ok());
-  const Limits limits{.fuel = 10000, .memory = 8 << 20, .stack = 64};
-  Vm vm(*p, limits);
-  std::vector<Value> args;
-  for (int i = 0; i < 8; ++i) args.push_back(vm.NewString("stale " + std::to_string(i)));
-  Value out;
-  EXPECT_EQ(vm.CallFunction(static_cast<uint32_t>(f), args, &out).kind(),
-            ErrorKind::kArgumentError);
-  ASSERT_TRUE(vm.Reset(limits));
-  out = Value::Int(1);
-  Status s = vm.CallFunction(static_cast<uint32_t>(g), {}, &out);
-  ASSERT_TRUE(s.ok()) << s.ToString();
-  EXPECT_TRUE(out.IsNone()) << "a register holds a value of type " << static_cast<int>(out.type);
+  StaleRegisterProgram p = MakeStaleRegisterProgram();
+  ASSERT_NE(p.program, nullptr);
+  Vm vm(*p.program, kStaleLimits);
+  LeaveStaleRegisters(vm, p.f);
+  ASSERT_TRUE(vm.Reset(kStaleLimits));
+  ExpectUnwrittenRegisterIsNone(vm, p.g);
 }
 
 }  // namespace

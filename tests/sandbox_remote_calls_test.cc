@@ -46,6 +46,16 @@ function main(args) {
 }
 )";
 
+// How many executors a `status --json` answer shows as leased.
+size_t LeasedCount(const std::string& json) {
+  size_t leased = 0;
+  for (size_t pos = 0; (pos = json.find("\"state\": \"leased\"", pos)) != std::string::npos;
+       ++pos) {
+    ++leased;
+  }
+  return leased;
+}
+
 struct Outcome {
   Status status;
   std::string out;
@@ -247,13 +257,7 @@ function main(args) { print(pmap([0, 1, 2, 3, 4, 5, 6, 7, 8, 9], spin)) }
   std::thread run([&] { outcome = Run(*program, &remote); });
   // Once both executors run items, kill one of them.
   ASSERT_OK_AND_ASSIGN(Client watcher, Client::Connect(Options()));
-  std::string json = StatusWhen(watcher, [](const std::string& j) {
-    size_t leased = 0;
-    for (size_t pos = 0; (pos = j.find("\"state\": \"leased\"", pos)) != std::string::npos; ++pos) {
-      ++leased;
-    }
-    return leased == 2;
-  });
+  std::string json = StatusWhen(watcher, [](const std::string& j) { return LeasedCount(j) == 2; });
   size_t at = json.find("\"state\": \"leased\"");
   ASSERT_NE(at, std::string::npos) << json;
   size_t pid_at = json.rfind("\"pid\": ", at);
@@ -381,13 +385,7 @@ function main(args) { print(pmap(0..6000, f).len()) }
   Outcome outcome;
   std::thread run([&] { outcome = Run(*program, &remote); });
   ASSERT_OK_AND_ASSIGN(Client watcher, Client::Connect(Options()));
-  std::string json = StatusWhen(watcher, [](const std::string& j) {
-    size_t leased = 0;
-    for (size_t pos = 0; (pos = j.find("\"state\": \"leased\"", pos)) != std::string::npos; ++pos) {
-      ++leased;
-    }
-    return leased == 2;
-  });
+  std::string json = StatusWhen(watcher, [](const std::string& j) { return LeasedCount(j) == 2; });
   // Let the items before 3000 finish, then kill both executors.
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   for (size_t at = json.find("\"state\": \"leased\""); at != std::string::npos;
