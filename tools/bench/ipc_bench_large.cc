@@ -60,6 +60,25 @@ int ServeArrays(UnixSocket socket) {
   }
 }
 
+// A forked child running ServeArrays, and our end of its connection.
+struct ArrayServer {
+  pid_t child;
+  Connection client;
+};
+
+ArrayServer StartArrayServer() {
+  auto sockets = UnixSocket::Pair();
+  DieIf(sockets.error(), "socketpair");
+  pid_t child = Spawn([&] {
+    sockets->first.Close();
+    return ServeArrays(std::move(sockets->second));
+  });
+  sockets->second.Close();
+  auto client = Connection::Connect(std::move(sockets->first), {});
+  DieIf(client.error(), "connect");
+  return {child, std::move(*client)};
+}
+
 // Child side of the socket path: read `size` bytes into a ready buffer, answer one byte.
 int ServeSocket(int fd, size_t size) {
   std::vector<uint8_t> buffer(size, 1);  // faulted in before any timing
@@ -105,15 +124,9 @@ struct SegmentPaths {
 
 SegmentPaths SegmentPathsFor(size_t size, int reps, const std::vector<uint8_t>& data,
                              const SharedVec<double>& shared) {
-  auto sockets = UnixSocket::Pair();
-  DieIf(sockets.error(), "socketpair");
-  pid_t child = Spawn([&] {
-    sockets->first.Close();
-    return ServeArrays(std::move(sockets->second));
-  });
-  sockets->second.Close();
-  auto client = Connection::Connect(std::move(sockets->first), {});
-  DieIf(client.error(), "connect");
+  ArrayServer server = StartArrayServer();
+  pid_t child = server.child;
+  Connection* client = &server.client;
   IncomingFrame in;
   // One timed round trip. The message (which owns the source array's bytes once they are
   // extracted) is destroyed after the timing, as the socket path keeps its source buffer:
@@ -285,15 +298,9 @@ ShmFixedResults MeasureShmFixed(int reps, std::chrono::milliseconds idle_gap) {
     Fill(*v);  // every page written, before the child exists and before any timing
     vecs.push_back(std::move(*v));
   }
-  auto sockets = UnixSocket::Pair();
-  DieIf(sockets.error(), "socketpair");
-  pid_t child = Spawn([&] {
-    sockets->first.Close();
-    return ServeArrays(std::move(sockets->second));
-  });
-  sockets->second.Close();
-  auto client = Connection::Connect(std::move(sockets->first), {});
-  DieIf(client.error(), "connect");
+  ArrayServer server = StartArrayServer();
+  pid_t child = server.child;
+  Connection* client = &server.client;
   IncomingFrame in;
   SidecarTransportOptions options;
   std::optional<OutgoingMessage> out;
